@@ -1,0 +1,145 @@
+"""The ``scoresep`` command.
+
+``scoresep fit|validate|test|predict`` are LightningCLI subcommands (every value comes from the typed
+``__init__`` signatures and the YAML under experiments/); ``synth``, ``prepare`` and ``env`` are plain
+commands for data and set-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import logging
+import platform
+import sys
+
+from scoresep.constants import DEFAULT_INSTRUMENTS, HOP_LENGTH, MAX_MIDI, MIN_MIDI, SAMPLE_RATE
+
+LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+USER_ERRORS: tuple[type[Exception], ...] = (FileNotFoundError, NotADirectoryError, PermissionError, ValueError)
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    from scoresep.data.audio import AudioError
+    from scoresep.data.midi import MidiError
+    from scoresep.data.slakh import DatasetError
+
+    return USER_ERRORS + (AudioError, MidiError, DatasetError)
+
+
+def lightning_main(args: list[str]) -> None:
+    """Run a LightningCLI subcommand with the project's DataModule and any stage as the model."""
+    import pytorch_lightning as pl
+    from pytorch_lightning.cli import LightningCLI
+
+    from scoresep.data.datamodule import SlakhDataModule
+
+    LightningCLI(pl.LightningModule, SlakhDataModule, subclass_mode_model=True, args=args,
+                 save_config_kwargs={"overwrite": True})
+
+
+def _versions() -> dict[str, str]:
+    names = {"torch": "torch", "torchaudio": "torchaudio", "nnAudio": "nnAudio", "pytorch-lightning":
+             "pytorch-lightning", "jsonargparse": "jsonargparse", "pretty_midi": "pretty_midi",
+             "mir_eval": "mir_eval", "soundfile": "soundfile", "pyfluidsynth": "pyfluidsynth", "wandb": "wandb"}
+    versions = {}
+    for label, distribution in names.items():
+        try:
+            versions[label] = importlib.metadata.version(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            versions[label] = "not installed"
+    return versions
+
+
+def command_env(_: argparse.Namespace) -> None:
+    """Print the versions that matter for bug reports and whether a GPU is visible."""
+    import torch
+
+    from scoresep import __version__
+
+    print(f"{'scoresep':<18} {__version__}")
+    print(f"{'python':<18} {platform.python_version()} ({platform.platform()})")
+    for label, version in _versions().items():
+        extra = f" (CUDA build {torch.version.cuda})" if label == "torch" and torch.version.cuda else ""
+        print(f"{label:<18} {version}{extra}")
+    if torch.cuda.is_available():
+        names = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+        print(f"{'GPU':<18} yes: {torch.cuda.device_count()} visible ({names})")
+    else:
+        print(f"{'GPU':<18} no CUDA device visible (training runs on the CPU)")
+
+
+def command_synth(args: argparse.Namespace) -> None:
+    from scoresep.data.synth import synthesise
+
+    seconds = args.seconds if args.seconds is not None else (None if args.midi_dir else 30.0)
+    summaries = synthesise(args.out, tracks=args.tracks, seconds=seconds, seed=args.seed,
+                           sample_rate=args.sample_rate, soundfont=args.soundfont, midi_dir=args.midi_dir,
+                           workers=args.workers)
+    print(f"wrote {len(summaries)} tracks to {args.out}")
+
+
+def command_prepare(args: argparse.Namespace) -> None:
+    from scoresep.data.cache import prepare
+
+    folder = prepare(args.root, args.cache, args.instruments, args.sample_rate, args.hop_length, args.min_midi,
+                     args.max_midi, workers=args.workers, strict=args.strict)
+    print(f"cache ready: {folder}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="scoresep", description="Score-supervised music source separation.",
+                                     epilog="Training: scoresep {fit,validate,test,predict} --config FILE.yaml "
+                                            "(LightningCLI; add --help for its options).")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in LIGHTNING_COMMANDS:
+        commands.add_parser(name, help=f"LightningCLI {name} (scoresep {name} --help)", add_help=False)
+
+    env = commands.add_parser("env", help="print versions and whether a GPU is visible")
+    env.set_defaults(run=command_env)
+
+    synth = commands.add_parser("synth", help="render a mini-Slakh (Slakh2100 layout) with FluidSynth")
+    synth.add_argument("--out", required=True, help="output folder")
+    synth.add_argument("--tracks", type=int, default=48, help="number of tracks (with --midi-dir: at most)")
+    synth.add_argument("--seconds", type=float, default=None,
+                       help="track length (default 30; with --midi-dir: whole files unless given)")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--sample-rate", type=int, default=SAMPLE_RATE)
+    synth.add_argument("--soundfont", default=None, help="a .sf2 file (default: pretty_midi's TimGM6mb.sf2)")
+    synth.add_argument("--midi-dir", default=None, help="render these MIDI files instead of composing music")
+    synth.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    synth.set_defaults(run=command_synth)
+
+    prep = commands.add_parser("prepare", help="decode and resample a dataset once into a cache")
+    prep.add_argument("--root", required=True, help="Slakh-layout dataset folder")
+    prep.add_argument("--cache", default="data/cache", help="cache folder (default data/cache)")
+    prep.add_argument("--instruments", nargs="+", default=list(DEFAULT_INSTRUMENTS))
+    prep.add_argument("--sample-rate", type=int, default=SAMPLE_RATE)
+    prep.add_argument("--hop-length", type=int, default=HOP_LENGTH)
+    prep.add_argument("--min-midi", type=int, default=MIN_MIDI)
+    prep.add_argument("--max-midi", type=int, default=MAX_MIDI)
+    prep.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    prep.add_argument("--strict", action="store_true", help="stop at the first bad file")
+    prep.set_defaults(run=command_prepare)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in LIGHTNING_COMMANDS:
+        lightning_main(argv)
+        return
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    if not getattr(args, "run", None):
+        build_parser().print_help()
+        raise SystemExit(2)
+    try:
+        args.run(args)
+    except _user_errors() as error:
+        print(f"scoresep {args.command}: error: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()

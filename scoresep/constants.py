@@ -1,0 +1,21 @@
+"""Primitive defaults shared by data, features and models (numbers only, no logic).
+
+The frame rate of every piano roll is ``sample_rate / hop_length``: roll frame ``n`` is the STFT frame
+centred on sample ``n * hop_length`` (``center=True``), so a clip of ``T`` samples has ``1 + T // hop_length``
+frames in both the roll and the spectrogram.
+"""
+
+SAMPLE_RATE = 16_000
+N_FFT = 1024
+HOP_LENGTH = 256
+MIN_MIDI = 21  # A0, lowest piano key
+MAX_MIDI = 108  # C8, highest piano key
+N_PITCHES = MAX_MIDI - MIN_MIDI + 1
+DEFAULT_INSTRUMENTS = ("bass", "guitar", "piano")
+# Bumped whenever the cache's content or layout changes, so old caches are rebuilt, never reused.
+CACHE_VERSION = 1
+
+
+def n_frames(n_samples: int, hop_length: int) -> int:
+    """Number of centred STFT frames (and piano-roll frames) for ``n_samples`` samples."""
+    return 1 + n_samples // hop_length

@@ -1,0 +1,53 @@
+"""Shared fixtures: a tiny mini-Slakh rendered by the project itself, and its cache.
+
+Markers: ``slow`` (run with ``make test-full``), ``gpu`` (skipped when CUDA is not available).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from scoresep.data.cache import prepare
+from scoresep.data.synth import synthesise
+
+INSTRUMENTS = ("bass", "guitar", "piano")
+SAMPLE_RATE, HOP, MIN_MIDI, MAX_MIDI = 16_000, 256, 21, 108
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip_gpu = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip_gpu)
+
+
+@pytest.fixture(scope="session")
+def minislakh(tmp_path_factory) -> Path:
+    """10 composed tracks of 6 s at 16 kHz (6 train, 2 validation, 2 test), seed 0.
+
+    Read-only for tests: copy it (``minislakh_copy``) before changing anything.
+    """
+    root = tmp_path_factory.mktemp("data") / "minislakh"
+    synthesise(root, tracks=10, seconds=6.0, seed=0, workers=2, progress=False)
+    return root
+
+
+@pytest.fixture
+def minislakh_copy(minislakh, tmp_path) -> Path:
+    """A private copy of the mini-Slakh that a test may damage."""
+    target = tmp_path / "minislakh"
+    shutil.copytree(minislakh, target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def cache(minislakh, tmp_path_factory) -> Path:
+    """The cache of ``minislakh`` for the default settings."""
+    return prepare(minislakh, tmp_path_factory.mktemp("cache"), INSTRUMENTS, SAMPLE_RATE, HOP, MIN_MIDI, MAX_MIDI,
+                   workers=2, progress=False)

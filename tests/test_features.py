@@ -1,0 +1,57 @@
+import pytest
+import torch
+
+from scoresep.constants import n_frames
+from scoresep.data.midi import piano_roll
+from scoresep.features import Spectrogram
+
+
+@pytest.fixture(scope="module")
+def spectrogram():
+    return Spectrogram(n_fft=1024, hop_length=256, sample_rate=16_000)
+
+
+def test_stft_matches_torch_stft(spectrogram):
+    waveform = torch.randn(3, 16_000, generator=torch.Generator().manual_seed(0))
+    ours = spectrogram.stft(waveform)
+    reference = torch.stft(waveform, 1024, 256, window=torch.hann_window(1024), center=True, pad_mode="reflect",
+                           return_complex=True)
+    assert ours.shape == reference.shape == (3, 513, 63)
+    scale = reference.abs().max()
+    assert (ours - reference).abs().max() / scale < 1e-5
+
+
+def test_istft_round_trip_and_leading_dims(spectrogram):
+    waveform = torch.randn(2, 3, 8_000, generator=torch.Generator().manual_seed(1))
+    spectrum = spectrogram.stft(waveform)
+    assert spectrum.shape == (2, 3, 513, 32)
+    restored = spectrogram.istft(spectrum, length=8_000)
+    assert restored.shape == waveform.shape
+    assert (restored - waveform).abs().max() < 1e-4
+
+
+def test_roll_and_stft_have_the_same_frame_count(spectrogram):
+    for n_samples in (4_000, 4_096, 64_000, 64_255):
+        spectrum = spectrogram.stft(torch.zeros(1, n_samples))
+        roll = piano_roll(torch.zeros(0, 3).numpy(), n_frames(n_samples, 256), 16_000 / 256)
+        assert spectrum.shape[-1] == roll.shape[-1] == n_frames(n_samples, 256)
+
+
+def test_kernels_stay_out_of_checkpoints(spectrogram):
+    assert spectrogram.state_dict() == {}
+    assert sum(b.numel() for b in spectrogram.buffers()) > 1_000_000  # the kernels exist, just not persisted
+
+
+def test_stft_stays_fp32_under_autocast(spectrogram):
+    waveform = torch.randn(2, 16_000, generator=torch.Generator().manual_seed(2))
+    exact = spectrogram.stft(waveform)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under_autocast = spectrogram.stft(waveform)
+        restored = spectrogram.istft(under_autocast, 16_000)
+    assert under_autocast.dtype == torch.complex64 and restored.dtype == torch.float32
+    assert torch.equal(exact, under_autocast)
+
+
+def test_too_short_waveform_is_a_clear_error(spectrogram):
+    with pytest.raises(ValueError, match="too short for n_fft=1024"):
+        spectrogram.stft(torch.zeros(1, 100))
