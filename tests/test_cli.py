@@ -1,0 +1,41 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+SCORESEP = [str(Path(sys.executable).parent / "scoresep")]
+
+
+def _run(*args, cwd=None):
+    return subprocess.run(SCORESEP + list(args), capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def test_env_reports_versions_and_gpu():
+    result = _run("env")
+    assert result.returncode == 0, result.stderr
+    assert f"torch              {torch.__version__.split('+')[0]}" in result.stdout
+    for name in ("torchaudio", "nnAudio", "pytorch-lightning", "jsonargparse", "pretty_midi", "mir_eval", "GPU"):
+        assert name in result.stdout
+
+
+def test_synth_then_prepare_from_the_command_line(tmp_path):
+    result = _run("synth", "--out", str(tmp_path / "ms"), "--tracks", "3", "--seconds", "2", "--seed", "3")
+    assert result.returncode == 0, result.stderr
+    assert "[synth    3/3]" in result.stderr and "wrote 3 tracks" in result.stdout
+    assert len(list((tmp_path / "ms").glob("*/Track*/mix.flac"))) == 3
+    result = _run("prepare", "--root", str(tmp_path / "ms"), "--cache", str(tmp_path / "cache"), "--workers", "1")
+    assert result.returncode == 0, result.stderr
+    assert "cache ready:" in result.stdout
+    assert len(list((tmp_path / "cache").glob("*/index.json"))) == 1
+
+
+def test_bad_input_gives_a_message_and_nonzero_exit(tmp_path):
+    result = _run("prepare", "--root", str(tmp_path / "missing"), "--cache", str(tmp_path / "cache"))
+    assert result.returncode == 1
+    assert f"{tmp_path / 'missing'}: dataset folder not found" in result.stderr
+    assert "Traceback" not in result.stderr
+    result = _run("prepare", "--root", str(tmp_path), "--instruments", "kazoo")
+    assert result.returncode == 1 and "unknown ['kazoo']" in result.stderr and "Traceback" not in result.stderr
+    result = _run("synth", "--out", str(tmp_path / "x"), "--soundfont", str(tmp_path / "none.sf2"))
+    assert result.returncode == 1 and "none.sf2: soundfont not found" in result.stderr
