@@ -1,0 +1,140 @@
+"""``SlakhDataModule``: the one LightningDataModule that every stage trains and evaluates on.
+
+It prepares the cache once (``prepare_data``, rank 0), serves hop-aligned crops (``dataset.py``) and, after
+the batch reaches the accelerator, adds the spectrograms (``on_after_batch_transfer``, fp32 nnAudio STFT;
+see features.py). It knows nothing about models.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader
+
+from scoresep.constants import DEFAULT_INSTRUMENTS, HOP_LENGTH, MAX_MIDI, MIN_MIDI, N_FFT, SAMPLE_RATE
+from scoresep.data.cache import CacheSettings, cache_path, load_index, prepare
+from scoresep.data.dataset import SlakhCrops
+from scoresep.data.samplers import EvalShardSampler, TrainCropSampler
+from scoresep.data.slakh import DatasetError
+from scoresep.features import Spectrogram
+from scoresep.instruments import check_instruments
+
+log = logging.getLogger(__name__)
+
+
+class SlakhDataModule(pl.LightningDataModule):
+    """Slakh-layout data (Slakh2100, BabySlakh, mini-Slakh) as crops with on-device spectrograms.
+
+    Args:
+        root: dataset folder (``{train,validation,test}/TrackNNNNN`` or flat ``TrackNNNNN``).
+        cache_dir: where caches live; each (dataset, settings) gets its own sub-folder.
+        instruments: instruments to separate/transcribe, in output order.
+        sample_rate: audio rate of the cache and the models (Hz).
+        n_fft: STFT size (``n_fft // 2 + 1`` frequency bins).
+        hop_length: STFT hop; also the piano-roll frame period (``sample_rate / hop_length`` frames/s).
+        min_midi: lowest pitch row of the rolls (MIDI number; 21 = A0).
+        max_midi: highest pitch row of the rolls (108 = C8).
+        segment_seconds: crop length; rounded down to a whole number of hops.
+        batch_size: crops per batch (per process under DDP).
+        num_workers: DataLoader worker processes.
+        remix_probability: chance that a training crop is a cross-song remix (uses stems: an opt-in variant;
+            the paper's recipe is 0).
+        train_crops_per_track: random crops per training track and epoch.
+        eval_crops_per_track: fixed crops per validation/test track (evenly spaced).
+        seed: crop randomness; training crops depend only on (seed, epoch, item).
+        strict: stop at the first bad file instead of skipping its track with a warning.
+    """
+
+    def __init__(
+        self,
+        root: str = "data/minislakh",
+        cache_dir: str = "data/cache",
+        instruments: list[str] = list(DEFAULT_INSTRUMENTS),  # noqa: B006 - LightningCLI reads the default
+        sample_rate: int = SAMPLE_RATE,
+        n_fft: int = N_FFT,
+        hop_length: int = HOP_LENGTH,
+        min_midi: int = MIN_MIDI,
+        max_midi: int = MAX_MIDI,
+        segment_seconds: float = 4.0,
+        batch_size: int = 8,
+        num_workers: int = 0,
+        remix_probability: float = 0.0,
+        train_crops_per_track: int = 8,
+        eval_crops_per_track: int = 4,
+        seed: int = 0,
+        strict: bool = False,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        self.instruments = list(check_instruments(instruments))
+        self.segment_frames = int(segment_seconds * sample_rate) // hop_length
+        if self.segment_frames < 1 or self.segment_frames * hop_length <= n_fft // 2:
+            raise ValueError(f"segment_seconds={segment_seconds} is shorter than one STFT window "
+                             f"(n_fft={n_fft} at {sample_rate} Hz)")
+        self.settings = CacheSettings(str(Path(root).resolve()), tuple(self.instruments), sample_rate, hop_length,
+                                      min_midi, max_midi)
+        self.cache = cache_path(cache_dir, self.settings)
+        self.spectrogram = Spectrogram(n_fft, hop_length, sample_rate, inverse=False)
+        self.datasets: dict[str, SlakhCrops] = {}
+
+    @property
+    def n_pitches(self) -> int:
+        return self.settings.n_pitches
+
+    def prepare_data(self) -> None:
+        """Build or update the cache (Lightning runs this on one process per node)."""
+        hp = self.hparams
+        prepare(hp.root, hp.cache_dir, self.instruments, hp.sample_rate, hp.hop_length, hp.min_midi, hp.max_midi,
+                workers=None, strict=hp.strict, progress=True)
+
+    def setup(self, stage: str | None = None) -> None:
+        index = load_index(self.cache, expected=self.settings)
+        by_split: dict[str, list[dict]] = {}
+        for record in index["tracks"]:
+            by_split.setdefault(record["split"], []).append(record)
+        hp = self.hparams
+        for split in ("train", "validation", "test"):
+            records = by_split.get(split, [])
+            if split in self.datasets or not records:
+                continue
+            self.datasets[split] = SlakhCrops(
+                self.cache, records, self.n_pitches, hp.hop_length, self.segment_frames, train=split == "train",
+                remix_probability=hp.remix_probability if split == "train" else 0.0,
+                eval_crops_per_track=hp.eval_crops_per_track, seed=hp.seed)
+
+    def _dataset(self, split: str) -> SlakhCrops:
+        if split not in self.datasets:
+            raise DatasetError(f"{self.hparams.root}: no '{split}' tracks with usable audio "
+                               f"(cache {self.cache}); add a {split}/ folder or more tracks")
+        return self.datasets[split]
+
+    def _loader(self, dataset: SlakhCrops, sampler) -> DataLoader:
+        workers = self.hparams.num_workers
+        return DataLoader(dataset, batch_size=self.hparams.batch_size, sampler=sampler, num_workers=workers,
+                          persistent_workers=False, pin_memory=torch.cuda.is_available())
+
+    def train_dataloader(self) -> DataLoader:
+        dataset = self._dataset("train")
+        sampler = TrainCropSampler(len(dataset) * self.hparams.train_crops_per_track, seed=self.hparams.seed)
+        return self._loader(dataset, sampler)
+
+    def val_dataloader(self) -> DataLoader:
+        dataset = self._dataset("validation")
+        return self._loader(dataset, EvalShardSampler(len(dataset)))
+
+    def test_dataloader(self) -> DataLoader:
+        dataset = self._dataset("test")
+        return self._loader(dataset, EvalShardSampler(len(dataset)))
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.test_dataloader()
+
+    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+        """Spectrograms on the batch's device, fp32 (adds ``mixture_stft``, ``mixture_mag``, ``sources_mag``)."""
+        device = batch["mixture"].device
+        if next(self.spectrogram.buffers()).device != device:
+            self.spectrogram.to(device)
+        return self.spectrogram.analyse(batch)

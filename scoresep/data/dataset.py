@@ -1,0 +1,177 @@
+"""Crops of cached tracks, as the batch contract of the project.
+
+One item (a dict; the DataLoader stacks them into a batch):
+
+| key           | shape (item)   | meaning                                                           |
+|---------------|----------------|-------------------------------------------------------------------|
+| ``mixture``     | (T,) float32   | mono waveform at ``sample_rate``                                  |
+| ``sources``     | (S, T) float32 | per-instrument waveform (sum of that class's stems); zeros absent |
+| ``has_sources`` | () bool        | False when the track has no rendered stems (score-only data)      |
+| ``rolls``       | (S, P, N) f32  | frame-level piano roll, N = 1 + T // hop_length STFT frames       |
+| ``active``      | (S,) bool      | the instrument plays in this clip (clip-level weak label)          |
+| ``track``       | str            | track id (``TrackNNNNN``; ``A+B+C`` for a cross-song remix)       |
+
+Crops start on a hop boundary, so roll frame ``n`` of a crop starting at frame ``f`` is global frame
+``f + n``: audio and rolls stay in step. A track shorter than a crop is zero-padded (rolls too).
+Training crops come from ``np.random.default_rng((seed, epoch, slot))`` (see samplers.py); evaluation
+crops are fixed positions, the same on every run and for any number of processes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from scoresep.data.cache import unpack_roll
+
+
+class CachedTrack:
+    """Memory-mapped arrays of one cached track (opened lazily, so each worker opens its own)."""
+
+    def __init__(self, folder: Path, record: dict, n_pitches: int):
+        self.folder, self.record, self.n_pitches = folder, record, n_pitches
+        self.n_samples, self.n_frames = record["n_samples"], record["n_frames"]
+        self.scale, self.has_sources = record["scale"], record["has_sources"]
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def _array(self, name: str) -> np.ndarray:
+        if name not in self._arrays:
+            self._arrays[name] = np.load(self.folder / f"{name}.npy", mmap_mode="r")
+        return self._arrays[name]
+
+    def __getstate__(self) -> dict:  # memory maps are reopened in each worker, never pickled
+        return {**self.__dict__, "_arrays": {}}
+
+    def _audio(self, name: str, start: int, length: int, rows=slice(None)) -> np.ndarray:
+        array = self._array(name)
+        piece = np.asarray(array[..., start : start + length][rows], dtype=np.float32) * self.scale
+        if piece.shape[-1] < length:
+            piece = np.pad(piece, [(0, 0)] * (piece.ndim - 1) + [(0, length - piece.shape[-1])])
+        return piece
+
+    def mixture(self, start: int, length: int) -> np.ndarray:
+        """``(length,)`` float32 from sample ``start``."""
+        return self._audio("mixture", start, length)
+
+    def sources(self, start: int, length: int, rows=slice(None)) -> np.ndarray:
+        """``(instrument, length)`` float32 (zeros when the track has no stems)."""
+        if not self.has_sources:
+            count = len(range(*rows.indices(len(self.record["active"])))) if isinstance(rows, slice) else 1
+            return np.zeros((count, length), dtype=np.float32)
+        return self._audio("sources", start, length, (rows,))
+
+    def rolls(self, first_frame: int, count: int) -> np.ndarray:
+        """``(instrument, pitch, count)`` bool from frame ``first_frame``."""
+        packed = np.asarray(self._array("rolls")[:, :, first_frame : first_frame + count])
+        roll = unpack_roll(packed, self.n_pitches)
+        if roll.shape[-1] < count:
+            roll = np.pad(roll, [(0, 0), (0, 0), (0, count - roll.shape[-1])])
+        return roll
+
+
+class SlakhCrops(Dataset):
+    """Fixed-length crops of cached tracks.
+
+    Args:
+        cache: the cache folder (with ``tracks/``).
+        records: index entries of the tracks to use (one split).
+        n_pitches: pitch rows of the rolls.
+        hop_length: STFT hop; crops start on multiples of it.
+        segment_frames: crop length in hops (``T = segment_frames * hop_length`` samples,
+            ``N = segment_frames + 1`` frames).
+        train: random crops keyed by ``(epoch, slot)``; otherwise fixed crops, ``eval_crops_per_track`` per
+            track evenly spaced over the track.
+        remix_probability: probability that a training item is a cross-song remix (each instrument's source
+            and roll from a different random track with stems; mixture = sum of those sources).
+    """
+
+    def __init__(self, cache: Path, records: list[dict], n_pitches: int, hop_length: int, segment_frames: int,
+                 train: bool, remix_probability: float = 0.0, eval_crops_per_track: int = 4, seed: int = 0):
+        if not records:
+            raise ValueError(f"{cache}: no tracks for this split")
+        if not 0.0 <= remix_probability <= 1.0:
+            raise ValueError(f"remix_probability must be in [0, 1], got {remix_probability}")
+        self.tracks = [CachedTrack(Path(cache) / "tracks" / r["track"], r, n_pitches) for r in records]
+        self.hop_length, self.segment_frames = hop_length, segment_frames
+        self.segment_samples = segment_frames * hop_length
+        self.train, self.remix_probability, self.seed = train, remix_probability, seed
+        self.with_sources = [i for i, t in enumerate(self.tracks) if t.has_sources]
+        if train and remix_probability > 0 and not self.with_sources:
+            raise ValueError(f"{cache}: remix needs tracks with stems, and no training track has any")
+        self.crops = [] if train else self._eval_crops(eval_crops_per_track)
+
+    def _last_start(self, track: CachedTrack) -> int:
+        """Last hop-aligned start frame whose crop fits entirely inside the track (0 if none does)."""
+        return max(0, track.n_samples // self.hop_length - self.segment_frames)
+
+    def _eval_crops(self, per_track: int) -> list[tuple[int, int]]:
+        crops = []
+        for index, track in enumerate(self.tracks):
+            last = self._last_start(track)
+            count = max(1, min(per_track, last // self.segment_frames + 1))
+            starts = np.linspace(0, last, count).round().astype(int) if count > 1 else [0]
+            crops += [(index, int(start)) for start in starts]
+        return crops
+
+    def __len__(self) -> int:
+        return len(self.crops) if not self.train else len(self.tracks)
+
+    def _crop(self, track: CachedTrack, start_frame: int, rows=slice(None)) -> tuple[np.ndarray, np.ndarray]:
+        start = start_frame * self.hop_length
+        return track.sources(start, self.segment_samples, rows), track.rolls(start_frame, self.segment_frames + 1)
+
+    def _item(self, mixture, sources, has_sources, rolls, name) -> dict:
+        rolls = torch.from_numpy(np.ascontiguousarray(rolls))
+        return {
+            "mixture": torch.from_numpy(np.ascontiguousarray(mixture)),
+            "sources": torch.from_numpy(np.ascontiguousarray(sources)),
+            "has_sources": torch.tensor(bool(has_sources)),
+            "rolls": rolls.float(),
+            "active": rolls.flatten(1).any(dim=1),
+            "track": name,
+        }
+
+    def _draw(self, key) -> tuple[bool, np.random.Generator, int]:
+        """``(is remix, generator for the rest of the item, slot)`` of a training key ``(epoch, slot)``."""
+        epoch, slot = key if isinstance(key, tuple) else (0, key)
+        rng = np.random.default_rng([self.seed, epoch, slot])
+        return bool(rng.random() < self.remix_probability), rng, slot
+
+    def crop_position(self, key) -> tuple[int, int]:
+        """``(track index, start frame)`` of a plain (not remixed) crop; its first sample is ``frame * hop``."""
+        if not self.train:
+            return self.crops[key]
+        _, rng, slot = self._draw(key)
+        index = slot % len(self.tracks)
+        return index, int(rng.integers(0, self._last_start(self.tracks[index]) + 1))
+
+    def is_remix(self, key) -> bool:
+        return self.train and self._draw(key)[0]
+
+    def __getitem__(self, key) -> dict:
+        if self.train:
+            remix, rng, _ = self._draw(key)
+            if remix:
+                return self._remix(rng)
+        index, start_frame = self.crop_position(key)
+        track = self.tracks[index]
+        sources, rolls = self._crop(track, start_frame)
+        mixture = track.mixture(start_frame * self.hop_length, self.segment_samples)
+        return self._item(mixture, sources, track.has_sources, rolls, track.record["track"])
+
+    def _remix(self, rng: np.random.Generator) -> dict:
+        n_instruments = len(self.tracks[0].record["active"])
+        picks = rng.choice(self.with_sources, size=n_instruments, replace=len(self.with_sources) < n_instruments)
+        sources, rolls, names = [], [], []
+        for row, index in enumerate(picks):
+            track = self.tracks[int(index)]
+            start_frame = int(rng.integers(0, self._last_start(track) + 1))
+            source, roll = self._crop(track, start_frame, slice(row, row + 1))
+            sources.append(source[0])
+            rolls.append(roll[row])
+            names.append(track.record["track"])
+        sources, rolls = np.stack(sources), np.stack(rolls)
+        return self._item(sources.sum(axis=0), sources, True, rolls, "+".join(names))

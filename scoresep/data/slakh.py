@@ -1,0 +1,215 @@
+"""Index of a Slakh-layout folder: which stems make up each configured instrument of each track.
+
+Reads Slakh2100 (orig, split2, redux: ``{train,validation,test}/TrackNNNNN``, 44.1 kHz FLAC), BabySlakh
+(flat ``TrackNNNNN`` folders, 16 kHz WAV) and the project's own mini-Slakh unchanged. Rules:
+
+- stems are grouped into instruments by ``inst_class`` (spelling variants accepted), ``program_num`` as
+  fallback; drums are never a target instrument;
+- the files decide, not the flags (BabySlakh marks every stem ``audio_rendered: false``): in a track with
+  rendered stems a stem counts when its audio exists; a target stem with audio needs its MIDI (else the
+  track is skipped: its score would be incomplete); a stem flagged as rendered whose audio is missing is
+  reported and left out;
+- a track with no stem audio at all (mixture + MIDI) is score-only: ``has_sources`` is False and every stem
+  with a MIDI file counts;
+- several stems of one instrument are summed into one source and their notes merged;
+- stems on the shipped known-issues list are skipped with their reason.
+
+Problems are collected as ``IndexProblem`` (file + reason) and logged; ``strict=True`` raises instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from scoresep.data.splits import SPLITS, assign_splits
+from scoresep.instruments import check_instruments, instrument_of
+
+log = logging.getLogger(__name__)
+
+AUDIO_SUFFIXES = (".flac", ".wav")
+_TRACK_NAME = re.compile(r"^Track\d+$")
+
+
+class DatasetError(RuntimeError):
+    """The dataset cannot be used as configured; the message names the file or folder."""
+
+
+@dataclass(frozen=True)
+class IndexProblem:
+    """Something wrong with one file of the dataset, and what was done about it."""
+
+    path: Path
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class Stem:
+    """One Slakh stem that counts for a configured instrument."""
+
+    stem_id: str
+    audio: Path | None
+    midi: Path
+    program: int
+    is_drum: bool
+
+
+@dataclass
+class TrackEntry:
+    """One track: its mixture and, per configured instrument, the stems that make up that source."""
+
+    track: str
+    split: str
+    directory: Path
+    mixture: Path
+    sources: dict[str, list[Stem]] = field(default_factory=dict)
+    has_sources: bool = False
+
+    @property
+    def instruments(self) -> list[str]:
+        """Configured instruments with at least one stem in this track."""
+        return [name for name, stems in self.sources.items() if stems]
+
+
+@cache
+def known_issues() -> dict[tuple[str, str], str]:
+    """The shipped list of known-bad Slakh stems: ``{(track, stem): reason}``."""
+    text = resources.files("scoresep.data").joinpath("slakh_known_issues.yaml").read_text()
+    return {(row["track"], row["stem"]): row["reason"] for row in yaml.safe_load(text)}
+
+
+def _find_file(directory: Path, stem_id: str, suffixes: tuple[str, ...]) -> Path | None:
+    for suffix in suffixes:
+        candidate = directory / f"{stem_id}{suffix}"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _subdir(track_dir: Path, metadata: dict, key: str, default: str) -> Path:
+    """``audio_dir``/``midi_dir`` when it is a relative folder inside the track (one Slakh track has an
+    absolute path of the generation machine there), else the Slakh default."""
+    value = metadata.get(key)
+    if isinstance(value, str) and value and not os.path.isabs(value) and (track_dir / value).is_dir():
+        return track_dir / value
+    return track_dir / default
+
+
+def read_metadata(track_dir: Path) -> dict:
+    """Parse ``metadata.yaml`` of a track; raises DatasetError naming the file when missing or invalid."""
+    path = track_dir / "metadata.yaml"
+    if not path.is_file():
+        raise DatasetError(f"{path}: metadata.yaml is missing (every Slakh track folder has one)")
+    try:
+        metadata = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise DatasetError(f"{path}: cannot parse metadata.yaml ({error})") from error
+    if not isinstance(metadata, dict) or not isinstance(metadata.get("stems"), dict):
+        raise DatasetError(f"{path}: metadata.yaml has no 'stems' mapping")
+    return metadata
+
+
+def index_track(
+    track_dir: Path, split: str, instruments: tuple[str, ...], problems: list[IndexProblem]
+) -> TrackEntry | None:
+    """Index one track folder; returns None (and appends to ``problems``) when it cannot be used."""
+    try:
+        metadata = read_metadata(track_dir)
+    except DatasetError as error:
+        problems.append(IndexProblem(track_dir / "metadata.yaml", str(error).split(": ", 1)[1]))
+        return None
+    mixture = _find_file(track_dir, "mix", AUDIO_SUFFIXES)
+    if mixture is None:
+        problems.append(IndexProblem(track_dir / "mix.flac", "mixture audio (mix.flac or mix.wav) is missing"))
+        return None
+    audio_dir = _subdir(track_dir, metadata, "audio_dir", "stems")
+    midi_dir = _subdir(track_dir, metadata, "midi_dir", "MIDI")
+    stems_meta = metadata["stems"]
+    audio_files = {sid: _find_file(audio_dir, sid, AUDIO_SUFFIXES) for sid in stems_meta}
+    score_only = not any(audio_files.values())
+    entry = TrackEntry(track_dir.name, split, track_dir, mixture, {name: [] for name in instruments})
+    complete_sources = True
+    for stem_id, stem_meta in sorted(stems_meta.items()):
+        stem_meta = stem_meta or {}
+        is_drum = bool(stem_meta.get("is_drum", False))
+        program = stem_meta.get("program_num")
+        name = instrument_of(stem_meta.get("inst_class"), program, is_drum)
+        audio, midi = audio_files[stem_id], _find_file(midi_dir, stem_id, (".mid", ".midi"))
+        reason = known_issues().get((track_dir.name, stem_id))
+        if reason is not None:
+            if name in instruments:
+                problems.append(IndexProblem(audio_dir / stem_id, f"known-bad Slakh stem ({name}): {reason}; "
+                                             "track skipped (its labels would be wrong)"))
+                return None
+            log.info("%s: skipping known-bad Slakh stem %s (%s)", track_dir, stem_id, reason)
+            continue
+        if name not in instruments:
+            continue  # drums and other instruments stay in the mixture as background
+        if not score_only and audio is None:
+            if stem_meta.get("audio_rendered", False) and midi is not None:
+                problems.append(IndexProblem(audio_dir / f"{stem_id}.flac", f"stem {stem_id} ({name}) is listed "
+                                             "as rendered in metadata.yaml but missing on disk; left out"))
+            continue
+        if midi is None:
+            if score_only:
+                continue
+            problems.append(IndexProblem(midi_dir / f"{stem_id}.mid", f"stem {stem_id} ({name}) has audio but "
+                                         "its MIDI file is missing; track skipped (its score is incomplete)"))
+            return None
+        entry.sources[name].append(Stem(stem_id, audio, midi, int(program or 0), is_drum))
+        complete_sources &= audio is not None
+    entry.has_sources = not score_only and complete_sources
+    return entry
+
+
+def _track_dirs(root: Path) -> list[tuple[str, Path]]:
+    """``(split, folder)`` of every track: split folders when present, else a flat layout (BabySlakh)."""
+    split_dirs = [(split, root / split) for split in SPLITS if (root / split).is_dir()]
+    if split_dirs:
+        return [(split, d) for split, folder in split_dirs for d in sorted(folder.iterdir())
+                if d.is_dir() and _TRACK_NAME.match(d.name)]
+    flat = sorted(d for d in root.iterdir() if d.is_dir() and _TRACK_NAME.match(d.name))
+    # No split folders: a seeded 70/15/15 assignment, stable for a given set of track names.
+    splits = assign_splits(len(flat), seed=0)
+    return list(zip(splits, flat, strict=True))
+
+
+def scan(
+    root: str | os.PathLike, instruments: tuple[str, ...] | list[str], strict: bool = False
+) -> tuple[list[TrackEntry], list[IndexProblem]]:
+    """Index every track under ``root`` for the configured instruments.
+
+    Returns ``(tracks, problems)``. Tracks with none of the instruments are kept (they are valid
+    mixtures) but a dataset where no track has any of them raises DatasetError. With ``strict`` the first
+    problem raises DatasetError instead of being logged.
+    """
+    root = Path(root)
+    instruments = check_instruments(instruments)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: dataset folder not found (make one with `scoresep synth --out {root}`)")
+    folders = _track_dirs(root)
+    if not folders:
+        raise DatasetError(f"{root}: no TrackNNNNN folders found (expected {{train,validation,test}}/TrackNNNNN)")
+    tracks, problems = [], []
+    for split, folder in folders:
+        before = len(problems)
+        entry = index_track(folder, split, instruments, problems)
+        if strict and len(problems) > before:
+            raise DatasetError(str(problems[before]))
+        if entry is not None:
+            tracks.append(entry)
+    for problem in problems:
+        log.warning("%s", problem)
+    if not any(entry.instruments for entry in tracks):
+        raise DatasetError(f"{root}: no track contains any of the requested instruments {list(instruments)}")
+    return tracks, problems
