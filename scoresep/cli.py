@@ -27,15 +27,27 @@ def _user_errors() -> tuple[type[Exception], ...]:
     return USER_ERRORS + (AudioError, MidiError, DatasetError)
 
 
-def lightning_main(args: list[str]) -> None:
-    """Run a LightningCLI subcommand with the project's DataModule and any stage as the model."""
+FEATURE_LINKS = ("instruments", "sample_rate", "n_fft", "hop_length", "min_midi", "max_midi")
+
+
+def lightning_main(args: list[str] | None) -> None:
+    """Run a LightningCLI subcommand with the project's DataModule and any stage as the model.
+
+    The feature settings (instruments, sample rate, STFT, pitch range) are declared once, under ``data``, and
+    linked into the stage (``model.init_args.*``): they cannot drift apart.
+    """
     import pytorch_lightning as pl
     from pytorch_lightning.cli import LightningCLI
 
     from scoresep.data.datamodule import SlakhDataModule
 
-    LightningCLI(pl.LightningModule, SlakhDataModule, subclass_mode_model=True, args=args,
-                 save_config_kwargs={"overwrite": True})
+    class ScoresepCLI(LightningCLI):
+        def add_arguments_to_parser(self, parser) -> None:
+            for key in FEATURE_LINKS:
+                parser.link_arguments(f"data.{key}", f"model.init_args.{key}")
+
+    ScoresepCLI(pl.LightningModule, SlakhDataModule, subclass_mode_model=True, args=args,
+                save_config_kwargs={"overwrite": True}, auto_configure_optimizers=False)
 
 
 def _versions() -> dict[str, str]:
@@ -125,9 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Entry point; ``argv`` None means the process's command line."""
+    args_given = argv is not None
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in LIGHTNING_COMMANDS:
-        lightning_main(argv)
+        lightning_main(argv if args_given else None)
         return
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)

@@ -332,7 +332,8 @@ def write_track(track_dir: Path, song: Song, sample_rate: int, soundfont: Path) 
             "inst_class": part.inst_class,
             "integrated_loudness": round(integrated_loudness(audio / 32768.0, sample_rate), 3),
             "is_drum": bool(part.instrument.is_drum),
-            "midi_program_name": "Drums" if part.instrument.is_drum else pretty_midi.program_to_instrument_name(program),
+            "midi_program_name": ("Drums" if part.instrument.is_drum
+                                  else pretty_midi.program_to_instrument_name(program)),
             "midi_saved": True,
             "plugin_name": soundfont.name,
             "program_num": int(program),

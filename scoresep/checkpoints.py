@@ -1,0 +1,110 @@
+"""Stage-to-stage handoff: what a stage checkpoint carries, and loading it back, validated.
+
+Every stage adds a ``"scoresep"`` section to its Lightning checkpoint with primitives only (loadable with
+``torch.load(weights_only=True)``)::
+
+    {"format": 1, "stage": "transcriptor", "features": {...FeatureSettings...},
+     "models": {"transcriptor": {"config": {...}, "n_pitches": 88, "label": "notes"}}}
+
+The weights stay in Lightning's ``state_dict`` under ``<model name>.``. Spectrogram kernels are never there
+(they are non-persistent buffers).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+
+from scoresep.models.transcriptor import Transcriptor, TranscriptorConfig
+
+FORMAT = 1
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint cannot be used where it was given; the message names the file and the mismatch."""
+
+
+@dataclass(frozen=True)
+class FeatureSettings:
+    """What the data and features of a model were: it must match between stages."""
+
+    instruments: tuple[str, ...]
+    sample_rate: int
+    n_fft: int
+    hop_length: int
+    min_midi: int
+    max_midi: int
+
+    @property
+    def n_pitches(self) -> int:
+        return self.max_midi - self.min_midi + 1
+
+    @property
+    def n_bins(self) -> int:
+        return self.n_fft // 2 + 1
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "instruments": list(self.instruments)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> FeatureSettings:
+        return cls(**{**{f.name: data[f.name] for f in fields(cls)}, "instruments": tuple(data["instruments"])})
+
+    def mismatches(self, other: FeatureSettings, mine: str = "here", theirs: str = "there") -> list[str]:
+        """One ``name=value (mine) vs name=value (theirs)`` line per differing field."""
+        return [f"{f.name}={getattr(self, f.name)!r} ({mine}) vs {f.name}={getattr(other, f.name)!r} ({theirs})"
+                for f in fields(self) if getattr(self, f.name) != getattr(other, f.name)]
+
+
+def section(stage: str, features: FeatureSettings, models: dict[str, dict]) -> dict:
+    """The ``"scoresep"`` section a stage writes into its checkpoint."""
+    return {"format": FORMAT, "stage": stage, "features": features.to_dict(), "models": models}
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """Load a checkpoint file safely (``weights_only=True``); CheckpointError when missing or foreign."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint file not found")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # truncated file, not a torch file, unsafe pickle
+        raise CheckpointError(f"{path}: cannot read checkpoint ({type(error).__name__}: {error})") from error
+    if not isinstance(checkpoint, dict) or "scoresep" not in checkpoint or "state_dict" not in checkpoint:
+        raise CheckpointError(f"{path}: not a scoresep stage checkpoint (no 'scoresep' section)")
+    return checkpoint
+
+
+def _sub_state(state_dict: dict, prefix: str) -> dict:
+    return {key[len(prefix) :]: value for key, value in state_dict.items() if key.startswith(prefix)}
+
+
+def load_transcriptor(path: str | os.PathLike, expected: FeatureSettings | None = None,
+                      label: str | None = None) -> tuple[Transcriptor, dict]:
+    """Rebuild the transcriptor of a stage-1 (or stage-3) checkpoint, weights loaded strictly.
+
+    ``expected`` features and ``label`` (``notes``/``activity``) are checked when given; a mismatch raises
+    CheckpointError naming the path and both values. Returns ``(model, its metadata)``.
+    """
+    checkpoint = read_checkpoint(path)
+    meta = checkpoint["scoresep"]
+    if "transcriptor" not in meta.get("models", {}):
+        raise CheckpointError(f"{path}: a '{meta.get('stage')}' checkpoint holds no transcriptor "
+                              "(give a stage-1 transcriptor checkpoint)")
+    features = FeatureSettings.from_dict(meta["features"])
+    if expected is not None and (problems := expected.mismatches(features, "this run", "checkpoint")):
+        raise CheckpointError(f"{path}: trained with other feature settings: {'; '.join(problems)}")
+    info = meta["models"]["transcriptor"]
+    if label is not None and info["label"] != label:
+        raise CheckpointError(f"{path}: transcriptor was trained with label={info['label']!r}, "
+                              f"this run needs label={label!r}")
+    model = Transcriptor(features.n_bins, len(features.instruments), info["n_pitches"],
+                         TranscriptorConfig(**info["config"]))
+    try:
+        model.load_state_dict(_sub_state(checkpoint["state_dict"], "transcriptor."), strict=True)
+    except RuntimeError as error:
+        raise CheckpointError(f"{path}: transcriptor weights do not fit its saved configuration ({error})") from error
+    return model, {**info, "features": features, "stage": meta["stage"]}

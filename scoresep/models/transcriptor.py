@@ -1,0 +1,99 @@
+"""Transcriptor: magnitude spectrogram -> per-instrument piano-roll logits.
+
+An onsets-and-frames-style acoustic model: log compression and per-frequency batch normalisation of the
+input (so separated spectrograms, whose level differs from mixtures, can be fed later), a 2-D CNN front end
+that pools along frequency only, a dense projection per frame, an optional bidirectional GRU over time, and
+a linear head to ``instruments x pitches`` logits per frame.
+
+With ``n_pitches=1`` the same network is the baseline's frame-level instrument-activity classifier.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class TranscriptorConfig:
+    """Size of the transcriptor. ``small`` (the defaults) trains on 2 CPU cores in minutes; the paper-sized
+    network is ``TranscriptorConfig.paper()`` (channels 48, conv_blocks 3, hidden 512, rnn_layers 2).
+
+    Args:
+        channels: convolution channels of the front end.
+        conv_blocks: blocks of two 3x3 convolutions followed by 2x pooling along frequency.
+        hidden: width of the per-frame projection and of the (bidirectional) GRU output.
+        rnn_layers: GRU layers over time (0: none, frames are independent after the CNN).
+        dropout: dropout after each block and the projection.
+    """
+
+    channels: int = 16
+    conv_blocks: int = 2
+    hidden: int = 128
+    rnn_layers: int = 1
+    dropout: float = 0.1
+
+    @classmethod
+    def paper(cls) -> TranscriptorConfig:
+        return cls(channels=48, conv_blocks=3, hidden=512, rnn_layers=2, dropout=0.25)
+
+    def __post_init__(self) -> None:
+        if min(self.channels, self.conv_blocks, self.hidden) < 1 or self.rnn_layers < 0:
+            raise ValueError(f"transcriptor size: channels, conv_blocks, hidden must be >= 1, got {self}")
+        if self.hidden % 2:
+            raise ValueError(f"transcriptor size: hidden must be even (bidirectional GRU), got {self.hidden}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"transcriptor size: dropout must be in [0, 1), got {self.dropout}")
+
+
+class Transcriptor(nn.Module):
+    """Magnitude ``(batch, freq, frame)`` -> logits ``(batch, instrument, pitch, frame)``.
+
+    Args:
+        n_bins: frequency bins of the input (``n_fft // 2 + 1``).
+        n_instruments: output channels I.
+        n_pitches: pitch rows P (88 for notes, 1 for the activity classifier).
+        config: network size.
+    """
+
+    def __init__(self, n_bins: int, n_instruments: int, n_pitches: int, config: TranscriptorConfig | None = None):
+        super().__init__()
+        config = config or TranscriptorConfig()
+        self.n_bins, self.n_instruments, self.n_pitches, self.config = n_bins, n_instruments, n_pitches, config
+        self.input_norm = nn.BatchNorm1d(n_bins)
+        blocks, in_channels, bins = [], 1, n_bins
+        for _ in range(config.conv_blocks):
+            blocks += [
+                nn.Conv2d(in_channels, config.channels, 3, padding=1, bias=False),
+                nn.BatchNorm2d(config.channels),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(config.channels, config.channels, 3, padding=1, bias=False),
+                nn.BatchNorm2d(config.channels),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d((2, 1)),
+                nn.Dropout(config.dropout),
+            ]
+            in_channels, bins = config.channels, bins // 2
+        if bins < 1:
+            raise ValueError(f"transcriptor: {config.conv_blocks} pooling blocks leave no frequency bin of {n_bins}")
+        self.frontend = nn.Sequential(*blocks)
+        self.projection = nn.Sequential(nn.Linear(config.channels * bins, config.hidden), nn.ReLU(inplace=True),
+                                        nn.Dropout(config.dropout))
+        self.rnn = (nn.GRU(config.hidden, config.hidden // 2, num_layers=config.rnn_layers, batch_first=True,
+                           bidirectional=True) if config.rnn_layers else None)
+        self.head = nn.Linear(config.hidden, n_instruments * n_pitches)
+
+    def forward(self, magnitude: torch.Tensor) -> torch.Tensor:
+        if magnitude.ndim != 3 or magnitude.shape[1] != self.n_bins:
+            raise ValueError(f"Transcriptor expects a magnitude (batch, freq={self.n_bins}, frame), "
+                             f"got shape {tuple(magnitude.shape)}")
+        batch, _, frames = magnitude.shape
+        features = self.input_norm(torch.log1p(magnitude.clamp_min(0)))
+        features = self.frontend(features.unsqueeze(1))  # (batch, channels, bins', frame)
+        features = self.projection(features.flatten(1, 2).transpose(1, 2))  # (batch, frame, hidden)
+        if self.rnn is not None:
+            features, _ = self.rnn(features)
+        logits = self.head(features)  # (batch, frame, instrument * pitch)
+        return logits.view(batch, frames, self.n_instruments, self.n_pitches).permute(0, 2, 3, 1)

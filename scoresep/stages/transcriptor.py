@@ -1,0 +1,244 @@
+"""Stage 1: ``TranscriptorStage`` trains the transcriptor (or, with ``label: activity``, the baseline's
+frame-level instrument-activity classifier) on mixtures with the score as target.
+
+Validation and test report, per instrument, on the mixture and (when stems exist) on each isolated stem:
+frame-level note accuracy ``TP / (TP + FP + FN)``, precision/recall/F1, note-onset F1 (mir_eval), and the
+*wrong-channel rate* (share of an isolated stem's notes that the model puts in another instrument's channel).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Literal
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+
+from scoresep.checkpoints import FeatureSettings, section
+from scoresep.constants import DEFAULT_INSTRUMENTS, HOP_LENGTH, MAX_MIDI, MIN_MIDI, N_FFT, SAMPLE_RATE
+from scoresep.features import Spectrogram
+from scoresep.instruments import check_instruments
+from scoresep.metrics import frame_counts, note_onset_counts, onset_f1, scores_from_counts, wrong_channel_rate
+from scoresep.models.transcriptor import Transcriptor, TranscriptorConfig
+from scoresep.stages.common import check_datamodule_features, evaluation_table
+
+
+def activity_target(rolls: torch.Tensor) -> torch.Tensor:
+    """Frame-level instrument activity ``(B, I, 1, N)`` from piano rolls ``(B, I, P, N)`` (max over pitch)."""
+    return rolls.amax(dim=2, keepdim=True)
+
+
+class TranscriptorStage(pl.LightningModule):
+    """Stage 1: mixture magnitude -> per-instrument piano roll, trained with (weighted) BCE.
+
+    Args:
+        instruments, sample_rate, n_fft, hop_length, min_midi, max_midi: feature settings; the CLI links them
+            from the data module, and a run whose data module disagrees stops at start.
+        model: transcriptor size (``small`` defaults; ``paper`` in experiments/stage1_paper.yaml).
+        label: ``notes`` (piano roll, P = 88) or ``activity`` (the baseline's classifier, P = 1).
+        train_on: ``mixture`` (the paper), ``sources`` (isolated stems, each with only its own notes), ``both``,
+            or ``submixtures`` (random sub-mixtures of the stems: each stem and the background kept with
+            probability ``submix_keep`` at a random gain in [0.5, 1.5]; uses stems: a variant, not the paper).
+            Tracks without stems always train on the mixture.
+        pos_weight: BCE weight of positive (note) cells; notes fill ~1-2 % of the roll and plain BCE
+            learns to predict silence, so positives count ``pos_weight`` times.
+        threshold: probability above which a cell counts as a note in the metrics.
+        lr, weight_decay: AdamW settings. scheduler: ``cosine`` decays to 0 over the run, ``none`` keeps lr.
+        onset_tolerance: seconds for note-onset matching (mir_eval default 0.05).
+    """
+
+    def __init__(
+        self,
+        instruments: list[str] = list(DEFAULT_INSTRUMENTS),  # noqa: B006 - LightningCLI reads the default
+        sample_rate: int = SAMPLE_RATE,
+        n_fft: int = N_FFT,
+        hop_length: int = HOP_LENGTH,
+        min_midi: int = MIN_MIDI,
+        max_midi: int = MAX_MIDI,
+        model: TranscriptorConfig | None = None,
+        label: Literal["notes", "activity"] = "notes",
+        train_on: Literal["mixture", "sources", "both", "submixtures"] = "mixture",
+        submix_keep: float = 0.7,
+        pos_weight: float = 5.0,
+        threshold: float = 0.5,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        scheduler: Literal["cosine", "none"] = "cosine",
+        onset_tolerance: float = 0.05,
+    ):
+        super().__init__()
+        model = TranscriptorConfig(**model) if isinstance(model, dict) else (model or TranscriptorConfig())
+        self.save_hyperparameters()
+        self.hparams["model"] = asdict(model)  # primitives only, so checkpoints load with weights_only=True
+        self.features = FeatureSettings(check_instruments(instruments), sample_rate, n_fft, hop_length, min_midi,
+                                        max_midi)
+        if pos_weight <= 0 or not 0 < threshold < 1 or not 0 < submix_keep <= 1:
+            raise ValueError(f"TranscriptorStage: need pos_weight > 0, 0 < threshold < 1, 0 < submix_keep <= 1; got "
+                             f"{pos_weight}, {threshold}, {submix_keep}")
+        self.n_outputs = self.features.n_pitches if label == "notes" else 1
+        self.transcriptor = Transcriptor(self.features.n_bins, len(instruments), self.n_outputs, model)
+        self.spectrogram = Spectrogram(n_fft, hop_length, sample_rate, inverse=False)
+        self._reset_evaluation()
+
+    # ------------------------------------------------------------------------------------------------ training
+    def target(self, rolls: torch.Tensor) -> torch.Tensor:
+        return rolls if self.hparams.label == "notes" else activity_target(rolls)
+
+    def bce(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        weight = torch.tensor(self.hparams.pos_weight, device=logits.device, dtype=torch.float32)
+        return F.binary_cross_entropy_with_logits(logits.float(), target, pos_weight=weight)
+
+    def _isolated_inputs(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Each stem's magnitude with a target holding only that instrument's roll: ``(B' * I, F, N)``."""
+        keep = batch["has_sources"]
+        if "sources_mag" not in batch or not bool(keep.any()):
+            return None
+        magnitude = batch["sources_mag"][keep]  # (b, I, F, N)
+        target = self.target(batch["rolls"][keep])  # (b, I, P, N)
+        n_inst = magnitude.shape[1]
+        eye = torch.eye(n_inst, device=target.device)[None, :, :, None, None]  # (1, I(stem), I(channel), 1, 1)
+        isolated_target = eye * target[:, None]  # stem i -> only channel i
+        return magnitude.flatten(0, 1), isolated_target.flatten(0, 1)
+
+    def _submixture_inputs(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        keep = batch["has_sources"]
+        sources, mixture, rolls = batch["sources"][keep], batch["mixture"][keep], batch["rolls"][keep]
+        background = mixture - sources.sum(1)
+        shape = (sources.shape[0], sources.shape[1] + 1)
+        kept = (torch.rand(shape, device=sources.device) < self.hparams.submix_keep).float()
+        gains = kept * torch.empty(shape, device=sources.device).uniform_(0.5, 1.5)
+        waveform = (gains[:, :-1, None] * sources).sum(1) + gains[:, -1:] * background
+        magnitude = self.spectrogram.to(waveform.device).stft(waveform).abs()
+        return magnitude, self.target(rolls * kept[:, :-1, None, None])
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        train_on = self.hparams.train_on
+        inputs = []
+        if train_on in ("mixture", "both") or not bool(batch["has_sources"].all()):
+            use = torch.ones_like(batch["has_sources"]) if train_on in ("mixture", "both") else ~batch["has_sources"]
+            inputs.append((batch["mixture_mag"][use], self.target(batch["rolls"][use])))
+        if train_on in ("sources", "both") and (isolated := self._isolated_inputs(batch)) is not None:
+            inputs.append(isolated)
+        if train_on == "submixtures" and bool(batch["has_sources"].any()):
+            inputs.append(self._submixture_inputs(batch))
+        inputs = [(m, t) for m, t in inputs if len(m)]
+        magnitude = torch.cat([m for m, _ in inputs])
+        target = torch.cat([t for _, t in inputs])
+        loss = self.bce(self.transcriptor(magnitude), target)
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(magnitude))
+        return loss
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.AdamW(self.transcriptor.parameters(), lr=self.hparams.lr,
+                                      weight_decay=self.hparams.weight_decay)
+        if self.hparams.scheduler == "none":
+            return optimizer
+        steps = max(1, int(self.trainer.estimated_stepping_batches))
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # ---------------------------------------------------------------------------------------------- evaluation
+    def setup(self, stage: str) -> None:
+        check_datamodule_features(self, self.features)
+
+    def _reset_evaluation(self) -> None:
+        n = len(self.features.instruments)
+        self._counts = {"mix": torch.zeros(n, 3, dtype=torch.long), "iso": torch.zeros(n, 3, dtype=torch.long)}
+        self._onsets = {"mix": np.zeros((n, 3), dtype=np.int64), "iso": np.zeros((n, 3), dtype=np.int64)}
+        self._wrong = torch.zeros(n, 2, dtype=torch.long)
+        self._loss_sum, self._n_items = 0.0, 0
+
+    def _accumulate(self, kind: str, prediction: torch.Tensor, target: torch.Tensor) -> None:
+        """prediction, target: (B, I, P, N) bool."""
+        self._counts[kind] += frame_counts(prediction, target).sum(0).cpu()
+        if self.hparams.label != "notes":
+            return
+        frame_rate = self.features.sample_rate / self.features.hop_length
+        for item_pred, item_target in zip(prediction.cpu().numpy(), target.cpu().numpy(), strict=True):
+            for channel in range(item_pred.shape[0]):
+                self._onsets[kind][channel] += note_onset_counts(item_pred[channel], item_target[channel], frame_rate,
+                                                                 self.features.min_midi, self.hparams.onset_tolerance)
+
+    def _evaluation_step(self, batch: dict) -> None:
+        target = self.target(batch["rolls"]).bool()
+        logits = self.transcriptor(batch["mixture_mag"])
+        self._loss_sum += float(self.bce(logits, target.float())) * len(target)
+        self._n_items += len(target)
+        threshold = self.hparams.threshold
+        self._accumulate("mix", torch.sigmoid(logits) > threshold, target)
+        keep = batch["has_sources"]
+        if "sources_mag" not in batch or not bool(keep.any()):
+            return
+        sources_mag, target = batch["sources_mag"][keep], target[keep]
+        own = []
+        for channel in range(sources_mag.shape[1]):
+            prediction = torch.sigmoid(self.transcriptor(sources_mag[:, channel])) > threshold
+            own.append(prediction[:, channel])
+            self._wrong[channel] += wrong_channel_rate(prediction, target[:, channel], channel).cpu()
+        self._accumulate("iso", torch.stack(own, dim=1), target)
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._evaluation_step(batch)
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._evaluation_step(batch)
+
+    def on_validation_epoch_start(self) -> None:
+        self._reset_evaluation()
+
+    on_test_epoch_start = on_validation_epoch_start
+
+    def _gathered(self) -> dict:
+        """Evaluation counts summed over processes (every crop is evaluated by exactly one process)."""
+        n = len(self.features.instruments)
+        packed = torch.cat([
+            self._counts["mix"].flatten(), self._counts["iso"].flatten(),
+            torch.from_numpy(self._onsets["mix"]).flatten(), torch.from_numpy(self._onsets["iso"]).flatten(),
+            self._wrong.flatten(),
+        ]).to(self.device)
+        loss = torch.tensor([self._loss_sum, float(self._n_items)], dtype=torch.float64, device=self.device)
+        if self.trainer.world_size > 1:
+            packed, loss = self.all_gather(packed).sum(0), self.all_gather(loss).sum(0)
+        parts = packed.cpu().split([3 * n, 3 * n, 3 * n, 3 * n, 2 * n])
+        return {"mix": parts[0].view(n, 3), "iso": parts[1].view(n, 3), "onset_mix": parts[2].view(n, 3),
+                "onset_iso": parts[3].view(n, 3), "wrong": parts[4].view(n, 2), "loss": loss.cpu()}
+
+    def _log_evaluation(self, prefix: str) -> dict[str, float]:
+        gathered = self._gathered()
+        results: dict[str, float] = {}
+        for kind in ("mix", "iso"):
+            if int(gathered[kind].sum()) == 0:
+                continue
+            scores = scores_from_counts(gathered[kind])
+            for index, name in enumerate(self.features.instruments):
+                for metric in ("accuracy", "precision", "recall", "f1"):
+                    results[f"{prefix}/{kind}/{metric}/{name}"] = float(scores[metric][index])
+                if self.hparams.label == "notes":
+                    results[f"{prefix}/{kind}/onset_f1/{name}"] = onset_f1(gathered[f"onset_{kind}"][index].numpy())
+            accuracies = [results[f"{prefix}/{kind}/accuracy/{name}"] for name in self.features.instruments]
+            results[f"{prefix}/{kind}/accuracy"] = float(np.nanmean(accuracies)) if not all(
+                np.isnan(accuracies)) else float("nan")
+        for index, name in enumerate(self.features.instruments):
+            wrong, notes = (int(v) for v in gathered["wrong"][index])
+            if notes:
+                results[f"{prefix}/iso/wrong_channel/{name}"] = wrong / notes
+        loss, count = (float(v) for v in gathered["loss"])
+        results[f"{prefix}/loss"] = loss / max(count, 1.0)
+        self.log_dict(results, sync_dist=False, rank_zero_only=False)
+        return results
+
+    def on_validation_epoch_end(self) -> None:
+        if not self.trainer.sanity_checking:
+            self._log_evaluation("val")
+
+    def on_test_epoch_end(self) -> None:
+        results = self._log_evaluation("test")
+        if self.trainer.is_global_zero:
+            print(evaluation_table(results, "test", self.features.instruments))
+
+    # ---------------------------------------------------------------------------------------------- checkpoint
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        info = {"config": dict(self.hparams["model"]), "n_pitches": self.n_outputs, "label": self.hparams.label}
+        checkpoint["scoresep"] = section("transcriptor", self.features, {"transcriptor": info})

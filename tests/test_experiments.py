@@ -1,0 +1,48 @@
+"""Every experiment YAML parses and runs one training and one validation batch (``fast_dev_run``)."""
+
+from pathlib import Path
+
+import pytest
+
+from scoresep.cli import main
+
+EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
+CONFIGS = sorted(EXPERIMENTS.glob("*.yaml"))
+
+
+@pytest.fixture(autouse=True)
+def _plain_argv(monkeypatch):
+    """LightningCLI reads sys.argv when given no args; make it the bare command, as a user's shell would."""
+    monkeypatch.setattr("sys.argv", ["scoresep"])
+
+
+def _data_args(minislakh, tmp_path):
+    return ["--data.root", str(minislakh), "--data.cache_dir", str(tmp_path / "cache"),
+            "--data.segment_seconds", "1.0", "--data.batch_size", "2", "--data.num_workers", "0"]
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
+def test_experiment_runs_under_fast_dev_run(config, minislakh, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    main(["fit", "--config", str(config), *_data_args(minislakh, tmp_path), "--trainer.fast_dev_run=true",
+          "--trainer.accelerator=cpu"])
+
+
+def test_stage1_fit_then_test_prints_the_per_instrument_table(minislakh, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    config = str(EXPERIMENTS / "stage1.yaml")
+    args = [*_data_args(minislakh, tmp_path), "--trainer.accelerator=cpu", "--trainer.enable_progress_bar=false"]
+    main(["fit", "--config", config, *args, "--trainer.max_epochs=1", "--trainer.limit_train_batches=2",
+          "--trainer.limit_val_batches=1"])
+    assert (tmp_path / "checkpoints/stage1/last.ckpt").is_file()
+    assert (tmp_path / "checkpoints/stage1/best.ckpt").is_file()
+    main(["test", "--config", config, *args, "--ckpt_path", "checkpoints/stage1/best.ckpt"])
+    output = capsys.readouterr().out
+    assert "| metric | bass | guitar | piano |" in output and "| iso/wrong_channel |" in output
+    assert "| mix/accuracy |" in output and "| iso/accuracy |" in output
+
+
+def test_mistyped_option_is_rejected(minislakh, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", str(EXPERIMENTS / "stage1.yaml"), "--model.init_args.pos_wieght=3"])

@@ -1,0 +1,113 @@
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from scoresep.checkpoints import CheckpointError, FeatureSettings, load_transcriptor
+from scoresep.data.datamodule import SlakhDataModule
+from scoresep.models.transcriptor import Transcriptor, TranscriptorConfig
+from scoresep.stages.transcriptor import TranscriptorStage, activity_target
+
+TINY = {"channels": 4, "conv_blocks": 1, "hidden": 16, "rnn_layers": 1, "dropout": 0.0}
+
+
+def _datamodule(minislakh, tmp_path, **kwargs):
+    return SlakhDataModule(root=str(minislakh), cache_dir=str(tmp_path / "cache"), segment_seconds=1.0,
+                           batch_size=4, eval_crops_per_track=1, train_crops_per_track=1, **kwargs)
+
+
+def _trainer(tmp_path, **kwargs):
+    return pl.Trainer(default_root_dir=tmp_path, accelerator="cpu", devices=1, logger=False,
+                      enable_progress_bar=False, enable_model_summary=False, **kwargs)
+
+
+@pytest.mark.parametrize(("config", "n_pitches"), [(TranscriptorConfig(), 88), (TranscriptorConfig(**TINY), 1)])
+def test_transcriptor_maps_magnitude_to_instrument_pitch_frame_logits(config, n_pitches):
+    model = Transcriptor(513, 3, n_pitches, config)
+    assert model(torch.rand(2, 513, 40)).shape == (2, 3, n_pitches, 40)
+    with pytest.raises(ValueError, match=r"expects a magnitude \(batch, freq=513, frame\), got shape \(2, 40\)"):
+        model(torch.rand(2, 40))
+
+
+def test_paper_size_is_larger_than_small():
+    small = sum(p.numel() for p in Transcriptor(513, 3, 88, TranscriptorConfig()).parameters())
+    paper = sum(p.numel() for p in Transcriptor(513, 3, 88, TranscriptorConfig.paper()).parameters())
+    assert 100_000 < small < 1_000_000 < 2_000_000 < paper
+
+
+def test_activity_target_is_max_over_pitch():
+    rolls = torch.zeros(1, 2, 88, 5)
+    rolls[0, 1, 40, 2] = 1
+    assert activity_target(rolls)[0, :, 0].tolist() == [[0, 0, 0, 0, 0], [0, 0, 1, 0, 0]]
+
+
+def test_training_steps_fit_a_fixed_batch(minislakh, tmp_path):
+    datamodule = _datamodule(minislakh, tmp_path)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    batch = datamodule.on_after_batch_transfer(next(iter(datamodule.train_dataloader())), 0)
+    stage = TranscriptorStage(model=TranscriptorConfig(**TINY))
+    optimizer = torch.optim.Adam(stage.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(30):
+        loss = stage.training_step(batch, 0)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0]
+
+
+@pytest.mark.parametrize("train_on", ["sources", "both", "submixtures"])
+def test_training_variants_use_the_stems(minislakh, tmp_path, train_on):
+    datamodule = _datamodule(minislakh, tmp_path)
+    stage = TranscriptorStage(model=TranscriptorConfig(**TINY), train_on=train_on)
+    _trainer(tmp_path, max_steps=2, limit_val_batches=1).fit(stage, datamodule)
+    assert stage.global_step == 2
+
+
+def test_checkpoint_hands_the_transcriptor_on_without_kernels(minislakh, tmp_path):
+    datamodule = _datamodule(minislakh, tmp_path)
+    stage = TranscriptorStage(model=TranscriptorConfig(**TINY), label="activity")
+    trainer = _trainer(tmp_path, max_steps=3, limit_val_batches=2)
+    trainer.fit(stage, datamodule)
+    path = tmp_path / "stage1.ckpt"
+    trainer.save_checkpoint(path)
+    checkpoint = torch.load(path, weights_only=True)
+    assert not any("spectrogram" in key or "kernel" in key for key in checkpoint["state_dict"])
+    assert checkpoint["scoresep"]["stage"] == "transcriptor"
+    features = FeatureSettings(("bass", "guitar", "piano"), 16_000, 1024, 256, 21, 108)
+    model, info = load_transcriptor(path, expected=features, label="activity")
+    assert info["n_pitches"] == 1 and info["label"] == "activity"
+    for name, tensor in stage.transcriptor.state_dict().items():
+        assert torch.equal(tensor, model.state_dict()[name]), name
+    with pytest.raises(CheckpointError, match=r"label='activity', this run needs label='notes'"):
+        load_transcriptor(path, expected=features, label="notes")
+    other = FeatureSettings(("bass", "guitar", "piano"), 22_050, 1024, 256, 21, 108)
+    with pytest.raises(CheckpointError, match=rf"{path}: trained with other feature settings: sample_rate=22050 "
+                                              r"\(this run\) vs sample_rate=16000 \(checkpoint\)"):
+        load_transcriptor(path, expected=other)
+    with pytest.raises(CheckpointError, match="checkpoint file not found"):
+        load_transcriptor(tmp_path / "missing.ckpt")
+    (tmp_path / "garbage.ckpt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="garbage.ckpt: cannot read checkpoint"):
+        load_transcriptor(tmp_path / "garbage.ckpt")
+
+
+def test_stage_and_data_disagreeing_stop_at_start(minislakh, tmp_path):
+    datamodule = _datamodule(minislakh, tmp_path)
+    stage = TranscriptorStage(instruments=["bass", "piano"], max_midi=96, model=TranscriptorConfig(**TINY))
+    with pytest.raises(ValueError, match=r"instruments=\('bass', 'piano'\) \(model\) vs "
+                                         r"instruments=\('bass', 'guitar', 'piano'\) \(data\); max_midi=96"):
+        _trainer(tmp_path, max_steps=1).fit(stage, datamodule)
+
+
+def test_evaluation_reports_per_instrument_mixture_and_isolated_scores(minislakh, tmp_path, capsys):
+    datamodule = _datamodule(minislakh, tmp_path)
+    stage = TranscriptorStage(model=TranscriptorConfig(**TINY))
+    results = _trainer(tmp_path).test(stage, datamodule)[0]
+    for kind in ("mix", "iso"):
+        for name in ("bass", "guitar", "piano"):
+            assert 0.0 <= results[f"test/{kind}/accuracy/{name}"] <= 1.0
+            assert f"test/{kind}/onset_f1/{name}" in results
+    assert 0.0 <= results["test/iso/wrong_channel/piano"] <= 1.0
+    assert "| mix/accuracy |" in capsys.readouterr().out
