@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from scoresep.models.separator import Separator, SeparatorConfig
 from scoresep.models.transcriptor import Transcriptor, TranscriptorConfig
 
 FORMAT = 1
@@ -107,4 +108,23 @@ def load_transcriptor(path: str | os.PathLike, expected: FeatureSettings | None 
         model.load_state_dict(_sub_state(checkpoint["state_dict"], "transcriptor."), strict=True)
     except RuntimeError as error:
         raise CheckpointError(f"{path}: transcriptor weights do not fit its saved configuration ({error})") from error
+    return model, {**info, "features": features, "stage": meta["stage"]}
+
+
+def load_separator(path: str | os.PathLike, expected: FeatureSettings | None = None) -> tuple[Separator, dict]:
+    """Rebuild the separator of a stage-2 (or stage-3) checkpoint, weights loaded strictly."""
+    checkpoint = read_checkpoint(path)
+    meta = checkpoint["scoresep"]
+    if "separator" not in meta.get("models", {}):
+        raise CheckpointError(f"{path}: a '{meta.get('stage')}' checkpoint holds no separator "
+                              "(give a stage-2 or stage-3 checkpoint)")
+    features = FeatureSettings.from_dict(meta["features"])
+    if expected is not None and (problems := expected.mismatches(features, "this run", "checkpoint")):
+        raise CheckpointError(f"{path}: trained with other feature settings: {'; '.join(problems)}")
+    info = meta["models"]["separator"]
+    model = Separator(features.n_bins, len(features.instruments), SeparatorConfig(**info["config"]))
+    try:
+        model.load_state_dict(_sub_state(checkpoint["state_dict"], "separator."), strict=True)
+    except RuntimeError as error:
+        raise CheckpointError(f"{path}: separator weights do not fit its saved configuration ({error})") from error
     return model, {**info, "features": features, "stage": meta["stage"]}

@@ -93,3 +93,28 @@ def wrong_channel_rate(prediction: torch.Tensor, target: torch.Tensor, channel: 
     others = torch.cat([prediction[:, :channel], prediction[:, channel + 1 :]], dim=1).any(dim=1)
     target = target.bool()
     return torch.stack([(others & target).sum(), target.sum()])
+
+
+def si_sdr(estimate: torch.Tensor, reference: torch.Tensor, eps: float = 1e-8, min_db: float = -100.0,
+           max_db: float = 100.0) -> torch.Tensor:
+    """Scale-invariant SDR in dB over the last axis, computed in fp32/fp64, clamped to [min_db, max_db].
+
+    Both signals are made zero-mean. A perfect (scaled) estimate reaches ``max_db``; an all-zero estimate gets
+    ``min_db`` (finite, never NaN). A silent reference makes SI-SDR undefined: NaN (skip it when averaging).
+
+    Shape: ``(..., time)`` -> ``(...)``
+    """
+    if estimate.shape != reference.shape:
+        raise ValueError(f"si_sdr: estimate {tuple(estimate.shape)} and reference {tuple(reference.shape)} must "
+                         "have the same shape (..., time)")
+    dtype = torch.float64 if estimate.dtype == torch.float64 else torch.float32
+    estimate = estimate.to(dtype) - estimate.to(dtype).mean(-1, keepdim=True)
+    reference = reference.to(dtype) - reference.to(dtype).mean(-1, keepdim=True)
+    reference_energy = reference.pow(2).sum(-1)
+    scale = (estimate * reference).sum(-1, keepdim=True) / reference_energy.clamp_min(eps)[..., None]
+    target = scale * reference
+    noise = estimate - target
+    ratio = target.pow(2).sum(-1) / noise.pow(2).sum(-1).clamp_min(eps * eps)
+    value = 10 * torch.log10(ratio.clamp_min(1e-30)).clamp(min_db, max_db)
+    value = torch.where(estimate.pow(2).sum(-1) <= eps * eps, torch.full_like(value, min_db), value)
+    return torch.where(reference_energy <= eps, torch.full_like(value, float("nan")), value)

@@ -29,9 +29,9 @@ class TranscriptorConfig:
         dropout: dropout after each block and the projection.
     """
 
-    channels: int = 16
-    conv_blocks: int = 2
-    hidden: int = 128
+    channels: int = 8
+    conv_blocks: int = 1
+    hidden: int = 256
     rnn_layers: int = 1
     dropout: float = 0.1
 

@@ -1,5 +1,6 @@
 """LightningModules that compose models, losses and metrics: one per training stage."""
 
+from scoresep.stages.separator import SeparatorStage
 from scoresep.stages.transcriptor import TranscriptorStage
 
-__all__ = ["TranscriptorStage"]
+__all__ = ["SeparatorStage", "TranscriptorStage"]

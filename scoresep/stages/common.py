@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytorch_lightning as pl
+import torch
+from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 
 from scoresep.checkpoints import FeatureSettings
 
@@ -26,8 +29,8 @@ def evaluation_table(results: dict[str, float], prefix: str, instruments: tuple[
     rows: dict[str, dict[str, float]] = {}
     for key, value in results.items():
         parts = key.split("/")
-        if len(parts) == 4 and parts[0] == prefix and parts[3] in instruments:
-            rows.setdefault("/".join(parts[1:3]), {})[parts[3]] = value
+        if len(parts) >= 3 and parts[0] == prefix and parts[-1] in instruments:
+            rows.setdefault("/".join(parts[1:-1]), {})[parts[-1]] = value
     header = "| metric | " + " | ".join(instruments) + " |"
     lines = [header, "|---" * (len(instruments) + 1) + "|"]
     for name, values in rows.items():
@@ -35,3 +38,37 @@ def evaluation_table(results: dict[str, float], prefix: str, instruments: tuple[
                  instruments]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def log_media(module: pl.LightningModule, batch: dict, masks: torch.Tensor, estimates: torch.Tensor,
+              keep: torch.Tensor) -> None:
+    """Separated audio and mask images of the first item with stems, for W&B or TensorBoard loggers.
+
+    Other loggers (CSV) get nothing: scalars only. ``masks``: (batch, instrument, freq, frame);
+    ``estimates``: (items with stems, instrument, time).
+    """
+    loggers = [lg for lg in module.loggers if isinstance(lg, WandbLogger | TensorBoardLogger)]
+    if not loggers or not module.trainer.is_global_zero:
+        return
+    sample_rate = module.features.sample_rate
+    item = int(torch.nonzero(keep)[0])
+    mask_image = masks[item].detach().float().cpu().flip(-2)  # (instrument, freq, frame), low frequencies down
+    mixture = batch["mixture"][item].detach().float().cpu()
+    step = module.global_step
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            import wandb
+
+            media = {"val/media/mixture": wandb.Audio(mixture.numpy(), sample_rate=sample_rate)}
+            for index, name in enumerate(module.features.instruments):
+                media[f"val/media/{name}"] = wandb.Audio(estimates[0, index].float().cpu().numpy(),
+                                                         sample_rate=sample_rate)
+                media[f"val/media/mask_{name}"] = wandb.Image(np.uint8(255 * mask_image[index].numpy()))
+            logger.experiment.log({**media, "trainer/global_step": step})
+        else:
+            writer = logger.experiment
+            writer.add_audio("val/media/mixture", mixture[None], step, sample_rate=sample_rate)
+            for index, name in enumerate(module.features.instruments):
+                writer.add_audio(f"val/media/{name}", estimates[0, index].float().cpu()[None], step,
+                                 sample_rate=sample_rate)
+                writer.add_image(f"val/media/mask_{name}", mask_image[index], step, dataformats="HW")

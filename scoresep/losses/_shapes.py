@@ -1,0 +1,14 @@
+"""Shape checks at the door of every loss, naming the expected layout."""
+
+from __future__ import annotations
+
+import torch
+
+
+def check_shape(name: str, tensor: torch.Tensor, layout: str, **sizes: int) -> None:
+    """Raise ValueError unless ``tensor`` has one axis per comma-separated name in ``layout`` (and the
+    given sizes), e.g. ``check_shape("separated", s, "batch, instrument, freq, frame", instrument=3)``."""
+    axes = [axis.strip() for axis in layout.split(",")]
+    if tensor.ndim != len(axes) or any(tensor.shape[axes.index(a)] != n for a, n in sizes.items() if a in axes):
+        expected = ", ".join(f"{a}={sizes[a]}" if a in sizes else a for a in axes)
+        raise ValueError(f"{name}: expected shape ({expected}), got {tuple(tensor.shape)}")

@@ -1,0 +1,45 @@
+"""Score loss: the frozen transcriptor is the critic of each separated spectrogram."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from scoresep.losses._shapes import check_shape
+
+
+def isolated_targets(rolls: torch.Tensor) -> torch.Tensor:
+    """For each instrument ``i`` the roll ``Y^(i)``: channel ``i`` holds ``Y_i``, every other channel zeros.
+
+    Shape: ``(batch, instrument, pitch, frame)`` -> ``(batch, instrument(i), instrument(channel), pitch, frame)``.
+    """
+    eye = torch.eye(rolls.shape[1], device=rolls.device, dtype=rolls.dtype)
+    return eye[None, :, :, None, None] * rolls[:, None]
+
+
+def score_loss(transcriptor: nn.Module, separated: torch.Tensor, rolls: torch.Tensor,
+               pos_weight: float = 1.0) -> torch.Tensor:
+    """``L_score = sum_i BCE(T(S_i), Y^(i))`` per batch item.
+
+    The transcriptor should be frozen by the caller (eval mode, no grad on its parameters); gradients still
+    flow through it into ``separated``. ``rolls`` may have one pitch row (activity labels for a classifier
+    critic). BCE is averaged over (instrument channel, pitch, frame) and summed over the separated sources.
+
+    Shape:
+        separated: ``(batch, instrument, freq, frame)``
+        rolls: ``(batch, instrument, pitch, frame)``
+        returns: ``(batch,)``
+    """
+    check_shape("score_loss separated", separated, "batch, instrument, freq, frame")
+    batch, n_instruments, _, frames = separated.shape
+    check_shape("score_loss rolls", rolls, "batch, instrument, pitch, frame", batch=batch, instrument=n_instruments,
+                frame=frames)
+    logits = transcriptor(separated.flatten(0, 1)).float()  # (batch * I, I, P, N)
+    target = isolated_targets(rolls.float()).flatten(0, 1)
+    if logits.shape != target.shape:
+        raise ValueError(f"score_loss: transcriptor output {tuple(logits.shape)} does not match the rolls "
+                         f"{tuple(target.shape)} (instruments or pitch rows differ)")
+    weight = torch.tensor(pos_weight, device=logits.device)
+    loss = F.binary_cross_entropy_with_logits(logits, target, pos_weight=weight, reduction="none")
+    return loss.flatten(1).mean(1).view(batch, n_instruments).sum(1)

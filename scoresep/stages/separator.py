@@ -1,0 +1,255 @@
+"""Stage 2: ``SeparatorStage`` trains the separator through a frozen critic plus mixture-consistency losses.
+
+- ``critic: transcriptor`` (the paper): the stage-1 transcriptor judges each separated spectrogram
+  (``L_score``); ``critic: classifier`` (baseline [16]): the activity classifier does; ``critic: none``: only
+  mixture losses (or the supervised loss).
+- ``supervised: true`` is the upper bound: L1/MSE against the true source magnitudes, no critic, no score.
+
+Validation/test: each separated spectrogram is inverted with the mixture phase (fp32) and compared with the
+true stem by SI-SDR; the input mixture's SI-SDR and the improvement (SI-SDRi) are reported beside it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Literal
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+
+from scoresep.checkpoints import FeatureSettings, load_transcriptor, section
+from scoresep.constants import DEFAULT_INSTRUMENTS, HOP_LENGTH, MAX_MIDI, MIN_MIDI, N_FFT, SAMPLE_RATE
+from scoresep.features import Spectrogram
+from scoresep.instruments import check_instruments
+from scoresep.losses import bin_frequencies, harmonic_mask, harmonic_templates, mixture_loss, score_loss
+from scoresep.losses import supervised_loss as supervised_l1
+from scoresep.metrics import si_sdr
+from scoresep.models.separator import Separator, SeparatorConfig
+from scoresep.models.transcriptor import Transcriptor
+from scoresep.stages.common import check_datamodule_features, evaluation_table, log_media
+from scoresep.stages.transcriptor import activity_target
+
+
+class SeparatorStage(pl.LightningModule):
+    """Stage 2 (and the supervised upper bound, and the classifier-critic baseline).
+
+    Args:
+        instruments, sample_rate, n_fft, hop_length, min_midi, max_midi: feature settings, linked from the data
+            module by the CLI; they must match the critic's checkpoint.
+        model: separator size (``small`` defaults; see ``SeparatorConfig.paper()``).
+        critic: ``transcriptor`` (piano-roll critic), ``classifier`` (activity critic of the baseline) or
+            ``none``.
+        transcriptor_checkpoint: stage-1 checkpoint of the critic (``label: notes`` for ``transcriptor``,
+            ``label: activity`` for ``classifier``). Frozen: eval mode, no gradient, weights never change.
+        supervised: train against the true stems instead (upper bound; needs stems, uses no critic).
+        supervised_loss: ``l1`` or ``mse`` on magnitudes.
+        score_weight: weight of ``L_score``.
+        mix_weight: weight of the plain mixture loss (all instruments summed); 0 disables it.
+        clip_mix_weight: weight of ``L_c-mix`` (only instruments active in the clip); 0 disables it.
+        harmonic_mix_weight: weight of ``L_h-mix`` (harmonic masks from the score); 0 disables it.
+        n_harmonics, harmonic_tolerance, harmonic_restrict: harmonic mask: harmonics per note, half-width in
+            semitones, and whether ``L_h-mix`` counts only the bins some mask covers.
+        critic_pos_weight: BCE weight of note cells in ``L_score``.
+        lr, weight_decay, scheduler: AdamW and an optional cosine decay over the run.
+        log_media: log separated audio and mask images of the first validation batch (W&B or TensorBoard).
+    """
+
+    def __init__(
+        self,
+        instruments: list[str] = list(DEFAULT_INSTRUMENTS),  # noqa: B006 - LightningCLI reads the default
+        sample_rate: int = SAMPLE_RATE,
+        n_fft: int = N_FFT,
+        hop_length: int = HOP_LENGTH,
+        min_midi: int = MIN_MIDI,
+        max_midi: int = MAX_MIDI,
+        model: SeparatorConfig | None = None,
+        critic: Literal["transcriptor", "classifier", "none"] = "transcriptor",
+        transcriptor_checkpoint: str | None = None,
+        supervised: bool = False,
+        supervised_loss: Literal["l1", "mse"] = "l1",
+        score_weight: float = 1.0,
+        mix_weight: float = 0.0,
+        clip_mix_weight: float = 1.0,
+        harmonic_mix_weight: float = 1.0,
+        n_harmonics: int = 8,
+        harmonic_tolerance: float = 0.5,
+        harmonic_restrict: bool = True,
+        critic_pos_weight: float = 1.0,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        scheduler: Literal["cosine", "none"] = "cosine",
+        log_media: bool = True,
+    ):
+        super().__init__()
+        model = SeparatorConfig(**model) if isinstance(model, dict) else (model or SeparatorConfig())
+        self.save_hyperparameters()
+        self.hparams["model"] = asdict(model)
+        self.features = FeatureSettings(check_instruments(instruments), sample_rate, n_fft, hop_length, min_midi,
+                                        max_midi)
+        weights = {"score_weight": score_weight, "mix_weight": mix_weight, "clip_mix_weight": clip_mix_weight,
+                   "harmonic_mix_weight": harmonic_mix_weight}
+        if any(w < 0 for w in weights.values()):
+            raise ValueError(f"SeparatorStage: loss weights must be >= 0, got {weights}")
+        self.use_critic = critic != "none" and not supervised and score_weight > 0
+        if not supervised and not self.use_critic and not (mix_weight or clip_mix_weight or harmonic_mix_weight):
+            raise ValueError("SeparatorStage: no loss is enabled (set a critic with score_weight > 0, a mixture "
+                             "loss weight, or supervised: true)")
+        self.separator = Separator(self.features.n_bins, len(instruments), model)
+        self.critic: Transcriptor | None = None
+        if self.use_critic:
+            if transcriptor_checkpoint is None:
+                raise ValueError(f"SeparatorStage: critic={critic!r} needs transcriptor_checkpoint (the stage-1 "
+                                 "checkpoint, e.g. --model.transcriptor_checkpoint checkpoints/stage1/best.ckpt)")
+            label = "notes" if critic == "transcriptor" else "activity"
+            self.critic, _ = load_transcriptor(transcriptor_checkpoint, expected=self.features, label=label)
+            self.critic.eval().requires_grad_(False)
+        self.spectrogram = Spectrogram(n_fft, hop_length, sample_rate, inverse=True)
+        templates = harmonic_templates(bin_frequencies(sample_rate, n_fft), self.features.n_pitches, min_midi,
+                                       n_harmonics, harmonic_tolerance)
+        self.register_buffer("templates", templates, persistent=False)
+        self._reset_evaluation()
+
+    def train(self, mode: bool = True):
+        """Lightning switches modules to train mode every epoch; the critic stays in eval mode (BatchNorm
+        statistics would drift otherwise)."""
+        super().train(mode)
+        if self.critic is not None:
+            self.critic.eval()
+        return self
+
+    # ------------------------------------------------------------------------------------------------- losses
+    def losses(self, batch: dict, separated: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each enabled loss term, averaged over the batch (unweighted)."""
+        hp, terms = self.hparams, {}
+        if hp.supervised:
+            keep = batch["has_sources"]
+            if not bool(keep.any()):
+                raise ValueError(f"supervised training needs stems; batch tracks {batch['track']} have none")
+            terms["supervised"] = supervised_l1(separated[keep], batch["sources_mag"][keep], hp.supervised_loss).mean()
+            return terms
+        mixture, rolls = batch["mixture_mag"], batch["rolls"]
+        if self.use_critic:
+            target = rolls if hp.critic == "transcriptor" else activity_target(rolls)
+            terms["score"] = score_loss(self.critic, separated, target, hp.critic_pos_weight).mean()
+        if hp.mix_weight > 0:
+            terms["mix"] = mixture_loss(separated, mixture).mean()
+        if hp.clip_mix_weight > 0:
+            terms["clip_mix"] = mixture_loss(separated, mixture, active=batch["active"]).mean()
+        if hp.harmonic_mix_weight > 0:
+            masks = harmonic_mask(rolls, self.templates)
+            terms["harmonic_mix"] = mixture_loss(separated, mixture, harmonic=masks,
+                                                 restrict_to_covered=hp.harmonic_restrict).mean()
+        return terms
+
+    def total(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
+        hp = self.hparams
+        weights = {"supervised": 1.0, "score": hp.score_weight, "mix": hp.mix_weight, "clip_mix": hp.clip_mix_weight,
+                   "harmonic_mix": hp.harmonic_mix_weight}
+        return sum(weights[name] * value for name, value in terms.items())
+
+    def separate(self, mixture_mag: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(masks, separated)``, both ``(batch, instrument, freq, frame)``."""
+        masks = self.separator(mixture_mag)
+        return masks, masks * mixture_mag[:, None]
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        _, separated = self.separate(batch["mixture_mag"])
+        terms = self.losses(batch, separated)
+        loss = self.total(terms)
+        size = len(batch["mixture"])
+        self.log_dict({f"train/{name}": value for name, value in terms.items()}, batch_size=size)
+        self.log("train/loss", loss, prog_bar=True, batch_size=size)
+        return loss
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.AdamW(self.separator.parameters(), lr=self.hparams.lr,
+                                      weight_decay=self.hparams.weight_decay)
+        if self.hparams.scheduler == "none":
+            return optimizer
+        steps = max(1, int(self.trainer.estimated_stepping_batches))
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # ---------------------------------------------------------------------------------------------- evaluation
+    def setup(self, stage: str) -> None:
+        check_datamodule_features(self, self.features)
+
+    def _reset_evaluation(self) -> None:
+        n = len(self.features.instruments)
+        # per instrument: [sum SI-SDR, sum input SI-SDR, count] over items where the stem is not silent
+        self._sdr = torch.zeros(n, 3, dtype=torch.float64)
+        self._loss_sum, self._n_items = 0.0, 0
+
+    def separated_waveforms(self, batch: dict, masks: torch.Tensor) -> torch.Tensor:
+        """Inverse STFT of each masked mixture STFT (mixture phase), fp32: ``(batch, instrument, time)``."""
+        spectrum = masks.float() * batch["mixture_stft"][:, None]
+        return self.spectrogram.to(masks.device).istft(spectrum, batch["mixture"].shape[-1])
+
+    def _evaluation_step(self, batch: dict, batch_idx: int) -> None:
+        masks, separated = self.separate(batch["mixture_mag"])
+        if self.hparams.supervised and not bool(batch["has_sources"].any()):
+            return
+        self._loss_sum += float(self.total(self.losses(batch, separated))) * len(masks)
+        self._n_items += len(masks)
+        keep = batch["has_sources"]
+        if not bool(keep.any()):
+            return
+        estimates = self.separated_waveforms(batch, masks)[keep]
+        references = batch["sources"][keep]
+        mixture = batch["mixture"][keep][:, None].expand_as(references)
+        separated_sdr, input_sdr = si_sdr(estimates, references), si_sdr(mixture, references)
+        valid = ~torch.isnan(separated_sdr)
+        self._sdr[:, 0] += torch.where(valid, separated_sdr, 0).sum(0).double().cpu()
+        self._sdr[:, 1] += torch.where(valid, input_sdr, 0).sum(0).double().cpu()
+        self._sdr[:, 2] += valid.sum(0).double().cpu()
+        if batch_idx == 0 and self.hparams.log_media and not self.trainer.sanity_checking:
+            log_media(self, batch, masks, estimates, keep)
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._evaluation_step(batch, batch_idx)
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._evaluation_step(batch, batch_idx)
+
+    def on_validation_epoch_start(self) -> None:
+        self._reset_evaluation()
+
+    on_test_epoch_start = on_validation_epoch_start
+
+    def _log_evaluation(self, prefix: str) -> dict[str, float]:
+        sums = self._sdr.to(self.device)
+        loss = torch.tensor([self._loss_sum, float(self._n_items)], dtype=torch.float64, device=self.device)
+        if self.trainer.world_size > 1:
+            sums, loss = self.all_gather(sums).sum(0), self.all_gather(loss).sum(0)
+        sums, loss = sums.cpu(), loss.cpu()
+        results: dict[str, float] = {f"{prefix}/loss": float(loss[0] / loss[1].clamp_min(1))}
+        for index, name in enumerate(self.features.instruments):
+            total, total_input, count = (float(v) for v in sums[index])
+            if count:
+                results[f"{prefix}/si_sdr/{name}"] = total / count
+                results[f"{prefix}/input_si_sdr/{name}"] = total_input / count
+                results[f"{prefix}/si_sdri/{name}"] = (total - total_input) / count
+        for metric in ("si_sdr", "input_si_sdr", "si_sdri"):
+            values = [results[k] for k in results if k.startswith(f"{prefix}/{metric}/")]
+            if values:
+                results[f"{prefix}/{metric}"] = float(np.mean(values))
+        self.log_dict(results, sync_dist=False)
+        return results
+
+    def on_validation_epoch_end(self) -> None:
+        if not self.trainer.sanity_checking:
+            self._log_evaluation("val")
+
+    def on_test_epoch_end(self) -> None:
+        results = self._log_evaluation("test")
+        if self.trainer.is_global_zero:
+            print(evaluation_table(results, "test", self.features.instruments))
+
+    # ---------------------------------------------------------------------------------------------- checkpoint
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        models = {"separator": {"config": dict(self.hparams["model"])}}
+        if self.critic is not None:
+            models["critic"] = {"config": asdict(self.critic.config), "n_pitches": self.critic.n_pitches,
+                                "label": "notes" if self.hparams.critic == "transcriptor" else "activity"}
+        checkpoint["scoresep"] = section("separator", self.features, models)
