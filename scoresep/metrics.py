@@ -115,6 +115,6 @@ def si_sdr(estimate: torch.Tensor, reference: torch.Tensor, eps: float = 1e-8, m
     target = scale * reference
     noise = estimate - target
     ratio = target.pow(2).sum(-1) / noise.pow(2).sum(-1).clamp_min(eps * eps)
-    value = 10 * torch.log10(ratio.clamp_min(1e-30)).clamp(min_db, max_db)
+    value = (10 * torch.log10(ratio.clamp_min(1e-30))).clamp(min_db, max_db)
     value = torch.where(estimate.pow(2).sum(-1) <= eps * eps, torch.full_like(value, min_db), value)
     return torch.where(reference_energy <= eps, torch.full_like(value, float("nan")), value)

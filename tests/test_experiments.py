@@ -1,5 +1,9 @@
-"""Every experiment YAML parses and runs one training and one validation batch (``fast_dev_run``)."""
+"""Every experiment YAML parses and runs one training and one validation batch (``fast_dev_run``).
 
+Stage-2 configs read stage-1 checkpoints from ``checkpoints/``; a session fixture trains tiny ones first.
+"""
+
+import shutil
 from pathlib import Path
 
 import pytest
@@ -21,9 +25,32 @@ def _data_args(minislakh, tmp_path):
             "--data.segment_seconds", "1.0", "--data.batch_size", "2", "--data.num_workers", "0"]
 
 
+@pytest.fixture(scope="session")
+def stage1_checkpoints(minislakh, tmp_path_factory):
+    """``checkpoints/{stage1,classifier}/best.ckpt`` from two-batch runs of the stage-1 configs."""
+    folder = tmp_path_factory.mktemp("stage1-runs")
+    args = ["--data.root", str(minislakh), "--data.cache_dir", str(folder / "cache"), "--data.segment_seconds", "1.0",
+            "--trainer.accelerator=cpu", "--trainer.max_epochs=1", "--trainer.limit_train_batches=2",
+            "--trainer.limit_val_batches=1", "--trainer.enable_progress_bar=false"]
+    import os
+    import sys
+
+    cwd, argv = os.getcwd(), sys.argv
+    try:
+        os.chdir(folder)
+        sys.argv = ["scoresep"]
+        for name in ("stage1", "baseline_classifier"):
+            main(["fit", "--config", str(EXPERIMENTS / f"{name}.yaml"), *args])
+    finally:
+        os.chdir(cwd)
+        sys.argv = argv
+    return folder / "checkpoints"
+
+
 @pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
-def test_experiment_runs_under_fast_dev_run(config, minislakh, tmp_path, monkeypatch):
+def test_experiment_runs_under_fast_dev_run(config, minislakh, stage1_checkpoints, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    shutil.copytree(stage1_checkpoints, tmp_path / "checkpoints")
     main(["fit", "--config", str(config), *_data_args(minislakh, tmp_path), "--trainer.fast_dev_run=true",
           "--trainer.accelerator=cpu"])
 

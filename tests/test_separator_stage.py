@@ -1,0 +1,105 @@
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from scoresep.checkpoints import CheckpointError, load_separator
+from scoresep.data.datamodule import SlakhDataModule
+from scoresep.models.separator import Separator, SeparatorConfig
+from scoresep.models.transcriptor import TranscriptorConfig
+from scoresep.stages.separator import SeparatorStage
+from scoresep.stages.transcriptor import TranscriptorStage
+
+TINY_T = {"channels": 4, "conv_blocks": 1, "hidden": 16, "rnn_layers": 1, "dropout": 0.0}
+TINY_S = {"channels": 4, "depth": 2}
+
+
+def _datamodule(minislakh, tmp_path, **kwargs):
+    return SlakhDataModule(root=str(minislakh), cache_dir=str(tmp_path / "cache"), segment_seconds=1.0,
+                           batch_size=4, eval_crops_per_track=1, train_crops_per_track=1, **kwargs)
+
+
+def _trainer(tmp_path, **kwargs):
+    return pl.Trainer(default_root_dir=tmp_path, accelerator="cpu", devices=1, logger=False,
+                      enable_progress_bar=False, enable_model_summary=False, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def stage1_checkpoints(minislakh, tmp_path_factory):
+    """Tiny stage-1 checkpoints: ``{"notes": path, "activity": path}``."""
+    folder = tmp_path_factory.mktemp("stage1")
+    paths = {}
+    for label in ("notes", "activity"):
+        stage = TranscriptorStage(model=TranscriptorConfig(**TINY_T), label=label)
+        trainer = _trainer(folder, max_steps=2, limit_val_batches=1)
+        trainer.fit(stage, _datamodule(minislakh, folder))
+        paths[label] = folder / f"{label}.ckpt"
+        trainer.save_checkpoint(paths[label])
+    return paths
+
+
+def test_separator_masks_are_in_unit_range_for_odd_sizes():
+    model = Separator(513, 3, SeparatorConfig(**TINY_S))
+    masks = model(torch.rand(2, 513, 63) * 50)
+    assert masks.shape == (2, 3, 513, 63) and masks.min() >= 0 and masks.max() <= 1
+
+
+def test_critic_weights_stay_bit_identical_through_training(minislakh, tmp_path, stage1_checkpoints):
+    stage = SeparatorStage(model=SeparatorConfig(**TINY_S), transcriptor_checkpoint=str(stage1_checkpoints["notes"]))
+    critic_before = {k: v.clone() for k, v in stage.critic.state_dict().items()}
+    separator_before = {k: v.clone() for k, v in stage.separator.state_dict().items()}
+    _trainer(tmp_path, max_steps=3, limit_val_batches=1).fit(stage, _datamodule(minislakh, tmp_path))
+    assert not stage.critic.training and all(not p.requires_grad for p in stage.critic.parameters())
+    for name, tensor in stage.critic.state_dict().items():  # parameters and BatchNorm statistics
+        assert torch.equal(tensor, critic_before[name]), name
+    assert any(not torch.equal(t, separator_before[k]) for k, t in stage.separator.state_dict().items())
+
+
+@pytest.mark.parametrize("variant", [
+    {"critic": "transcriptor", "clip_mix_weight": 1.0, "harmonic_mix_weight": 1.0},
+    {"critic": "classifier", "clip_mix_weight": 0.0, "harmonic_mix_weight": 0.0, "mix_weight": 1.0},
+    {"critic": "none", "supervised": True, "score_weight": 0.0},
+])
+def test_variants_train_and_report_si_sdr_per_instrument(minislakh, tmp_path, stage1_checkpoints, variant):
+    label = "activity" if variant["critic"] == "classifier" else "notes"
+    stage = SeparatorStage(model=SeparatorConfig(**TINY_S), transcriptor_checkpoint=str(stage1_checkpoints[label]),
+                           **variant)
+    trainer = _trainer(tmp_path, max_steps=2, limit_val_batches=2)
+    datamodule = _datamodule(minislakh, tmp_path)
+    trainer.fit(stage, datamodule)
+    results = trainer.test(stage, datamodule)[0]
+    for name in ("bass", "guitar", "piano"):
+        assert -100 <= results[f"test/si_sdr/{name}"] <= 100
+        assert results[f"test/si_sdri/{name}"] == pytest.approx(
+            results[f"test/si_sdr/{name}"] - results[f"test/input_si_sdr/{name}"], abs=1e-3)
+    path = tmp_path / "stage2.ckpt"
+    trainer.save_checkpoint(path)
+    separator, info = load_separator(path)
+    assert info["stage"] == "separator"
+    assert all(torch.equal(t, stage.separator.state_dict()[k]) for k, t in separator.state_dict().items())
+    assert not any("spectrogram" in key for key in torch.load(path, weights_only=True)["state_dict"])
+
+
+def test_bad_critic_checkpoints_are_refused_before_training(tmp_path, stage1_checkpoints):
+    with pytest.raises(CheckpointError, match="checkpoint file not found"):
+        SeparatorStage(transcriptor_checkpoint=str(tmp_path / "missing.ckpt"))
+    with pytest.raises(ValueError, match="needs transcriptor_checkpoint"):
+        SeparatorStage()
+    with pytest.raises(CheckpointError, match=r"label='activity', this run needs label='notes'"):
+        SeparatorStage(transcriptor_checkpoint=str(stage1_checkpoints["activity"]))
+    with pytest.raises(CheckpointError, match=r"hop_length=512 \(this run\) vs hop_length=256 \(checkpoint\)"):
+        SeparatorStage(transcriptor_checkpoint=str(stage1_checkpoints["notes"]), hop_length=512)
+    with pytest.raises(CheckpointError, match=r"instruments=\('bass', 'piano'\) \(this run\)"):
+        SeparatorStage(transcriptor_checkpoint=str(stage1_checkpoints["notes"]), instruments=["bass", "piano"])
+    separator_only = SeparatorStage(critic="none", supervised=True, model=SeparatorConfig(**TINY_S))
+    trainer = pl.Trainer(logger=False, accelerator="cpu")
+    trainer.strategy.connect(separator_only)
+    trainer.save_checkpoint(tmp_path / "stage2.ckpt")
+    with pytest.raises(CheckpointError, match="a 'separator' checkpoint holds no transcriptor"):
+        SeparatorStage(transcriptor_checkpoint=str(tmp_path / "stage2.ckpt"))
+
+
+def test_no_enabled_loss_is_an_error():
+    with pytest.raises(ValueError, match="no loss is enabled"):
+        SeparatorStage(critic="none", clip_mix_weight=0.0, harmonic_mix_weight=0.0)
+    with pytest.raises(ValueError, match="loss weights must be >= 0"):
+        SeparatorStage(critic="none", clip_mix_weight=-1.0)
