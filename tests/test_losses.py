@@ -4,7 +4,14 @@ import pytest
 import torch
 from torch import nn
 
-from scoresep.losses import bin_frequencies, harmonic_mask, harmonic_templates, mixture_loss, score_loss, supervised_loss
+from scoresep.losses import (
+    bin_frequencies,
+    harmonic_mask,
+    harmonic_templates,
+    mixture_loss,
+    score_loss,
+    supervised_loss,
+)
 from scoresep.losses.score import isolated_targets
 from scoresep.metrics import si_sdr
 
