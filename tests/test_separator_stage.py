@@ -103,3 +103,24 @@ def test_no_enabled_loss_is_an_error():
         SeparatorStage(critic="none", clip_mix_weight=0.0, harmonic_mix_weight=0.0)
     with pytest.raises(ValueError, match="loss weights must be >= 0"):
         SeparatorStage(critic="none", clip_mix_weight=-1.0)
+
+
+def test_wandb_offline_gets_audio_and_mask_images_and_csv_still_works(minislakh, tmp_path, stage1_checkpoints,
+                                                                       monkeypatch):
+    from pytorch_lightning.loggers import CSVLogger, WandbLogger
+
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    datamodule = _datamodule(minislakh, tmp_path)
+    for logger in (WandbLogger(project="scoresep-test", save_dir=str(tmp_path), offline=True),
+                   CSVLogger(save_dir=str(tmp_path), name="csv")):
+        stage = SeparatorStage(model=SeparatorConfig(**TINY_S),
+                               transcriptor_checkpoint=str(stage1_checkpoints["notes"]))
+        trainer = pl.Trainer(default_root_dir=tmp_path, accelerator="cpu", logger=logger, max_steps=2,
+                             limit_val_batches=1, enable_progress_bar=False, enable_checkpointing=False)
+        trainer.fit(stage, datamodule)
+        if isinstance(logger, WandbLogger):
+            logger.experiment.finish()
+    media = list(tmp_path.glob("wandb/offline-run-*/files/media/**/*"))
+    assert any(p.suffix == ".wav" for p in media) and any(p.suffix == ".png" for p in media), media
+    assert "val/si_sdr" in (tmp_path / "csv" / "version_0" / "metrics.csv").read_text()

@@ -29,4 +29,4 @@ def test_transcriptor_beats_silence_and_chance_on_every_instrument(tmp_path):
     for index, name in enumerate(("bass", "guitar", "piano")):
         chance = float(density[index] / (2 - density[index]))
         accuracy = results[f"val/mix/accuracy/{name}"]
-        assert accuracy > max(0.15, 5 * chance), (name, accuracy, chance)  # all-zeros scores exactly 0
+        assert accuracy > max(0.10, 5 * chance), (name, accuracy, chance)  # all-zeros scores exactly 0
