@@ -83,6 +83,19 @@ def _sub_state(state_dict: dict, prefix: str) -> dict:
     return {key[len(prefix) :]: value for key, value in state_dict.items() if key.startswith(prefix)}
 
 
+def _model_section(path: str | os.PathLike, name: str, expected: FeatureSettings | None,
+                   hint: str) -> tuple[dict, FeatureSettings]:
+    """Read a checkpoint that must hold model ``name`` with the ``expected`` feature settings."""
+    checkpoint = read_checkpoint(path)
+    meta = checkpoint["scoresep"]
+    if name not in meta.get("models", {}):
+        raise CheckpointError(f"{path}: a '{meta.get('stage')}' checkpoint holds no {name} (give {hint})")
+    features = FeatureSettings.from_dict(meta["features"])
+    if expected is not None and (problems := expected.mismatches(features, "this run", "checkpoint")):
+        raise CheckpointError(f"{path}: trained with other feature settings: {'; '.join(problems)}")
+    return checkpoint, features
+
+
 def load_transcriptor(path: str | os.PathLike, expected: FeatureSettings | None = None,
                       label: str | None = None) -> tuple[Transcriptor, dict]:
     """Rebuild the transcriptor of a stage-1 (or stage-3) checkpoint, weights loaded strictly.
@@ -90,14 +103,8 @@ def load_transcriptor(path: str | os.PathLike, expected: FeatureSettings | None 
     ``expected`` features and ``label`` (``notes``/``activity``) are checked when given; a mismatch raises
     CheckpointError naming the path and both values. Returns ``(model, its metadata)``.
     """
-    checkpoint = read_checkpoint(path)
+    checkpoint, features = _model_section(path, "transcriptor", expected, "a stage-1 transcriptor checkpoint")
     meta = checkpoint["scoresep"]
-    if "transcriptor" not in meta.get("models", {}):
-        raise CheckpointError(f"{path}: a '{meta.get('stage')}' checkpoint holds no transcriptor "
-                              "(give a stage-1 transcriptor checkpoint)")
-    features = FeatureSettings.from_dict(meta["features"])
-    if expected is not None and (problems := expected.mismatches(features, "this run", "checkpoint")):
-        raise CheckpointError(f"{path}: trained with other feature settings: {'; '.join(problems)}")
     info = meta["models"]["transcriptor"]
     if label is not None and info["label"] != label:
         raise CheckpointError(f"{path}: transcriptor was trained with label={info['label']!r}, "
@@ -113,14 +120,8 @@ def load_transcriptor(path: str | os.PathLike, expected: FeatureSettings | None 
 
 def load_separator(path: str | os.PathLike, expected: FeatureSettings | None = None) -> tuple[Separator, dict]:
     """Rebuild the separator of a stage-2 (or stage-3) checkpoint, weights loaded strictly."""
-    checkpoint = read_checkpoint(path)
+    checkpoint, features = _model_section(path, "separator", expected, "a stage-2 or stage-3 checkpoint")
     meta = checkpoint["scoresep"]
-    if "separator" not in meta.get("models", {}):
-        raise CheckpointError(f"{path}: a '{meta.get('stage')}' checkpoint holds no separator "
-                              "(give a stage-2 or stage-3 checkpoint)")
-    features = FeatureSettings.from_dict(meta["features"])
-    if expected is not None and (problems := expected.mismatches(features, "this run", "checkpoint")):
-        raise CheckpointError(f"{path}: trained with other feature settings: {'; '.join(problems)}")
     info = meta["models"]["separator"]
     model = Separator(features.n_bins, len(features.instruments), SeparatorConfig(**info["config"]))
     try:

@@ -12,6 +12,16 @@ from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 from scoresep.checkpoints import FeatureSettings
 
 
+def adamw(module: pl.LightningModule, parameters, lr: float, weight_decay: float, scheduler: str):
+    """AdamW over ``parameters``, with a per-step cosine decay to 0 over the run when ``scheduler='cosine'``."""
+    optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
+    if scheduler == "none":
+        return optimizer
+    steps = max(1, int(module.trainer.estimated_stepping_batches))
+    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": cosine, "interval": "step"}}
+
+
 def check_datamodule_features(module: pl.LightningModule, features: FeatureSettings) -> None:
     """Stop at start when the trainer's data module was configured with other feature settings."""
     datamodule = getattr(module.trainer, "datamodule", None)

@@ -27,7 +27,7 @@ from scoresep.losses import supervised_loss as supervised_l1
 from scoresep.metrics import si_sdr
 from scoresep.models.separator import Separator, SeparatorConfig
 from scoresep.models.transcriptor import Transcriptor
-from scoresep.stages.common import check_datamodule_features, evaluation_table, log_media
+from scoresep.stages.common import adamw, check_datamodule_features, evaluation_table, log_media
 from scoresep.stages.transcriptor import activity_target
 
 
@@ -163,13 +163,8 @@ class SeparatorStage(pl.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        optimizer = torch.optim.AdamW(self.separator.parameters(), lr=self.hparams.lr,
-                                      weight_decay=self.hparams.weight_decay)
-        if self.hparams.scheduler == "none":
-            return optimizer
-        steps = max(1, int(self.trainer.estimated_stepping_batches))
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        hp = self.hparams
+        return adamw(self, self.separator.parameters(), hp.lr, hp.weight_decay, hp.scheduler)
 
     # ---------------------------------------------------------------------------------------------- evaluation
     def setup(self, stage: str) -> None:

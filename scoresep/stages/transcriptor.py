@@ -20,9 +20,10 @@ from scoresep.checkpoints import FeatureSettings, section
 from scoresep.constants import DEFAULT_INSTRUMENTS, HOP_LENGTH, MAX_MIDI, MIN_MIDI, N_FFT, SAMPLE_RATE
 from scoresep.features import Spectrogram
 from scoresep.instruments import check_instruments
+from scoresep.losses.score import isolated_targets
 from scoresep.metrics import frame_counts, note_onset_counts, onset_f1, scores_from_counts, wrong_channel_rate
 from scoresep.models.transcriptor import Transcriptor, TranscriptorConfig
-from scoresep.stages.common import check_datamodule_features, evaluation_table
+from scoresep.stages.common import adamw, check_datamodule_features, evaluation_table
 
 
 def activity_target(rolls: torch.Tensor) -> torch.Tensor:
@@ -96,10 +97,7 @@ class TranscriptorStage(pl.LightningModule):
         if "sources_mag" not in batch or not bool(keep.any()):
             return None
         magnitude = batch["sources_mag"][keep]  # (b, I, F, N)
-        target = self.target(batch["rolls"][keep])  # (b, I, P, N)
-        n_inst = magnitude.shape[1]
-        eye = torch.eye(n_inst, device=target.device)[None, :, :, None, None]  # (1, I(stem), I(channel), 1, 1)
-        isolated_target = eye * target[:, None]  # stem i -> only channel i
+        isolated_target = isolated_targets(self.target(batch["rolls"][keep]))  # stem i -> only channel i
         return magnitude.flatten(0, 1), isolated_target.flatten(0, 1)
 
     def _submixture_inputs(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -131,13 +129,8 @@ class TranscriptorStage(pl.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        optimizer = torch.optim.AdamW(self.transcriptor.parameters(), lr=self.hparams.lr,
-                                      weight_decay=self.hparams.weight_decay)
-        if self.hparams.scheduler == "none":
-            return optimizer
-        steps = max(1, int(self.trainer.estimated_stepping_batches))
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        hp = self.hparams
+        return adamw(self, self.transcriptor.parameters(), hp.lr, hp.weight_decay, hp.scheduler)
 
     # ---------------------------------------------------------------------------------------------- evaluation
     def setup(self, stage: str) -> None:
