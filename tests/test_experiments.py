@@ -73,3 +73,15 @@ def test_mistyped_option_is_rejected(minislakh, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit):
         main(["fit", "--config", str(EXPERIMENTS / "stage1.yaml"), "--model.init_args.pos_wieght=3"])
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
+def test_every_experiment_writes_last_ckpt_every_epoch(config):
+    """``save_last`` only writes when a best checkpoint is written; a run whose score stops improving would
+    leave a stale last.ckpt. Every YAML keeps an unmonitored checkpoint named ``last`` instead."""
+    import yaml
+
+    callbacks = yaml.safe_load(config.read_text())["trainer"]["callbacks"]
+    last = [c["init_args"] for c in callbacks if c["init_args"].get("filename") == "last"]
+    assert len(last) == 1 and last[0]["monitor"] is None and last[0]["save_top_k"] == 1
+    assert not any(c["init_args"].get("save_last") for c in callbacks)
