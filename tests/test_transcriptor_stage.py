@@ -40,6 +40,8 @@ def test_activity_target_is_max_over_pitch():
     assert activity_target(rolls)[0, :, 0].tolist() == [[0, 0, 0, 0, 0], [0, 0, 1, 0, 0]]
 
 
+# The stage is driven by hand here, without a Trainer, so its self.log calls have nowhere to go.
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)` but the `self.trainer` reference")
 def test_training_steps_fit_a_fixed_batch(minislakh, tmp_path):
     datamodule = _datamodule(minislakh, tmp_path)
     datamodule.prepare_data()
