@@ -20,11 +20,12 @@ USER_ERRORS: tuple[type[Exception], ...] = (FileNotFoundError, NotADirectoryErro
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
+    from scoresep.checkpoints import CheckpointError
     from scoresep.data.audio import AudioError
     from scoresep.data.midi import MidiError
     from scoresep.data.slakh import DatasetError
 
-    return USER_ERRORS + (AudioError, MidiError, DatasetError)
+    return USER_ERRORS + (AudioError, MidiError, DatasetError, CheckpointError)
 
 
 FEATURE_LINKS = ("instruments", "sample_rate", "n_fft", "hop_length", "min_midi", "max_midi")
@@ -141,7 +142,11 @@ def main(argv: list[str] | None = None) -> None:
     args_given = argv is not None
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in LIGHTNING_COMMANDS:
-        lightning_main(argv if args_given else None)
+        try:
+            lightning_main(argv if args_given else None)
+        except _user_errors() as error:  # bad data, checkpoint or settings: the message says which file and why
+            print(f"scoresep {argv[0]}: error: {error}", file=sys.stderr)
+            raise SystemExit(1) from None
         return
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)

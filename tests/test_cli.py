@@ -39,3 +39,12 @@ def test_bad_input_gives_a_message_and_nonzero_exit(tmp_path):
     assert result.returncode == 1 and "unknown ['kazoo']" in result.stderr and "Traceback" not in result.stderr
     result = _run("synth", "--out", str(tmp_path / "x"), "--soundfont", str(tmp_path / "none.sf2"))
     assert result.returncode == 1 and "none.sf2: soundfont not found" in result.stderr
+
+
+def test_fit_with_a_missing_critic_checkpoint_stops_with_a_message(tmp_path):
+    config = Path(__file__).resolve().parent.parent / "experiments" / "stage2.yaml"
+    result = _run("fit", "--config", str(config), "--model.transcriptor_checkpoint", str(tmp_path / "none.ckpt"),
+                  "--data.root", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 1
+    assert f"{tmp_path / 'none.ckpt'}: checkpoint file not found" in result.stderr
+    assert "Traceback" not in result.stderr
