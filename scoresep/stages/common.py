@@ -12,6 +12,32 @@ from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 from scoresep.checkpoints import FeatureSettings
 
 
+class EvaluatedStage(pl.LightningModule):
+    """Shared evaluation plumbing: a stage defines ``features``, ``_reset_evaluation()`` (clear the sums) and
+    ``_log_evaluation(prefix) -> results``; this class runs them at the right hooks, checks the data module's
+    feature settings at start and prints the per-instrument table after a test."""
+
+    features: FeatureSettings
+
+    def setup(self, stage: str) -> None:
+        check_datamodule_features(self, self.features)
+
+    def on_validation_epoch_start(self) -> None:
+        self._reset_evaluation()
+
+    def on_test_epoch_start(self) -> None:
+        self._reset_evaluation()
+
+    def on_validation_epoch_end(self) -> None:
+        if not self.trainer.sanity_checking:
+            self._log_evaluation("val")
+
+    def on_test_epoch_end(self) -> None:
+        results = self._log_evaluation("test")
+        if self.trainer.is_global_zero:
+            print(evaluation_table(results, "test", self.features.instruments))
+
+
 def adamw(module: pl.LightningModule, parameters, lr: float, weight_decay: float, scheduler: str):
     """AdamW over ``parameters``, with a per-step cosine decay to 0 over the run when ``scheduler='cosine'``."""
     optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)

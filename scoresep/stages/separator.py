@@ -15,7 +15,6 @@ from dataclasses import asdict
 from typing import Literal
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 
 from scoresep.checkpoints import FeatureSettings, load_transcriptor, section
@@ -27,11 +26,11 @@ from scoresep.losses import supervised_loss as supervised_l1
 from scoresep.metrics import si_sdr
 from scoresep.models.separator import Separator, SeparatorConfig
 from scoresep.models.transcriptor import Transcriptor
-from scoresep.stages.common import adamw, check_datamodule_features, evaluation_table, log_media
+from scoresep.stages.common import EvaluatedStage, adamw, log_media
 from scoresep.stages.transcriptor import activity_target
 
 
-class SeparatorStage(pl.LightningModule):
+class SeparatorStage(EvaluatedStage):
     """Stage 2 (and the supervised upper bound, and the classifier-critic baseline).
 
     Args:
@@ -167,9 +166,6 @@ class SeparatorStage(pl.LightningModule):
         return adamw(self, self.separator.parameters(), hp.lr, hp.weight_decay, hp.scheduler)
 
     # ---------------------------------------------------------------------------------------------- evaluation
-    def setup(self, stage: str) -> None:
-        check_datamodule_features(self, self.features)
-
     def _reset_evaluation(self) -> None:
         n = len(self.features.instruments)
         # per instrument: [sum SI-SDR, sum input SI-SDR, count] over items where the stem is not silent
@@ -207,11 +203,6 @@ class SeparatorStage(pl.LightningModule):
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self._evaluation_step(batch, batch_idx)
 
-    def on_validation_epoch_start(self) -> None:
-        self._reset_evaluation()
-
-    on_test_epoch_start = on_validation_epoch_start
-
     def _log_evaluation(self, prefix: str) -> dict[str, float]:
         sums = self._sdr.to(self.device)
         loss = torch.tensor([self._loss_sum, float(self._n_items)], dtype=torch.float64, device=self.device)
@@ -231,15 +222,6 @@ class SeparatorStage(pl.LightningModule):
                 results[f"{prefix}/{metric}"] = float(np.mean(values))
         self.log_dict(results, sync_dist=False)
         return results
-
-    def on_validation_epoch_end(self) -> None:
-        if not self.trainer.sanity_checking:
-            self._log_evaluation("val")
-
-    def on_test_epoch_end(self) -> None:
-        results = self._log_evaluation("test")
-        if self.trainer.is_global_zero:
-            print(evaluation_table(results, "test", self.features.instruments))
 
     # ---------------------------------------------------------------------------------------------- checkpoint
     def on_save_checkpoint(self, checkpoint: dict) -> None:

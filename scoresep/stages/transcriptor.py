@@ -12,7 +12,6 @@ from dataclasses import asdict
 from typing import Literal
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
@@ -23,7 +22,7 @@ from scoresep.instruments import check_instruments
 from scoresep.losses.score import isolated_targets
 from scoresep.metrics import frame_counts, note_onset_counts, onset_f1, scores_from_counts, wrong_channel_rate
 from scoresep.models.transcriptor import Transcriptor, TranscriptorConfig
-from scoresep.stages.common import adamw, check_datamodule_features, evaluation_table
+from scoresep.stages.common import EvaluatedStage, adamw
 
 
 def activity_target(rolls: torch.Tensor) -> torch.Tensor:
@@ -31,7 +30,7 @@ def activity_target(rolls: torch.Tensor) -> torch.Tensor:
     return rolls.amax(dim=2, keepdim=True)
 
 
-class TranscriptorStage(pl.LightningModule):
+class TranscriptorStage(EvaluatedStage):
     """Stage 1: mixture magnitude -> per-instrument piano roll, trained with (weighted) BCE.
 
     Args:
@@ -133,9 +132,6 @@ class TranscriptorStage(pl.LightningModule):
         return adamw(self, self.transcriptor.parameters(), hp.lr, hp.weight_decay, hp.scheduler)
 
     # ---------------------------------------------------------------------------------------------- evaluation
-    def setup(self, stage: str) -> None:
-        check_datamodule_features(self, self.features)
-
     def _reset_evaluation(self) -> None:
         n = len(self.features.instruments)
         self._counts = {"mix": torch.zeros(n, 3, dtype=torch.long), "iso": torch.zeros(n, 3, dtype=torch.long)}
@@ -178,11 +174,6 @@ class TranscriptorStage(pl.LightningModule):
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self._evaluation_step(batch)
 
-    def on_validation_epoch_start(self) -> None:
-        self._reset_evaluation()
-
-    on_test_epoch_start = on_validation_epoch_start
-
     def _gathered(self) -> dict:
         """Evaluation counts summed over processes (every crop is evaluated by exactly one process)."""
         n = len(self.features.instruments)
@@ -221,15 +212,6 @@ class TranscriptorStage(pl.LightningModule):
         results[f"{prefix}/loss"] = loss / max(count, 1.0)
         self.log_dict(results, sync_dist=False, rank_zero_only=False)
         return results
-
-    def on_validation_epoch_end(self) -> None:
-        if not self.trainer.sanity_checking:
-            self._log_evaluation("val")
-
-    def on_test_epoch_end(self) -> None:
-        results = self._log_evaluation("test")
-        if self.trainer.is_global_zero:
-            print(evaluation_table(results, "test", self.features.instruments))
 
     # ---------------------------------------------------------------------------------------------- checkpoint
     def on_save_checkpoint(self, checkpoint: dict) -> None:
