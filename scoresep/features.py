@@ -39,13 +39,6 @@ class Spectrogram(nn.Module):
         for name, buffer in list(self.transform.named_buffers(recurse=False)):
             self.transform.register_buffer(name, buffer, persistent=False)
 
-    @property
-    def n_bins(self) -> int:
-        return self.n_fft // 2 + 1
-
-    def n_frames(self, n_samples: int) -> int:
-        return 1 + n_samples // self.hop_length
-
     def stft(self, waveform: torch.Tensor) -> torch.Tensor:
         """Complex STFT ``(..., freq, frame)`` of ``(..., time)``, computed in fp32 with autocast off."""
         leading, n_samples = waveform.shape[:-1], waveform.shape[-1]

@@ -1,9 +1,9 @@
 import pytest
 import pytorch_lightning as pl
 import torch
+from helpers import quiet_trainer, tiny_datamodule
 
 from scoresep.checkpoints import CheckpointError, load_separator
-from scoresep.data.datamodule import SlakhDataModule
 from scoresep.models.separator import Separator, SeparatorConfig
 from scoresep.models.transcriptor import TranscriptorConfig
 from scoresep.stages.separator import SeparatorStage
@@ -13,16 +13,6 @@ TINY_T = {"channels": 4, "conv_blocks": 1, "hidden": 16, "rnn_layers": 1, "dropo
 TINY_S = {"channels": 4, "depth": 2}
 
 
-def _datamodule(minislakh, tmp_path, **kwargs):
-    return SlakhDataModule(root=str(minislakh), cache_dir=str(tmp_path / "cache"), segment_seconds=1.0,
-                           batch_size=4, eval_crops_per_track=1, train_crops_per_track=1, **kwargs)
-
-
-def _trainer(tmp_path, **kwargs):
-    return pl.Trainer(default_root_dir=tmp_path, accelerator="cpu", devices=1, logger=False,
-                      enable_progress_bar=False, enable_model_summary=False, **kwargs)
-
-
 @pytest.fixture(scope="module")
 def stage1_checkpoints(minislakh, tmp_path_factory):
     """Tiny stage-1 checkpoints: ``{"notes": path, "activity": path}``."""
@@ -30,8 +20,8 @@ def stage1_checkpoints(minislakh, tmp_path_factory):
     paths = {}
     for label in ("notes", "activity"):
         stage = TranscriptorStage(model=TranscriptorConfig(**TINY_T), label=label)
-        trainer = _trainer(folder, max_steps=2, limit_val_batches=1)
-        trainer.fit(stage, _datamodule(minislakh, folder))
+        trainer = quiet_trainer(folder, max_steps=2, limit_val_batches=1)
+        trainer.fit(stage, tiny_datamodule(minislakh, folder))
         paths[label] = folder / f"{label}.ckpt"
         trainer.save_checkpoint(paths[label])
     return paths
@@ -47,7 +37,7 @@ def test_critic_weights_stay_bit_identical_through_training(minislakh, tmp_path,
     stage = SeparatorStage(model=SeparatorConfig(**TINY_S), transcriptor_checkpoint=str(stage1_checkpoints["notes"]))
     critic_before = {k: v.clone() for k, v in stage.critic.state_dict().items()}
     separator_before = {k: v.clone() for k, v in stage.separator.state_dict().items()}
-    _trainer(tmp_path, max_steps=3, limit_val_batches=1).fit(stage, _datamodule(minislakh, tmp_path))
+    quiet_trainer(tmp_path, max_steps=3, limit_val_batches=1).fit(stage, tiny_datamodule(minislakh, tmp_path))
     assert not stage.critic.training and all(not p.requires_grad for p in stage.critic.parameters())
     for name, tensor in stage.critic.state_dict().items():  # parameters and BatchNorm statistics
         assert torch.equal(tensor, critic_before[name]), name
@@ -63,8 +53,8 @@ def test_variants_train_and_report_si_sdr_per_instrument(minislakh, tmp_path, st
     label = "activity" if variant["critic"] == "classifier" else "notes"
     stage = SeparatorStage(model=SeparatorConfig(**TINY_S), transcriptor_checkpoint=str(stage1_checkpoints[label]),
                            **variant)
-    trainer = _trainer(tmp_path, max_steps=2, limit_val_batches=2)
-    datamodule = _datamodule(minislakh, tmp_path)
+    trainer = quiet_trainer(tmp_path, max_steps=2, limit_val_batches=2)
+    datamodule = tiny_datamodule(minislakh, tmp_path)
     trainer.fit(stage, datamodule)
     results = trainer.test(stage, datamodule)[0]
     for name in ("bass", "guitar", "piano"):
@@ -111,7 +101,7 @@ def test_wandb_offline_gets_audio_and_mask_images_and_csv_still_works(minislakh,
 
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
-    datamodule = _datamodule(minislakh, tmp_path)
+    datamodule = tiny_datamodule(minislakh, tmp_path)
     for logger in (WandbLogger(project="scoresep-test", save_dir=str(tmp_path), offline=True),
                    CSVLogger(save_dir=str(tmp_path), name="csv")):
         stage = SeparatorStage(model=SeparatorConfig(**TINY_S),

@@ -1,23 +1,12 @@
 import pytest
-import pytorch_lightning as pl
 import torch
+from helpers import quiet_trainer, tiny_datamodule
 
 from scoresep.checkpoints import CheckpointError, FeatureSettings, load_transcriptor
-from scoresep.data.datamodule import SlakhDataModule
 from scoresep.models.transcriptor import Transcriptor, TranscriptorConfig
 from scoresep.stages.transcriptor import TranscriptorStage, activity_target
 
 TINY = {"channels": 4, "conv_blocks": 1, "hidden": 16, "rnn_layers": 1, "dropout": 0.0}
-
-
-def _datamodule(minislakh, tmp_path, **kwargs):
-    return SlakhDataModule(root=str(minislakh), cache_dir=str(tmp_path / "cache"), segment_seconds=1.0,
-                           batch_size=4, eval_crops_per_track=1, train_crops_per_track=1, **kwargs)
-
-
-def _trainer(tmp_path, **kwargs):
-    return pl.Trainer(default_root_dir=tmp_path, accelerator="cpu", devices=1, logger=False,
-                      enable_progress_bar=False, enable_model_summary=False, **kwargs)
 
 
 @pytest.mark.parametrize(("config", "n_pitches"), [(TranscriptorConfig(), 88), (TranscriptorConfig(**TINY), 1)])
@@ -43,7 +32,7 @@ def test_activity_target_is_max_over_pitch():
 # The stage is driven by hand here, without a Trainer, so its self.log calls have nowhere to go.
 @pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)` but the `self.trainer` reference")
 def test_training_steps_fit_a_fixed_batch(minislakh, tmp_path):
-    datamodule = _datamodule(minislakh, tmp_path)
+    datamodule = tiny_datamodule(minislakh, tmp_path)
     datamodule.prepare_data()
     datamodule.setup("fit")
     batch = datamodule.on_after_batch_transfer(next(iter(datamodule.train_dataloader())), 0)
@@ -61,16 +50,16 @@ def test_training_steps_fit_a_fixed_batch(minislakh, tmp_path):
 
 @pytest.mark.parametrize("train_on", ["sources", "both", "submixtures"])
 def test_training_variants_use_the_stems(minislakh, tmp_path, train_on):
-    datamodule = _datamodule(minislakh, tmp_path)
+    datamodule = tiny_datamodule(minislakh, tmp_path)
     stage = TranscriptorStage(model=TranscriptorConfig(**TINY), train_on=train_on)
-    _trainer(tmp_path, max_steps=2, limit_val_batches=1).fit(stage, datamodule)
+    quiet_trainer(tmp_path, max_steps=2, limit_val_batches=1).fit(stage, datamodule)
     assert stage.global_step == 2
 
 
 def test_checkpoint_hands_the_transcriptor_on_without_kernels(minislakh, tmp_path):
-    datamodule = _datamodule(minislakh, tmp_path)
+    datamodule = tiny_datamodule(minislakh, tmp_path)
     stage = TranscriptorStage(model=TranscriptorConfig(**TINY), label="activity")
-    trainer = _trainer(tmp_path, max_steps=3, limit_val_batches=2)
+    trainer = quiet_trainer(tmp_path, max_steps=3, limit_val_batches=2)
     trainer.fit(stage, datamodule)
     path = tmp_path / "stage1.ckpt"
     trainer.save_checkpoint(path)
@@ -96,17 +85,17 @@ def test_checkpoint_hands_the_transcriptor_on_without_kernels(minislakh, tmp_pat
 
 
 def test_stage_and_data_disagreeing_stop_at_start(minislakh, tmp_path):
-    datamodule = _datamodule(minislakh, tmp_path)
+    datamodule = tiny_datamodule(minislakh, tmp_path)
     stage = TranscriptorStage(instruments=["bass", "piano"], max_midi=96, model=TranscriptorConfig(**TINY))
     with pytest.raises(ValueError, match=r"instruments=\('bass', 'piano'\) \(model\) vs "
                                          r"instruments=\('bass', 'guitar', 'piano'\) \(data\); max_midi=96"):
-        _trainer(tmp_path, max_steps=1).fit(stage, datamodule)
+        quiet_trainer(tmp_path, max_steps=1).fit(stage, datamodule)
 
 
 def test_evaluation_reports_per_instrument_mixture_and_isolated_scores(minislakh, tmp_path, capsys):
-    datamodule = _datamodule(minislakh, tmp_path)
+    datamodule = tiny_datamodule(minislakh, tmp_path)
     stage = TranscriptorStage(model=TranscriptorConfig(**TINY))
-    results = _trainer(tmp_path).test(stage, datamodule)[0]
+    results = quiet_trainer(tmp_path).test(stage, datamodule)[0]
     for kind in ("mix", "iso"):
         for name in ("bass", "guitar", "piano"):
             assert 0.0 <= results[f"test/{kind}/accuracy/{name}"] <= 1.0

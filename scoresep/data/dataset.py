@@ -45,9 +45,9 @@ class CachedTrack:
     def __getstate__(self) -> dict:  # memory maps are reopened in each worker, never pickled
         return {**self.__dict__, "_arrays": {}}
 
-    def _audio(self, name: str, start: int, length: int, rows=slice(None)) -> np.ndarray:
+    def _audio(self, name: str, start: int, length: int) -> np.ndarray:
         array = self._array(name)
-        piece = np.asarray(array[..., start : start + length][rows], dtype=np.float32) * self.scale
+        piece = np.asarray(array[..., start : start + length], dtype=np.float32) * self.scale
         if piece.shape[-1] < length:
             piece = np.pad(piece, [(0, 0)] * (piece.ndim - 1) + [(0, length - piece.shape[-1])])
         return piece
@@ -56,12 +56,11 @@ class CachedTrack:
         """``(length,)`` float32 from sample ``start``."""
         return self._audio("mixture", start, length)
 
-    def sources(self, start: int, length: int, rows=slice(None)) -> np.ndarray:
+    def sources(self, start: int, length: int) -> np.ndarray:
         """``(instrument, length)`` float32 (zeros when the track has no stems)."""
         if not self.has_sources:
-            count = len(range(*rows.indices(len(self.record["active"])))) if isinstance(rows, slice) else 1
-            return np.zeros((count, length), dtype=np.float32)
-        return self._audio("sources", start, length, (rows,))
+            return np.zeros((len(self.record["active"]), length), dtype=np.float32)
+        return self._audio("sources", start, length)
 
     def rolls(self, first_frame: int, count: int) -> np.ndarray:
         """``(instrument, pitch, count)`` bool from frame ``first_frame``."""
@@ -119,9 +118,9 @@ class SlakhCrops(Dataset):
     def __len__(self) -> int:
         return len(self.crops) if not self.train else len(self.tracks)
 
-    def _crop(self, track: CachedTrack, start_frame: int, rows=slice(None)) -> tuple[np.ndarray, np.ndarray]:
+    def _crop(self, track: CachedTrack, start_frame: int) -> tuple[np.ndarray, np.ndarray]:
         start = start_frame * self.hop_length
-        return track.sources(start, self.segment_samples, rows), track.rolls(start_frame, self.segment_frames + 1)
+        return track.sources(start, self.segment_samples), track.rolls(start_frame, self.segment_frames + 1)
 
     def _item(self, mixture, sources, has_sources, rolls, name) -> dict:
         rolls = torch.from_numpy(np.ascontiguousarray(rolls))
@@ -169,8 +168,8 @@ class SlakhCrops(Dataset):
         for row, index in enumerate(picks):
             track = self.tracks[int(index)]
             start_frame = int(rng.integers(0, self._last_start(track) + 1))
-            source, roll = self._crop(track, start_frame, slice(row, row + 1))
-            sources.append(source[0])
+            source, roll = self._crop(track, start_frame)
+            sources.append(source[row])
             rolls.append(roll[row])
             names.append(track.record["track"])
         sources, rolls = np.stack(sources), np.stack(rolls)
