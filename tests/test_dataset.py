@@ -28,7 +28,7 @@ def _cached(cache, record):
 
 
 def test_training_crops_are_hop_aligned_and_audio_and_rolls_stay_in_step(cache):
-    crops = _crops(cache)
+    crops, full_crops = _crops(cache), _crops(cache, mixture="full")
     for key in [(0, 0), (0, 3), (1, 5), (4, 2)]:
         item = crops[key]
         index, frame = crops.crop_position(key)
@@ -36,11 +36,24 @@ def test_training_crops_are_hop_aligned_and_audio_and_rolls_stay_in_step(cache):
         mixture, sources, rolls = _cached(cache, record)
         start = frame * HOP
         assert item["track"] == record["track"]
-        assert torch.equal(item["mixture"], torch.from_numpy(mixture[start : start + SEGMENT * HOP]))
+        # default (the paper's data): the mixture holds the selected instruments only; "full": the mix file
+        assert torch.equal(item["mixture"], torch.from_numpy(sources[:, start : start + SEGMENT * HOP].sum(0)))
+        assert torch.equal(full_crops[key]["mixture"], torch.from_numpy(mixture[start : start + SEGMENT * HOP]))
         assert torch.equal(item["sources"], torch.from_numpy(sources[:, start : start + SEGMENT * HOP]))
         assert torch.equal(item["rolls"], torch.from_numpy(rolls[:, :, frame : frame + SEGMENT + 1]).float())
         assert item["rolls"].shape == (3, 88, SEGMENT + 1)
         assert torch.equal(item["active"], item["rolls"].flatten(1).any(1))
+
+
+def test_instrument_mixtures_leave_other_parts_out_and_need_stems(cache):
+    crops, full_crops = _crops(cache, "validation"), _crops(cache, "validation", mixture="full")
+    differs = [not torch.equal(crops[k]["mixture"], full_crops[k]["mixture"]) for k in range(len(crops))]
+    assert any(differs), "the mini-Slakh has distractor parts, so some full mixtures must differ"
+    records = [dict(r, has_sources=False) if i == 0 else r for i, r in enumerate(_split(cache, "train"))]
+    with pytest.raises(ValueError, match="mixture: full"):
+        SlakhCrops(cache, records, 88, HOP, SEGMENT, train=True)
+    with pytest.raises(ValueError, match="'instruments' or 'full'"):
+        _crops(cache, mixture="stems")
 
 
 def test_training_crops_depend_on_seed_epoch_and_slot_only(cache):

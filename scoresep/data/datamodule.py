@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Literal
 
 import pytorch_lightning as pl
 import torch
@@ -40,6 +41,9 @@ class SlakhDataModule(pl.LightningDataModule):
         segment_seconds: crop length; rounded down to a whole number of hops.
         batch_size: crops per batch (per process under DDP).
         num_workers: DataLoader worker processes.
+        mixture: ``instruments`` (the paper's recipe): each crop's mixture is the sum of the selected
+            instruments' stems, so other parts (drums, strings, leads) are not in it; ``full``: the track's own
+            mixture with every part (harder; the only choice for score-only data without stems).
         remix_probability: chance that a training crop is a cross-song remix (uses stems: an opt-in variant;
             the paper's recipe is 0).
         train_crops_per_track: random crops per training track and epoch.
@@ -61,6 +65,7 @@ class SlakhDataModule(pl.LightningDataModule):
         segment_seconds: float = 4.0,
         batch_size: int = 8,
         num_workers: int = 0,
+        mixture: Literal["instruments", "full"] = "instruments",
         remix_probability: float = 0.0,
         train_crops_per_track: int = 8,
         eval_crops_per_track: int = 4,
@@ -103,7 +108,7 @@ class SlakhDataModule(pl.LightningDataModule):
             self.datasets[split] = SlakhCrops(
                 self.cache, records, self.n_pitches, hp.hop_length, self.segment_frames, train=split == "train",
                 remix_probability=hp.remix_probability if split == "train" else 0.0,
-                eval_crops_per_track=hp.eval_crops_per_track, seed=hp.seed)
+                eval_crops_per_track=hp.eval_crops_per_track, seed=hp.seed, mixture=hp.mixture)
 
     def _dataset(self, split: str) -> SlakhCrops:
         if split not in self.datasets:

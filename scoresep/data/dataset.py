@@ -4,7 +4,7 @@ One item (a dict; the DataLoader stacks them into a batch):
 
 | key           | shape (item)   | meaning                                                           |
 |---------------|----------------|-------------------------------------------------------------------|
-| ``mixture``     | (T,) float32   | mono waveform at ``sample_rate``                                  |
+| ``mixture``     | (T,) float32   | mono waveform at ``sample_rate`` (sum of ``sources`` by default)  |
 | ``sources``     | (S, T) float32 | per-instrument waveform (sum of that class's stems); zeros absent |
 | ``has_sources`` | () bool        | False when the track has no rendered stems (score-only data)      |
 | ``rolls``       | (S, P, N) f32  | frame-level piano roll, N = 1 + T // hop_length STFT frames       |
@@ -85,12 +85,25 @@ class SlakhCrops(Dataset):
             track evenly spaced over the track.
         remix_probability: probability that a training item is a cross-song remix (each instrument's source
             and roll from a different random track with stems; mixture = sum of those sources).
+        mixture: ``instruments`` (the paper's data): the mixture is the sum of the selected instruments' sources,
+            so other parts (drums, strings, ...) are left out; ``full``: the track's own mixture file, with
+            every part (needed for score-only tracks, which have no stems to sum).
     """
 
     def __init__(self, cache: Path, records: list[dict], n_pitches: int, hop_length: int, segment_frames: int,
-                 train: bool, remix_probability: float = 0.0, eval_crops_per_track: int = 4, seed: int = 0):
+                 train: bool, remix_probability: float = 0.0, eval_crops_per_track: int = 4, seed: int = 0,
+                 mixture: str = "instruments"):
         if not records:
             raise ValueError(f"{cache}: no tracks for this split")
+        if mixture not in ("instruments", "full"):
+            raise ValueError(f"mixture must be 'instruments' or 'full', got {mixture!r}")
+        if mixture == "instruments":
+            score_only = [r["track"] for r in records if not r["has_sources"]]
+            if score_only:
+                raise ValueError(f"{cache}: mixture='instruments' sums the instruments' stems, but "
+                                 f"{len(score_only)} track(s) have none (e.g. {score_only[0]}); "
+                                 "use mixture: full for score-only data")
+        self.mixture_kind = mixture
         if not 0.0 <= remix_probability <= 1.0:
             raise ValueError(f"remix_probability must be in [0, 1], got {remix_probability}")
         self.tracks = [CachedTrack(Path(cache) / "tracks" / r["track"], r, n_pitches) for r in records]
@@ -158,7 +171,10 @@ class SlakhCrops(Dataset):
         index, start_frame = self.crop_position(key)
         track = self.tracks[index]
         sources, rolls = self._crop(track, start_frame)
-        mixture = track.mixture(start_frame * self.hop_length, self.segment_samples)
+        if self.mixture_kind == "instruments":
+            mixture = sources.sum(axis=0)
+        else:
+            mixture = track.mixture(start_frame * self.hop_length, self.segment_samples)
         return self._item(mixture, sources, track.has_sources, rolls, track.record["track"])
 
     def _remix(self, rng: np.random.Generator) -> dict:
