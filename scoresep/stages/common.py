@@ -37,6 +37,13 @@ class EvaluatedStage(pl.LightningModule):
         if self.trainer.is_global_zero:
             print(evaluation_table(results, "test", self.features.instruments))
 
+    def sum_over_processes(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``tensor`` summed over all processes (itself on one process), on the CPU."""
+        tensor = tensor.to(self.device)
+        if self.trainer.world_size > 1:
+            tensor = self.all_gather(tensor).sum(0)
+        return tensor.cpu()
+
 
 def adamw(module: pl.LightningModule, parameters, lr: float, weight_decay: float, scheduler: str):
     """AdamW over ``parameters``, with a per-step cosine decay to 0 over the run when ``scheduler='cosine'``."""

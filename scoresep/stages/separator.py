@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Literal
 
-import numpy as np
 import torch
 
 from scoresep.checkpoints import FeatureSettings, load_transcriptor, section
@@ -23,11 +22,29 @@ from scoresep.features import Spectrogram
 from scoresep.instruments import check_instruments
 from scoresep.losses import bin_frequencies, harmonic_mask, harmonic_templates, mixture_loss, score_loss
 from scoresep.losses import supervised_loss as supervised_l1
-from scoresep.metrics import si_sdr
 from scoresep.models.separator import Separator, SeparatorConfig
 from scoresep.models.transcriptor import Transcriptor
 from scoresep.stages.common import EvaluatedStage, adamw, log_media
+from scoresep.stages.evaluation import SeparationEvaluation
 from scoresep.stages.transcriptor import activity_target
+
+
+def mixture_terms(batch: dict, separated: torch.Tensor, templates: torch.Tensor, mix_weight: float,
+                  clip_mix_weight: float, harmonic_mix_weight: float,
+                  harmonic_restrict: bool) -> dict[str, torch.Tensor]:
+    """The enabled mixture-consistency losses (weight > 0), batch-averaged and unweighted: ``mix``
+    (all instruments), ``clip_mix`` (``L_c-mix``) and ``harmonic_mix`` (``L_h-mix``, harmonic masks from
+    ``templates`` ``(pitch, freq)``). ``separated``: ``(batch, instrument, freq, frame)``."""
+    mixture, terms = batch["mixture_mag"], {}
+    if mix_weight > 0:
+        terms["mix"] = mixture_loss(separated, mixture).mean()
+    if clip_mix_weight > 0:
+        terms["clip_mix"] = mixture_loss(separated, mixture, active=batch["active"]).mean()
+    if harmonic_mix_weight > 0:
+        masks = harmonic_mask(batch["rolls"], templates)
+        terms["harmonic_mix"] = mixture_loss(separated, mixture, harmonic=masks,
+                                             restrict_to_covered=harmonic_restrict).mean()
+    return terms
 
 
 class SeparatorStage(EvaluatedStage):
@@ -127,18 +144,12 @@ class SeparatorStage(EvaluatedStage):
                 raise ValueError(f"supervised training needs stems; batch tracks {batch['track']} have none")
             terms["supervised"] = supervised_l1(separated[keep], batch["sources_mag"][keep], hp.supervised_loss).mean()
             return terms
-        mixture, rolls = batch["mixture_mag"], batch["rolls"]
+        rolls = batch["rolls"]
         if self.use_critic:
             target = rolls if hp.critic == "transcriptor" else activity_target(rolls)
             terms["score"] = score_loss(self.critic, separated, target, hp.critic_pos_weight).mean()
-        if hp.mix_weight > 0:
-            terms["mix"] = mixture_loss(separated, mixture).mean()
-        if hp.clip_mix_weight > 0:
-            terms["clip_mix"] = mixture_loss(separated, mixture, active=batch["active"]).mean()
-        if hp.harmonic_mix_weight > 0:
-            masks = harmonic_mask(rolls, self.templates)
-            terms["harmonic_mix"] = mixture_loss(separated, mixture, harmonic=masks,
-                                                 restrict_to_covered=hp.harmonic_restrict).mean()
+        terms.update(mixture_terms(batch, separated, self.templates, hp.mix_weight, hp.clip_mix_weight,
+                                   hp.harmonic_mix_weight, hp.harmonic_restrict))
         return terms
 
     def total(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -167,10 +178,8 @@ class SeparatorStage(EvaluatedStage):
 
     # ---------------------------------------------------------------------------------------------- evaluation
     def _reset_evaluation(self) -> None:
-        n = len(self.features.instruments)
-        # per instrument: [sum SI-SDR, sum input SI-SDR, count] over items where the stem is not silent
-        self._sdr = torch.zeros(n, 3, dtype=torch.float64)
-        self._loss_sum, self._n_items = 0.0, 0
+        self.evaluation = SeparationEvaluation(self.features.instruments)
+        self._loss = torch.zeros(2, dtype=torch.float64)  # [sum of per-item loss, items]
 
     def separated_waveforms(self, batch: dict, masks: torch.Tensor) -> torch.Tensor:
         """Inverse STFT of each masked mixture STFT (mixture phase), fp32: ``(batch, instrument, time)``."""
@@ -181,19 +190,12 @@ class SeparatorStage(EvaluatedStage):
         masks, separated = self.separate(batch["mixture_mag"])
         if self.hparams.supervised and not bool(batch["has_sources"].any()):
             return
-        self._loss_sum += float(self.total(self.losses(batch, separated))) * len(masks)
-        self._n_items += len(masks)
+        self._loss += torch.tensor([float(self.total(self.losses(batch, separated))) * len(masks), len(masks)])
         keep = batch["has_sources"]
         if not bool(keep.any()):
             return
         estimates = self.separated_waveforms(batch, masks)[keep]
-        references = batch["sources"][keep]
-        mixture = batch["mixture"][keep][:, None].expand_as(references)
-        separated_sdr, input_sdr = si_sdr(estimates, references), si_sdr(mixture, references)
-        valid = ~torch.isnan(separated_sdr)
-        self._sdr[:, 0] += torch.where(valid, separated_sdr, 0).sum(0).double().cpu()
-        self._sdr[:, 1] += torch.where(valid, input_sdr, 0).sum(0).double().cpu()
-        self._sdr[:, 2] += valid.sum(0).double().cpu()
+        self.evaluation.update(estimates, batch["sources"][keep], batch["mixture"][keep])
         if batch_idx == 0 and self.hparams.log_media and not self.trainer.sanity_checking:
             log_media(self, batch, masks, estimates, keep)
 
@@ -204,22 +206,9 @@ class SeparatorStage(EvaluatedStage):
         self._evaluation_step(batch, batch_idx)
 
     def _log_evaluation(self, prefix: str) -> dict[str, float]:
-        sums = self._sdr.to(self.device)
-        loss = torch.tensor([self._loss_sum, float(self._n_items)], dtype=torch.float64, device=self.device)
-        if self.trainer.world_size > 1:
-            sums, loss = self.all_gather(sums).sum(0), self.all_gather(loss).sum(0)
-        sums, loss = sums.cpu(), loss.cpu()
-        results: dict[str, float] = {f"{prefix}/loss": float(loss[0] / loss[1].clamp_min(1))}
-        for index, name in enumerate(self.features.instruments):
-            total, total_input, count = (float(v) for v in sums[index])
-            if count:
-                results[f"{prefix}/si_sdr/{name}"] = total / count
-                results[f"{prefix}/input_si_sdr/{name}"] = total_input / count
-                results[f"{prefix}/si_sdri/{name}"] = (total - total_input) / count
-        for metric in ("si_sdr", "input_si_sdr", "si_sdri"):
-            values = [results[k] for k in results if k.startswith(f"{prefix}/{metric}/")]
-            if values:
-                results[f"{prefix}/{metric}"] = float(np.mean(values))
+        results = self.evaluation.results(prefix, self.sum_over_processes)
+        loss, count = (float(v) for v in self.sum_over_processes(self._loss))
+        results[f"{prefix}/loss"] = loss / max(count, 1.0)
         self.log_dict(results, sync_dist=False)
         return results
 

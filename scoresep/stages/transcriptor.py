@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Literal
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -20,9 +19,9 @@ from scoresep.constants import DEFAULT_INSTRUMENTS, HOP_LENGTH, MAX_MIDI, MIN_MI
 from scoresep.features import Spectrogram
 from scoresep.instruments import check_instruments
 from scoresep.losses.score import isolated_targets
-from scoresep.metrics import frame_counts, note_onset_counts, onset_f1, scores_from_counts, wrong_channel_rate
 from scoresep.models.transcriptor import Transcriptor, TranscriptorConfig
 from scoresep.stages.common import EvaluatedStage, adamw
+from scoresep.stages.evaluation import TranscriptionEvaluation
 
 
 def activity_target(rolls: torch.Tensor) -> torch.Tensor:
@@ -133,40 +132,19 @@ class TranscriptorStage(EvaluatedStage):
 
     # ---------------------------------------------------------------------------------------------- evaluation
     def _reset_evaluation(self) -> None:
-        n = len(self.features.instruments)
-        self._counts = {"mix": torch.zeros(n, 3, dtype=torch.long), "iso": torch.zeros(n, 3, dtype=torch.long)}
-        self._onsets = {"mix": np.zeros((n, 3), dtype=np.int64), "iso": np.zeros((n, 3), dtype=np.int64)}
-        self._wrong = torch.zeros(n, 2, dtype=torch.long)
-        self._loss_sum, self._n_items = 0.0, 0
-
-    def _accumulate(self, kind: str, prediction: torch.Tensor, target: torch.Tensor) -> None:
-        """prediction, target: (B, I, P, N) bool."""
-        self._counts[kind] += frame_counts(prediction, target).sum(0).cpu()
-        if self.hparams.label != "notes":
-            return
-        frame_rate = self.features.sample_rate / self.features.hop_length
-        for item_pred, item_target in zip(prediction.cpu().numpy(), target.cpu().numpy(), strict=True):
-            for channel in range(item_pred.shape[0]):
-                self._onsets[kind][channel] += note_onset_counts(item_pred[channel], item_target[channel], frame_rate,
-                                                                 self.features.min_midi, self.hparams.onset_tolerance)
+        hp = self.hparams
+        self.evaluation = TranscriptionEvaluation(self.features, hp.label == "notes", hp.threshold,
+                                                  hp.onset_tolerance)
+        self._loss = torch.zeros(2, dtype=torch.float64)  # [sum of per-item loss, items]
 
     def _evaluation_step(self, batch: dict) -> None:
         target = self.target(batch["rolls"]).bool()
         logits = self.transcriptor(batch["mixture_mag"])
-        self._loss_sum += float(self.bce(logits, target.float())) * len(target)
-        self._n_items += len(target)
-        threshold = self.hparams.threshold
-        self._accumulate("mix", torch.sigmoid(logits) > threshold, target)
+        self._loss += torch.tensor([float(self.bce(logits, target.float())) * len(target), len(target)])
+        self.evaluation.update_mixture(logits, target)
         keep = batch["has_sources"]
-        if "sources_mag" not in batch or not bool(keep.any()):
-            return
-        sources_mag, target = batch["sources_mag"][keep], target[keep]
-        own = []
-        for channel in range(sources_mag.shape[1]):
-            prediction = torch.sigmoid(self.transcriptor(sources_mag[:, channel])) > threshold
-            own.append(prediction[:, channel])
-            self._wrong[channel] += wrong_channel_rate(prediction, target[:, channel], channel).cpu()
-        self._accumulate("iso", torch.stack(own, dim=1), target)
+        if "sources_mag" in batch and bool(keep.any()):
+            self.evaluation.update_isolated(self.transcriptor, batch["sources_mag"][keep], target[keep])
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._evaluation_step(batch)
@@ -174,41 +152,9 @@ class TranscriptorStage(EvaluatedStage):
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self._evaluation_step(batch)
 
-    def _gathered(self) -> dict:
-        """Evaluation counts summed over processes (every crop is evaluated by exactly one process)."""
-        n = len(self.features.instruments)
-        packed = torch.cat([
-            self._counts["mix"].flatten(), self._counts["iso"].flatten(),
-            torch.from_numpy(self._onsets["mix"]).flatten(), torch.from_numpy(self._onsets["iso"]).flatten(),
-            self._wrong.flatten(),
-        ]).to(self.device)
-        loss = torch.tensor([self._loss_sum, float(self._n_items)], dtype=torch.float64, device=self.device)
-        if self.trainer.world_size > 1:
-            packed, loss = self.all_gather(packed).sum(0), self.all_gather(loss).sum(0)
-        parts = packed.cpu().split([3 * n, 3 * n, 3 * n, 3 * n, 2 * n])
-        return {"mix": parts[0].view(n, 3), "iso": parts[1].view(n, 3), "onset_mix": parts[2].view(n, 3),
-                "onset_iso": parts[3].view(n, 3), "wrong": parts[4].view(n, 2), "loss": loss.cpu()}
-
     def _log_evaluation(self, prefix: str) -> dict[str, float]:
-        gathered = self._gathered()
-        results: dict[str, float] = {}
-        for kind in ("mix", "iso"):
-            if int(gathered[kind].sum()) == 0:
-                continue
-            scores = scores_from_counts(gathered[kind])
-            for index, name in enumerate(self.features.instruments):
-                for metric in ("accuracy", "precision", "recall", "f1"):
-                    results[f"{prefix}/{kind}/{metric}/{name}"] = float(scores[metric][index])
-                if self.hparams.label == "notes":
-                    results[f"{prefix}/{kind}/onset_f1/{name}"] = onset_f1(gathered[f"onset_{kind}"][index].numpy())
-            accuracies = [results[f"{prefix}/{kind}/accuracy/{name}"] for name in self.features.instruments]
-            results[f"{prefix}/{kind}/accuracy"] = float(np.nanmean(accuracies)) if not all(
-                np.isnan(accuracies)) else float("nan")
-        for index, name in enumerate(self.features.instruments):
-            wrong, notes = (int(v) for v in gathered["wrong"][index])
-            if notes:
-                results[f"{prefix}/iso/wrong_channel/{name}"] = wrong / notes
-        loss, count = (float(v) for v in gathered["loss"])
+        results = self.evaluation.results(prefix, self.sum_over_processes)
+        loss, count = (float(v) for v in self.sum_over_processes(self._loss))
         results[f"{prefix}/loss"] = loss / max(count, 1.0)
         self.log_dict(results, sync_dist=False, rank_zero_only=False)
         return results

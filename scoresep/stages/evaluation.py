@@ -1,0 +1,138 @@
+"""Evaluation accumulators shared by the stages: separation (SI-SDR) and transcription (note accuracy).
+
+Each accumulator sums counts over the validation/test crops of one process; ``results(prefix, gather)`` sums
+them over processes (``gather``: tensor -> the same tensor summed over ranks, identity on one process) and
+turns them into the metrics logged as ``{prefix}/...``. Every evaluation crop is seen by exactly one process
+(see samplers.py), so the results do not depend on the number of processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from scoresep.checkpoints import FeatureSettings
+from scoresep.metrics import frame_counts, note_onset_counts, onset_f1, scores_from_counts, si_sdr, wrong_channel_rate
+
+Gather = Callable[[torch.Tensor], torch.Tensor]
+
+
+class SeparationEvaluation:
+    """Per-instrument SI-SDR of separated sources, of the input mixture, and the improvement (SI-SDRi).
+
+    Items whose reference stem is silent (SI-SDR undefined) are left out of that instrument's average.
+    """
+
+    def __init__(self, instruments: tuple[str, ...]):
+        self.instruments = instruments
+        self.reset()
+
+    def reset(self) -> None:
+        # per instrument: [sum SI-SDR, sum input SI-SDR, count]
+        self.sums = torch.zeros(len(self.instruments), 3, dtype=torch.float64)
+
+    def update(self, estimates: torch.Tensor, references: torch.Tensor, mixture: torch.Tensor) -> None:
+        """estimates, references: ``(batch, instrument, time)``; mixture: ``(batch, time)``."""
+        separated_sdr = si_sdr(estimates.float(), references.float())
+        input_sdr = si_sdr(mixture.float()[:, None].expand_as(references), references.float())
+        valid = ~torch.isnan(separated_sdr)
+        self.sums[:, 0] += torch.where(valid, separated_sdr, 0).sum(0).double().cpu()
+        self.sums[:, 1] += torch.where(valid, input_sdr, 0).sum(0).double().cpu()
+        self.sums[:, 2] += valid.sum(0).double().cpu()
+
+    def results(self, prefix: str, gather: Gather) -> dict[str, float]:
+        sums = gather(self.sums)
+        results: dict[str, float] = {}
+        for index, name in enumerate(self.instruments):
+            total, total_input, count = (float(v) for v in sums[index])
+            if count:
+                results[f"{prefix}/si_sdr/{name}"] = total / count
+                results[f"{prefix}/input_si_sdr/{name}"] = total_input / count
+                results[f"{prefix}/si_sdri/{name}"] = (total - total_input) / count
+        for metric in ("si_sdr", "input_si_sdr", "si_sdri"):
+            values = [v for k, v in results.items() if k.startswith(f"{prefix}/{metric}/")]
+            if values:
+                results[f"{prefix}/{metric}"] = float(np.mean(values))
+        return results
+
+
+class TranscriptionEvaluation:
+    """Frame accuracy/P/R/F1 and note-onset F1 per instrument, on mixtures (``mix``) and on each isolated stem
+    (``iso``, the transcriptor applied to the true stem), plus the wrong-channel rate on isolated stems.
+
+    Args:
+        features: feature settings (instruments, frame rate, lowest pitch).
+        notes: the model outputs piano rolls (onset F1 and the per-pitch metrics make sense); False for the
+            activity classifier (one row).
+        threshold: probability above which a cell counts as a note.
+        onset_tolerance: seconds for note-onset matching.
+    """
+
+    def __init__(self, features: FeatureSettings, notes: bool, threshold: float, onset_tolerance: float):
+        self.features, self.notes = features, notes
+        self.threshold, self.onset_tolerance = threshold, onset_tolerance
+        self.reset()
+
+    def reset(self) -> None:
+        n = len(self.features.instruments)
+        self.counts = {"mix": torch.zeros(n, 3, dtype=torch.long), "iso": torch.zeros(n, 3, dtype=torch.long)}
+        self.onsets = {"mix": np.zeros((n, 3), dtype=np.int64), "iso": np.zeros((n, 3), dtype=np.int64)}
+        self.wrong = torch.zeros(n, 2, dtype=torch.long)
+
+    def _accumulate(self, kind: str, prediction: torch.Tensor, target: torch.Tensor) -> None:
+        """prediction, target: ``(batch, instrument, pitch, frame)`` bool."""
+        self.counts[kind] += frame_counts(prediction, target).sum(0).cpu()
+        if not self.notes:
+            return
+        frame_rate = self.features.sample_rate / self.features.hop_length
+        for item_pred, item_target in zip(prediction.cpu().numpy(), target.cpu().numpy(), strict=True):
+            for channel in range(item_pred.shape[0]):
+                self.onsets[kind][channel] += note_onset_counts(item_pred[channel], item_target[channel], frame_rate,
+                                                                self.features.min_midi, self.onset_tolerance)
+
+    def update_mixture(self, logits: torch.Tensor, target: torch.Tensor) -> None:
+        """logits: transcriptor output on mixtures ``(batch, instrument, pitch, frame)``; target: same, bool."""
+        self._accumulate("mix", torch.sigmoid(logits.float()) > self.threshold, target)
+
+    def update_isolated(self, transcribe: Callable[[torch.Tensor], torch.Tensor], sources_mag: torch.Tensor,
+                        target: torch.Tensor) -> None:
+        """Transcribe each isolated stem ``sources_mag[:, i]`` (``(batch, instrument, freq, frame)``) and score
+        channel ``i`` against instrument ``i``'s roll; notes that land in other channels are wrong-channel."""
+        own = []
+        for channel in range(sources_mag.shape[1]):
+            prediction = torch.sigmoid(transcribe(sources_mag[:, channel]).float()) > self.threshold
+            own.append(prediction[:, channel])
+            self.wrong[channel] += wrong_channel_rate(prediction, target[:, channel], channel).cpu()
+        self._accumulate("iso", torch.stack(own, dim=1), target)
+
+    def results(self, prefix: str, gather: Gather) -> dict[str, float]:
+        n = len(self.features.instruments)
+        packed = torch.cat([
+            self.counts["mix"].flatten(), self.counts["iso"].flatten(),
+            torch.from_numpy(self.onsets["mix"]).flatten(), torch.from_numpy(self.onsets["iso"]).flatten(),
+            self.wrong.flatten(),
+        ])
+        parts = gather(packed).split([3 * n, 3 * n, 3 * n, 3 * n, 2 * n])
+        counts = {"mix": parts[0].view(n, 3), "iso": parts[1].view(n, 3)}
+        onsets = {"mix": parts[2].view(n, 3), "iso": parts[3].view(n, 3)}
+        instruments = self.features.instruments
+        results: dict[str, float] = {}
+        for kind in ("mix", "iso"):
+            if int(counts[kind].sum()) == 0:
+                continue
+            scores = scores_from_counts(counts[kind])
+            for index, name in enumerate(instruments):
+                for metric in ("accuracy", "precision", "recall", "f1"):
+                    results[f"{prefix}/{kind}/{metric}/{name}"] = float(scores[metric][index])
+                if self.notes:
+                    results[f"{prefix}/{kind}/onset_f1/{name}"] = onset_f1(onsets[kind][index].numpy())
+            accuracies = [results[f"{prefix}/{kind}/accuracy/{name}"] for name in instruments]
+            results[f"{prefix}/{kind}/accuracy"] = float(np.nanmean(accuracies)) if not all(
+                np.isnan(accuracies)) else float("nan")
+        for index, name in enumerate(instruments):
+            wrong, notes = (int(v) for v in parts[4].view(n, 2)[index])
+            if notes:
+                results[f"{prefix}/iso/wrong_channel/{name}"] = wrong / notes
+        return results
