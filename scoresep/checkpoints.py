@@ -83,36 +83,40 @@ def _sub_state(state_dict: dict, prefix: str) -> dict:
     return {key[len(prefix) :]: value for key, value in state_dict.items() if key.startswith(prefix)}
 
 
-def _model_section(path: str | os.PathLike, name: str, expected: FeatureSettings | None,
-                   hint: str) -> tuple[dict, FeatureSettings]:
-    """Read a checkpoint that must hold model ``name`` with the ``expected`` feature settings."""
+def _model_section(path: str | os.PathLike, names: tuple[str, ...], expected: FeatureSettings | None,
+                   hint: str) -> tuple[dict, FeatureSettings, str]:
+    """Read a checkpoint that must hold one of the models ``names`` (first found wins) with the ``expected``
+    feature settings; returns ``(checkpoint, its features, the model's name)``."""
     checkpoint = read_checkpoint(path)
     meta = checkpoint["scoresep"]
-    if name not in meta.get("models", {}):
-        raise CheckpointError(f"{path}: a '{meta.get('stage')}' checkpoint holds no {name} (give {hint})")
+    name = next((n for n in names if n in meta.get("models", {})), None)
+    if name is None:
+        raise CheckpointError(f"{path}: a '{meta.get('stage')}' checkpoint holds no {names[0]} (give {hint})")
     features = FeatureSettings.from_dict(meta["features"])
     if expected is not None and (problems := expected.mismatches(features, "this run", "checkpoint")):
         raise CheckpointError(f"{path}: trained with other feature settings: {'; '.join(problems)}")
-    return checkpoint, features
+    return checkpoint, features, name
 
 
 def load_transcriptor(path: str | os.PathLike, expected: FeatureSettings | None = None,
                       label: str | None = None) -> tuple[Transcriptor, dict]:
-    """Rebuild the transcriptor of a stage-1 (or stage-3) checkpoint, weights loaded strictly.
+    """Rebuild the transcriptor of a stage-1 or stage-3 checkpoint (or the frozen critic that a stage-2
+    checkpoint carries), weights loaded strictly.
 
     ``expected`` features and ``label`` (``notes``/``activity``) are checked when given; a mismatch raises
     CheckpointError naming the path and both values. Returns ``(model, its metadata)``.
     """
-    checkpoint, features = _model_section(path, "transcriptor", expected, "a stage-1 transcriptor checkpoint")
+    checkpoint, features, name = _model_section(path, ("transcriptor", "critic"), expected,
+                                                "a stage-1 transcriptor checkpoint")
     meta = checkpoint["scoresep"]
-    info = meta["models"]["transcriptor"]
+    info = meta["models"][name]
     if label is not None and info["label"] != label:
         raise CheckpointError(f"{path}: transcriptor was trained with label={info['label']!r}, "
                               f"this run needs label={label!r}")
     model = Transcriptor(features.n_bins, len(features.instruments), info["n_pitches"],
                          TranscriptorConfig(**info["config"]))
     try:
-        model.load_state_dict(_sub_state(checkpoint["state_dict"], "transcriptor."), strict=True)
+        model.load_state_dict(_sub_state(checkpoint["state_dict"], f"{name}."), strict=True)
     except RuntimeError as error:
         raise CheckpointError(f"{path}: transcriptor weights do not fit its saved configuration ({error})") from error
     return model, {**info, "features": features, "stage": meta["stage"]}
@@ -120,7 +124,7 @@ def load_transcriptor(path: str | os.PathLike, expected: FeatureSettings | None 
 
 def load_separator(path: str | os.PathLike, expected: FeatureSettings | None = None) -> tuple[Separator, dict]:
     """Rebuild the separator of a stage-2 (or stage-3) checkpoint, weights loaded strictly."""
-    checkpoint, features = _model_section(path, "separator", expected, "a stage-2 or stage-3 checkpoint")
+    checkpoint, features, _ = _model_section(path, ("separator",), expected, "a stage-2 or stage-3 checkpoint")
     meta = checkpoint["scoresep"]
     info = meta["models"]["separator"]
     model = Separator(features.n_bins, len(features.instruments), SeparatorConfig(**info["config"]))

@@ -1,6 +1,7 @@
 """Every experiment YAML parses and runs one training and one validation batch (``fast_dev_run``).
 
-Stage-2 configs read stage-1 checkpoints from ``checkpoints/``; a session fixture trains tiny ones first.
+Stage-2 and stage-3 configs read earlier stages' checkpoints from ``checkpoints/``; a session fixture trains
+tiny ones first (stage 1, the classifier, then stage 2 from that stage 1).
 """
 
 import shutil
@@ -26,8 +27,8 @@ def _data_args(minislakh, tmp_path):
 
 
 @pytest.fixture(scope="session")
-def stage1_checkpoints(minislakh, tmp_path_factory):
-    """``checkpoints/{stage1,classifier}/best.ckpt`` from two-batch runs of the stage-1 configs."""
+def stage_checkpoints(minislakh, tmp_path_factory):
+    """``checkpoints/{stage1,classifier,stage2}/best.ckpt`` from two-batch runs of those configs."""
     folder = tmp_path_factory.mktemp("stage1-runs")
     args = ["--data.root", str(minislakh), "--data.cache_dir", str(folder / "cache"), "--data.segment_seconds", "1.0",
             "--trainer.accelerator=cpu", "--trainer.max_epochs=1", "--trainer.limit_train_batches=2",
@@ -39,8 +40,9 @@ def stage1_checkpoints(minislakh, tmp_path_factory):
     try:
         os.chdir(folder)
         sys.argv = ["scoresep"]
-        for name in ("stage1", "baseline_classifier"):
-            main(["fit", "--config", str(EXPERIMENTS / f"{name}.yaml"), *args])
+        for name in ("stage1", "baseline_classifier", "stage2"):
+            extra = ["--model.init_args.log_media=false"] if name == "stage2" else []
+            main(["fit", "--config", str(EXPERIMENTS / f"{name}.yaml"), *args, *extra])
     finally:
         os.chdir(cwd)
         sys.argv = argv
@@ -48,9 +50,9 @@ def stage1_checkpoints(minislakh, tmp_path_factory):
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
-def test_experiment_runs_under_fast_dev_run(config, minislakh, stage1_checkpoints, tmp_path, monkeypatch):
+def test_experiment_runs_under_fast_dev_run(config, minislakh, stage_checkpoints, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    shutil.copytree(stage1_checkpoints, tmp_path / "checkpoints")
+    shutil.copytree(stage_checkpoints, tmp_path / "checkpoints")
     main(["fit", "--config", str(config), *_data_args(minislakh, tmp_path), "--trainer.fast_dev_run=true",
           "--trainer.accelerator=cpu"])
 

@@ -1,0 +1,271 @@
+"""Stage 3: ``AdversarialStage`` fine-tunes the separator and the transcriptor together (two optimisers).
+
+Each training step alternates two half-steps on the same batch (``transcriptor_updates`` then
+``separator_updates`` optimiser steps):
+
+- transcriptor: ``L_tr`` on the real mixtures (it stays a transcriptor) + AML's transcriptor side on artificial
+  mixtures of separated sources (it learns to spot separation errors) + ATL's transcriptor side on each
+  separated source (it learns to hear the interference left in it). Separated spectrograms are detached.
+- separator: ``L_score`` (the transcriptor as critic, ATL's separator side) + ``L_c-mix`` + ``L_h-mix`` + AML's
+  separator side. The transcriptor is frozen (Lightning's ``toggled_optimizer``: no gradient reaches it).
+
+The transcriptor runs in eval mode throughout (BatchNorm statistics and dropout as in stage 1): its inputs here
+are partly separated or artificial spectrograms, whose statistics would shift the normalisation of real
+mixtures. AML pairs songs within each process's batch with a generator seeded by ``(seed, epoch, batch index,
+rank)``, so a run is reproducible for a given number of processes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import numpy as np
+import torch
+
+from scoresep.checkpoints import FeatureSettings, load_separator, load_transcriptor, section
+from scoresep.constants import DEFAULT_INSTRUMENTS, HOP_LENGTH, MAX_MIDI, MIN_MIDI, N_FFT, SAMPLE_RATE
+from scoresep.features import Spectrogram
+from scoresep.instruments import check_instruments
+from scoresep.losses import (
+    aml_separator_loss,
+    aml_transcriptor_loss,
+    artificial_mixtures,
+    atl_transcriptor_loss,
+    bin_frequencies,
+    harmonic_templates,
+    mixing_pairs,
+    score_loss,
+    transcription_bce,
+)
+from scoresep.losses.adversarial import AmlForm
+from scoresep.stages.common import EvaluatedStage, log_media
+from scoresep.stages.evaluation import SeparationEvaluation, TranscriptionEvaluation
+from scoresep.stages.separator import mixture_terms
+
+
+class AdversarialStage(EvaluatedStage):
+    """Stage 3: joint fine-tuning with the adversarial mixture (AML) and transcription (ATL) losses.
+
+    Args:
+        instruments, sample_rate, n_fft, hop_length, min_midi, max_midi: feature settings, linked from the data
+            module by the CLI; both checkpoints must match them.
+        separator_checkpoint: stage-2 (or stage-3) checkpoint whose separator is fine-tuned.
+        transcriptor_checkpoint: stage-1 (or stage-3) checkpoint whose transcriptor (``label: notes``) is
+            fine-tuned; ``null`` takes the frozen critic stored in the stage-2 ``separator_checkpoint``.
+        aml, atl: switch the adversarial mixture / transcription loss on.
+        aml_form: transcriptor side of AML: ``negated`` (the poster's -L_score, unbounded), ``clipped``
+            (-min(L_score, aml_margin)) or ``empty`` (artificial mixtures labelled with an empty roll).
+        aml_margin: the clip of ``clipped`` (BCE value).
+        transcription_weight: weight of ``L_tr`` on real mixtures (transcriptor side).
+        aml_weight, atl_weight: weights of AML (both sides) and of ATL's transcriptor side.
+        score_weight, clip_mix_weight, harmonic_mix_weight: the separator's stage-2 losses (``L_score`` is ATL's
+            separator side as well).
+        n_harmonics, harmonic_tolerance, harmonic_restrict: harmonic mask settings (as in stage 2).
+        pos_weight: BCE weight of note cells in ``L_tr`` (stage 1 trained with 20).
+        critic_pos_weight: BCE weight of note cells in ``L_score`` and the adversarial terms (stage 2: 1).
+        transcriptor_updates, separator_updates: optimiser steps of each model per training batch.
+        separator_lr, transcriptor_lr, weight_decay: AdamW settings of each model (constant rate).
+        gradient_clip_val: gradient-norm clip of each half-step (0: none). Set here, not on the Trainer:
+            Lightning clips only automatically optimised modules.
+        threshold, onset_tolerance: transcription metrics (as in stage 1).
+        seed: AML pairing randomness.
+        log_media: log separated audio and mask images of the first validation batch.
+    """
+
+    def __init__(
+        self,
+        instruments: list[str] = list(DEFAULT_INSTRUMENTS),  # noqa: B006 - LightningCLI reads the default
+        sample_rate: int = SAMPLE_RATE,
+        n_fft: int = N_FFT,
+        hop_length: int = HOP_LENGTH,
+        min_midi: int = MIN_MIDI,
+        max_midi: int = MAX_MIDI,
+        separator_checkpoint: str | None = None,
+        transcriptor_checkpoint: str | None = None,
+        aml: bool = True,
+        atl: bool = False,
+        aml_form: AmlForm = "clipped",
+        aml_margin: float = 1.0,
+        transcription_weight: float = 1.0,
+        aml_weight: float = 0.1,
+        atl_weight: float = 0.1,
+        score_weight: float = 1.0,
+        clip_mix_weight: float = 0.1,
+        harmonic_mix_weight: float = 0.1,
+        n_harmonics: int = 8,
+        harmonic_tolerance: float = 0.5,
+        harmonic_restrict: bool = True,
+        pos_weight: float = 20.0,
+        critic_pos_weight: float = 1.0,
+        transcriptor_updates: int = 1,
+        separator_updates: int = 1,
+        separator_lr: float = 3e-4,
+        transcriptor_lr: float = 3e-4,
+        weight_decay: float = 0.0,
+        gradient_clip_val: float = 1.0,
+        threshold: float = 0.5,
+        onset_tolerance: float = 0.05,
+        seed: int = 0,
+        log_media: bool = True,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        self.features = FeatureSettings(check_instruments(instruments), sample_rate, n_fft, hop_length, min_midi,
+                                        max_midi)
+        weights = {name: value for name, value in self.hparams.items() if name.endswith("_weight")}
+        if any(value < 0 for value in weights.values()):
+            raise ValueError(f"AdversarialStage: loss weights must be >= 0, got {weights}")
+        if transcriptor_updates < 0 or separator_updates < 0 or transcriptor_updates + separator_updates == 0:
+            raise ValueError("AdversarialStage: transcriptor_updates and separator_updates must be >= 0 and not "
+                             f"both 0, got {transcriptor_updates}, {separator_updates}")
+        if aml_margin <= 0 or gradient_clip_val < 0 or pos_weight <= 0 or critic_pos_weight <= 0:
+            raise ValueError("AdversarialStage: need aml_margin > 0, gradient_clip_val >= 0 and positive BCE "
+                             f"weights; got {aml_margin}, {gradient_clip_val}, {pos_weight}, {critic_pos_weight}")
+        if separator_checkpoint is None:
+            raise ValueError("AdversarialStage: separator_checkpoint is required (the stage-2 checkpoint, e.g. "
+                             "--model.separator_checkpoint checkpoints/stage2/best.ckpt)")
+        self.separator, _ = load_separator(separator_checkpoint, expected=self.features)
+        self.transcriptor, _ = load_transcriptor(transcriptor_checkpoint or separator_checkpoint,
+                                                 expected=self.features, label="notes")
+        self.transcriptor.eval()  # Lightning restores the modes it finds here after each validation
+        self.spectrogram = Spectrogram(n_fft, hop_length, sample_rate, inverse=True)
+        templates = harmonic_templates(bin_frequencies(sample_rate, n_fft), self.features.n_pitches, min_midi,
+                                       n_harmonics, harmonic_tolerance)
+        self.register_buffer("templates", templates, persistent=False)
+        self._reset_evaluation()
+
+    def train(self, mode: bool = True):
+        """The transcriptor keeps stage 1's normalisation statistics (see the module docstring)."""
+        super().train(mode)
+        self.transcriptor.eval()
+        return self
+
+    # ------------------------------------------------------------------------------------------------ training
+    def separate(self, mixture_mag: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(masks, separated)``, both ``(batch, instrument, freq, frame)``."""
+        masks = self.separator(mixture_mag)
+        return masks, masks * mixture_mag[:, None]
+
+    def _pairs(self, batch_size: int, batch_idx: int) -> torch.Tensor:
+        key = [self.hparams.seed, self.current_epoch, batch_idx, self.global_rank]
+        generator = torch.Generator().manual_seed(int(np.random.SeedSequence(key).generate_state(1)[0]))
+        return mixing_pairs(batch_size, len(self.features.instruments), generator)
+
+    def transcriptor_terms(self, batch: dict, separated: torch.Tensor,
+                           pairs: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """The transcriptor's loss terms (unweighted, batch-averaged); ``separated`` must be detached."""
+        hp, rolls = self.hparams, batch["rolls"]
+        terms = {"transcription": transcription_bce(self.transcriptor, batch["mixture_mag"], rolls,
+                                                    hp.pos_weight).mean()}
+        if hp.aml and pairs is not None:
+            mixtures, scores = artificial_mixtures(separated, rolls, pairs)
+            terms["aml"] = aml_transcriptor_loss(self.transcriptor, mixtures, scores, hp.aml_form, hp.aml_margin,
+                                                 hp.critic_pos_weight).mean()
+        if hp.atl:
+            terms["atl"] = atl_transcriptor_loss(self.transcriptor, separated, rolls, hp.critic_pos_weight).mean()
+        return terms
+
+    def separator_terms(self, batch: dict, separated: torch.Tensor,
+                        pairs: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """The separator's loss terms (unweighted, batch-averaged)."""
+        hp, rolls = self.hparams, batch["rolls"]
+        terms = {}
+        if hp.score_weight > 0:
+            terms["score"] = score_loss(self.transcriptor, separated, rolls, hp.critic_pos_weight).mean()
+        terms.update(mixture_terms(batch, separated, self.templates, 0.0, hp.clip_mix_weight,
+                                   hp.harmonic_mix_weight, hp.harmonic_restrict))
+        if hp.aml and pairs is not None:
+            mixtures, scores = artificial_mixtures(separated, rolls, pairs)
+            terms["aml"] = aml_separator_loss(self.transcriptor, mixtures, scores, hp.critic_pos_weight).mean()
+        return terms
+
+    def weighted(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
+        hp = self.hparams
+        weights = {"transcription": hp.transcription_weight, "aml": hp.aml_weight, "atl": hp.atl_weight,
+                   "score": hp.score_weight, "clip_mix": hp.clip_mix_weight,
+                   "harmonic_mix": hp.harmonic_mix_weight}
+        return sum(weights[name] * value for name, value in terms.items())
+
+    def _update(self, optimizer, loss: torch.Tensor) -> None:
+        optimizer.zero_grad()
+        self.manual_backward(loss)
+        if self.hparams.gradient_clip_val > 0:
+            self.clip_gradients(optimizer, gradient_clip_val=self.hparams.gradient_clip_val,
+                                gradient_clip_algorithm="norm")
+        optimizer.step()
+
+    def training_step(self, batch: dict, batch_idx: int) -> None:
+        hp = self.hparams
+        separator_optimizer, transcriptor_optimizer = self.optimizers()
+        size = len(batch["mixture"])
+        pairs = self._pairs(size, batch_idx) if hp.aml and size >= 2 else None
+        _, separated = self.separate(batch["mixture_mag"])
+        logs: dict[str, torch.Tensor] = {}
+        for _ in range(hp.transcriptor_updates):
+            with self.toggled_optimizer(transcriptor_optimizer):
+                terms = self.transcriptor_terms(batch, separated.detach(), pairs)
+                loss = self.weighted(terms)
+                self._update(transcriptor_optimizer, loss)
+            logs.update({f"train/transcriptor/{k}": v.detach() for k, v in terms.items()})
+            logs["train/transcriptor/loss"] = loss.detach()
+        for update in range(hp.separator_updates):
+            with self.toggled_optimizer(separator_optimizer):
+                if update > 0:
+                    _, separated = self.separate(batch["mixture_mag"])
+                terms = self.separator_terms(batch, separated, pairs)
+                loss = self.weighted(terms)
+                self._update(separator_optimizer, loss)
+            logs.update({f"train/separator/{k}": v.detach() for k, v in terms.items()})
+            logs["train/separator/loss"] = loss.detach()
+        self.log_dict(logs, batch_size=size)
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        separator = torch.optim.AdamW(self.separator.parameters(), lr=hp.separator_lr, weight_decay=hp.weight_decay)
+        transcriptor = torch.optim.AdamW(self.transcriptor.parameters(), lr=hp.transcriptor_lr,
+                                         weight_decay=hp.weight_decay)
+        return [separator, transcriptor]
+
+    # ---------------------------------------------------------------------------------------------- evaluation
+    def _reset_evaluation(self) -> None:
+        hp = self.hparams
+        self.separation = SeparationEvaluation(self.features.instruments)
+        self.transcription = TranscriptionEvaluation(self.features, True, hp.threshold, hp.onset_tolerance)
+
+    def separated_waveforms(self, batch: dict, masks: torch.Tensor) -> torch.Tensor:
+        """Inverse STFT of each masked mixture STFT (mixture phase), fp32: ``(batch, instrument, time)``."""
+        spectrum = masks.float() * batch["mixture_stft"][:, None]
+        return self.spectrogram.to(masks.device).istft(spectrum, batch["mixture"].shape[-1])
+
+    def _evaluation_step(self, batch: dict, batch_idx: int) -> None:
+        masks, _ = self.separate(batch["mixture_mag"])
+        target = batch["rolls"].bool()
+        self.transcription.update_mixture(self.transcriptor(batch["mixture_mag"]), target)
+        keep = batch["has_sources"]
+        if not bool(keep.any()):
+            return
+        self.transcription.update_isolated(self.transcriptor, batch["sources_mag"][keep], target[keep])
+        estimates = self.separated_waveforms(batch, masks)[keep]
+        self.separation.update(estimates, batch["sources"][keep], batch["mixture"][keep])
+        if batch_idx == 0 and self.hparams.log_media and not self.trainer.sanity_checking:
+            log_media(self, batch, masks, estimates, keep)
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._evaluation_step(batch, batch_idx)
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._evaluation_step(batch, batch_idx)
+
+    def _log_evaluation(self, prefix: str) -> dict[str, float]:
+        results = self.separation.results(prefix, self.sum_over_processes)
+        results.update(self.transcription.results(prefix, self.sum_over_processes))
+        self.log_dict(results, sync_dist=False)
+        return results
+
+    # ---------------------------------------------------------------------------------------------- checkpoint
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        models = {"separator": {"config": asdict(self.separator.config)},
+                  "transcriptor": {"config": asdict(self.transcriptor.config),
+                                   "n_pitches": self.transcriptor.n_pitches, "label": "notes"}}
+        checkpoint["scoresep"] = section("adversarial", self.features, models)
