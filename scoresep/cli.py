@@ -16,7 +16,8 @@ import sys
 from scoresep.constants import DEFAULT_INSTRUMENTS, HOP_LENGTH, MAX_MIDI, MIN_MIDI, SAMPLE_RATE
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
-USER_ERRORS: tuple[type[Exception], ...] = (FileNotFoundError, NotADirectoryError, PermissionError, ValueError)
+USER_ERRORS: tuple[type[Exception], ...] = (FileNotFoundError, NotADirectoryError, PermissionError, ValueError,
+                                            FloatingPointError)
 
 
 def _user_errors() -> tuple[type[Exception], ...]:

@@ -84,6 +84,17 @@ def test_every_experiment_writes_last_ckpt_every_epoch(config):
     import yaml
 
     callbacks = yaml.safe_load(config.read_text())["trainer"]["callbacks"]
-    last = [c["init_args"] for c in callbacks if c["init_args"].get("filename") == "last"]
+    last = [c["init_args"] for c in callbacks if c.get("init_args", {}).get("filename") == "last"]
     assert len(last) == 1 and last[0]["monitor"] is None and last[0]["save_top_k"] == 1
-    assert not any(c["init_args"].get("save_last") for c in callbacks)
+    assert not any(c.get("init_args", {}).get("save_last") for c in callbacks)
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
+def test_every_experiment_survives_kills_and_preemption(config):
+    """Atomic checkpoint writes, a checkpoint on SIGUSR1 and RNG state in checkpoints, in every run."""
+    import yaml
+
+    trainer = yaml.safe_load(config.read_text())["trainer"]
+    assert [p["class_path"] for p in trainer["plugins"]] == ["scoresep.training.AtomicCheckpointIO"]
+    names = [c["class_path"] for c in trainer["callbacks"]]
+    assert "scoresep.training.PreemptionCheckpoint" in names and "scoresep.training.RandomStateCheckpoint" in names

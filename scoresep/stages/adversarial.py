@@ -70,6 +70,8 @@ class AdversarialStage(EvaluatedStage):
         threshold, onset_tolerance: transcription metrics (as in stage 1).
         seed: AML pairing randomness.
         log_media: log separated audio and mask images of the first validation batch.
+        max_nonfinite_steps: training steps in a row with a NaN/inf loss (each one skipped) before the run
+            stops with an error.
     """
 
     def __init__(
@@ -107,6 +109,7 @@ class AdversarialStage(EvaluatedStage):
         onset_tolerance: float = 0.05,
         seed: int = 0,
         log_media: bool = True,
+        max_nonfinite_steps: int = 10,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -119,6 +122,8 @@ class AdversarialStage(EvaluatedStage):
         if transcriptor_updates < 0 or separator_updates < 0 or transcriptor_updates + separator_updates == 0:
             raise ValueError("AdversarialStage: transcriptor_updates and separator_updates must be >= 0 and not "
                              f"both 0, got {transcriptor_updates}, {separator_updates}")
+        if max_nonfinite_steps < 1:
+            raise ValueError(f"AdversarialStage: max_nonfinite_steps must be >= 1, got {max_nonfinite_steps}")
         if aml_margin <= 0 or gradient_clip_val < 0 or pos_weight <= 0 or critic_pos_weight <= 0:
             raise ValueError("AdversarialStage: need aml_margin > 0, gradient_clip_val >= 0 and positive BCE "
                              f"weights; got {aml_margin}, {gradient_clip_val}, {pos_weight}, {critic_pos_weight}")
@@ -187,7 +192,9 @@ class AdversarialStage(EvaluatedStage):
                    "harmonic_mix": hp.harmonic_mix_weight}
         return sum(weights[name] * value for name, value in terms.items())
 
-    def _update(self, optimizer, loss: torch.Tensor) -> None:
+    def _update(self, optimizer, loss: torch.Tensor, what: str) -> None:
+        if self.finite_or_skip(loss, what) is None:
+            return
         optimizer.zero_grad()
         self.manual_backward(loss)
         if self.hparams.gradient_clip_val > 0:
@@ -206,7 +213,7 @@ class AdversarialStage(EvaluatedStage):
             with self.toggled_optimizer(transcriptor_optimizer):
                 terms = self.transcriptor_terms(batch, separated.detach(), pairs)
                 loss = self.weighted(terms)
-                self._update(transcriptor_optimizer, loss)
+                self._update(transcriptor_optimizer, loss, "transcriptor loss")
             logs.update({f"train/transcriptor/{k}": v.detach() for k, v in terms.items()})
             logs["train/transcriptor/loss"] = loss.detach()
         for update in range(hp.separator_updates):
@@ -215,7 +222,7 @@ class AdversarialStage(EvaluatedStage):
                     _, separated = self.separate(batch["mixture_mag"])
                 terms = self.separator_terms(batch, separated, pairs)
                 loss = self.weighted(terms)
-                self._update(separator_optimizer, loss)
+                self._update(separator_optimizer, loss, "separator loss")
             logs.update({f"train/separator/{k}": v.detach() for k, v in terms.items()})
             logs["train/separator/loss"] = loss.detach()
         self.log_dict(logs, batch_size=size)

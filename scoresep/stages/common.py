@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
@@ -11,6 +12,8 @@ from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 
 from scoresep.checkpoints import FeatureSettings
 
+log = logging.getLogger(__name__)
+
 
 class EvaluatedStage(pl.LightningModule):
     """Shared evaluation plumbing: a stage defines ``features``, ``_reset_evaluation()`` (clear the sums) and
@@ -18,6 +21,31 @@ class EvaluatedStage(pl.LightningModule):
     feature settings at start and prints the per-instrument table after a test."""
 
     features: FeatureSettings
+    _nonfinite_in_a_row: int = 0
+    _nonfinite_total: int = 0
+
+    def finite_or_skip(self, loss: torch.Tensor, what: str = "loss") -> torch.Tensor | None:
+        """``loss`` when it is finite on every process, else None: the step is skipped (Lightning skips a
+        ``None`` training step; stage 3 skips the half-step), counted in ``train/nonfinite_steps`` and
+        logged; ``max_nonfinite_steps`` bad steps in a row stop the run with an error."""
+        bad = not bool(torch.isfinite(loss.detach()).all())
+        if self.trainer.world_size > 1:
+            bad = self.trainer.strategy.reduce_boolean_decision(bad, all=False)
+        if not bad:
+            self._nonfinite_in_a_row = 0
+            return loss
+        self._nonfinite_in_a_row += 1
+        self._nonfinite_total += 1
+        self.log("train/nonfinite_steps", float(self._nonfinite_total), rank_zero_only=True)
+        limit = self.hparams.max_nonfinite_steps
+        log.warning("step %d: non-finite %s (%s), step skipped (%d in a row, the run stops at %d)",
+                    self.global_step, what, float(loss.detach().float().mean()), self._nonfinite_in_a_row, limit)
+        if self._nonfinite_in_a_row >= limit:
+            raise FloatingPointError(
+                f"{type(self).__name__}: {self._nonfinite_in_a_row} training steps in a row had a non-finite {what} "
+                f"(at step {self.global_step}); lower the learning rate, check the data, or try precision "
+                "bf16-mixed/32 instead of 16-mixed. The last checkpoint is unharmed.")
+        return None
 
     def setup(self, stage: str) -> None:
         check_datamodule_features(self, self.features)

@@ -69,6 +69,8 @@ class SeparatorStage(EvaluatedStage):
         critic_pos_weight: BCE weight of note cells in ``L_score``.
         lr, weight_decay, scheduler: AdamW and an optional cosine decay over the run.
         log_media: log separated audio and mask images of the first validation batch (W&B or TensorBoard).
+        max_nonfinite_steps: training steps in a row with a NaN/inf loss (each one skipped) before the run
+            stops with an error.
     """
 
     def __init__(
@@ -96,6 +98,7 @@ class SeparatorStage(EvaluatedStage):
         weight_decay: float = 0.0,
         scheduler: Literal["cosine", "none"] = "cosine",
         log_media: bool = True,
+        max_nonfinite_steps: int = 10,
     ):
         super().__init__()
         model = SeparatorConfig(**model) if isinstance(model, dict) else (model or SeparatorConfig())
@@ -107,6 +110,8 @@ class SeparatorStage(EvaluatedStage):
                    "harmonic_mix_weight": harmonic_mix_weight}
         if any(w < 0 for w in weights.values()):
             raise ValueError(f"SeparatorStage: loss weights must be >= 0, got {weights}")
+        if max_nonfinite_steps < 1:
+            raise ValueError(f"SeparatorStage: max_nonfinite_steps must be >= 1, got {max_nonfinite_steps}")
         self.use_critic = critic != "none" and not supervised and score_weight > 0
         if not supervised and not self.use_critic and not (mix_weight or clip_mix_weight or harmonic_mix_weight):
             raise ValueError("SeparatorStage: no loss is enabled (set a critic with score_weight > 0, a mixture "
@@ -163,10 +168,12 @@ class SeparatorStage(EvaluatedStage):
         masks = self.separator(mixture_mag)
         return masks, masks * mixture_mag[:, None]
 
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor | None:
         _, separated = self.separate(batch["mixture_mag"])
         terms = self.losses(batch, separated)
         loss = self.total(terms)
+        if self.finite_or_skip(loss) is None:
+            return None
         size = len(batch["mixture"])
         self.log_dict({f"train/{name}": value for name, value in terms.items()}, batch_size=size)
         self.log("train/loss", loss, prog_bar=True, batch_size=size)

@@ -46,6 +46,8 @@ class TranscriptorStage(EvaluatedStage):
         threshold: probability above which a cell counts as a note in the metrics.
         lr, weight_decay: AdamW settings. scheduler: ``cosine`` decays to 0 over the run, ``none`` keeps lr.
         onset_tolerance: seconds for note-onset matching (mir_eval default 0.05).
+        max_nonfinite_steps: training steps in a row with a NaN/inf loss (each one skipped) before the run
+            stops with an error.
     """
 
     def __init__(
@@ -66,6 +68,7 @@ class TranscriptorStage(EvaluatedStage):
         weight_decay: float = 1e-4,
         scheduler: Literal["cosine", "none"] = "cosine",
         onset_tolerance: float = 0.05,
+        max_nonfinite_steps: int = 10,
     ):
         super().__init__()
         model = TranscriptorConfig(**model) if isinstance(model, dict) else (model or TranscriptorConfig())
@@ -73,6 +76,8 @@ class TranscriptorStage(EvaluatedStage):
         self.hparams["model"] = asdict(model)  # primitives only, so checkpoints load with weights_only=True
         self.features = FeatureSettings(check_instruments(instruments), sample_rate, n_fft, hop_length, min_midi,
                                         max_midi)
+        if max_nonfinite_steps < 1:
+            raise ValueError(f"TranscriptorStage: max_nonfinite_steps must be >= 1, got {max_nonfinite_steps}")
         if pos_weight <= 0 or not 0 < threshold < 1 or not 0 < submix_keep <= 1:
             raise ValueError(f"TranscriptorStage: need pos_weight > 0, 0 < threshold < 1, 0 < submix_keep <= 1; got "
                              f"{pos_weight}, {threshold}, {submix_keep}")
@@ -109,7 +114,7 @@ class TranscriptorStage(EvaluatedStage):
         magnitude = self.spectrogram.to(waveform.device).stft(waveform).abs()
         return magnitude, self.target(rolls * kept[:, :-1, None, None])
 
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor | None:
         train_on = self.hparams.train_on
         inputs = []
         if train_on in ("mixture", "both") or not bool(batch["has_sources"].all()):
@@ -123,6 +128,8 @@ class TranscriptorStage(EvaluatedStage):
         magnitude = torch.cat([m for m, _ in inputs])
         target = torch.cat([t for _, t in inputs])
         loss = self.bce(self.transcriptor(magnitude), target)
+        if self.finite_or_skip(loss) is None:
+            return None
         self.log("train/loss", loss, prog_bar=True, batch_size=len(magnitude))
         return loss
 

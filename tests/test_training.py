@@ -1,0 +1,172 @@
+"""Never lose a run: atomic checkpoints, SIGUSR1 pre-emption, NaN/inf steps skipped, same seed -> same run,
+bf16 mixed precision on the CPU for every stage."""
+
+import os
+import signal
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from helpers import quiet_trainer, tiny_datamodule
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+
+from scoresep.models.separator import SeparatorConfig
+from scoresep.models.transcriptor import TranscriptorConfig
+from scoresep.stages.adversarial import AdversarialStage
+from scoresep.stages.separator import SeparatorStage
+from scoresep.stages.transcriptor import TranscriptorStage
+from scoresep.training import AtomicCheckpointIO, PreemptionCheckpoint, RandomStateCheckpoint
+
+TINY_T = {"channels": 4, "conv_blocks": 1, "hidden": 16, "rnn_layers": 1, "dropout": 0.1}
+TINY_S = {"channels": 4, "depth": 2}
+
+
+def test_atomic_checkpoint_keeps_the_old_file_when_a_write_dies(tmp_path, monkeypatch):
+    io = AtomicCheckpointIO()
+    path = tmp_path / "run" / "last.ckpt"
+    io.save_checkpoint({"step": 1}, path)
+    assert torch.load(path, weights_only=True) == {"step": 1}
+
+    def dies_halfway(obj, handle):
+        handle.write(b"PK\x03\x04 half a checkpoint")
+        raise KeyboardInterrupt("killed while writing")
+
+    monkeypatch.setattr(torch, "save", dies_halfway)
+    with pytest.raises(KeyboardInterrupt):
+        io.save_checkpoint({"step": 2}, path)
+    monkeypatch.undo()
+    assert torch.load(path, weights_only=True) == {"step": 1}
+    assert [p.name for p in path.parent.iterdir()] == ["last.ckpt"]  # no temporary file left behind
+
+
+class SignalAt(Callback):
+    """Sends ``signum`` to this process at the start of training batch ``at``."""
+
+    def __init__(self, signum, at):
+        self.signum, self.at = signum, at
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step == self.at:
+            os.kill(os.getpid(), self.signum)
+
+
+def test_sigusr1_saves_last_ckpt_and_stops_cleanly_then_resumes(minislakh, tmp_path):
+    folder = tmp_path / "checkpoints"
+    last = ModelCheckpoint(dirpath=folder, filename="last", monitor=None, save_top_k=1, enable_version_counter=False)
+    preemption = PreemptionCheckpoint("SIGUSR1", requeue=False)
+    trainer = quiet_trainer(tmp_path, max_epochs=3, limit_val_batches=0,
+                            callbacks=[last, preemption, SignalAt(signal.SIGUSR1, at=2)])
+    previous_handler = signal.getsignal(signal.SIGUSR1)
+    trainer.fit(TranscriptorStage(model=TranscriptorConfig(**TINY_T)), tiny_datamodule(minislakh, tmp_path))
+    assert trainer.global_step == 3  # stopped after the signalled batch (3 epochs x 2 batches would be 6)
+    assert signal.getsignal(signal.SIGUSR1) == previous_handler  # handler put back after the run
+    checkpoint = torch.load(folder / "last.ckpt", weights_only=True)
+    assert checkpoint["global_step"] == 3
+    resumed = quiet_trainer(tmp_path, max_epochs=3, limit_val_batches=0, callbacks=[
+        ModelCheckpoint(dirpath=folder, filename="last", monitor=None, save_top_k=1, enable_version_counter=False)])
+    resumed.fit(TranscriptorStage(model=TranscriptorConfig(**TINY_T)), tiny_datamodule(minislakh, tmp_path),
+                ckpt_path="last")
+    # Lightning resumes a mid-epoch checkpoint at the next epoch (our crops are keyed by epoch, and the data
+    # loader keeps no position): the interrupted epoch's last batch is not replayed, the final epoch runs whole
+    assert resumed.global_step == 5 and resumed.current_epoch == 3
+
+
+class PoisonBatches(Callback):
+    """Turns the mixture spectrogram of the listed training batches into NaN (as a bad file or overflow would)
+    and records whether the weights changed over each poisoned batch."""
+
+    def __init__(self, batches):
+        self.batches, self.calls, self.changed = set(batches), 0, []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.before = None
+        if self.calls in self.batches:
+            batch["mixture_mag"].fill_(float("nan"))
+            self.before = [p.detach().clone() for p in pl_module.parameters()]
+        self.calls += 1
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if self.before is not None:
+            after = list(pl_module.parameters())
+            self.changed.append(any(not torch.equal(a, b) for a, b in zip(self.before, after, strict=True)))
+
+
+def test_nonfinite_steps_are_skipped_then_the_run_stops_with_a_clear_error(minislakh, tmp_path):
+    stage = TranscriptorStage(model=TranscriptorConfig(**TINY_T), max_nonfinite_steps=3)
+    poison = PoisonBatches([1])
+    trainer = quiet_trainer(tmp_path, max_steps=4, limit_val_batches=0, callbacks=[poison])
+    trainer.fit(stage, tiny_datamodule(minislakh, tmp_path))
+    assert poison.changed == [False]  # the poisoned batch left every weight as it was
+    assert all(torch.isfinite(p).all() for p in stage.parameters())
+    assert trainer.logged_metrics["train/nonfinite_steps"] == 1
+
+    stage = TranscriptorStage(model=TranscriptorConfig(**TINY_T), max_nonfinite_steps=3)
+    trainer = quiet_trainer(tmp_path, max_steps=10, limit_val_batches=0, callbacks=[PoisonBatches([1, 2, 3, 4])])
+    with pytest.raises(FloatingPointError, match="3 training steps in a row had a non-finite loss"):
+        trainer.fit(stage, tiny_datamodule(minislakh, tmp_path))
+
+
+class StepLosses(Callback):
+    def __init__(self):
+        self.losses = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.losses.append(float(outputs["loss"]))
+
+
+def test_same_seed_gives_identical_first_epoch_losses(minislakh, tmp_path):
+    runs = []
+    for _ in range(2):
+        pl.seed_everything(5)
+        recorder = StepLosses()
+        # submixtures draw random gains and dropout is on: both must repeat under the same seed
+        stage = TranscriptorStage(model=TranscriptorConfig(**TINY_T), train_on="submixtures")
+        quiet_trainer(tmp_path, max_epochs=1, limit_val_batches=0, callbacks=[recorder]).fit(
+            stage, tiny_datamodule(minislakh, tmp_path))
+        runs.append(recorder.losses)
+    assert len(runs[0]) >= 2 and runs[0] == runs[1]
+
+
+def test_random_state_travels_with_the_checkpoint():
+    callback = RandomStateCheckpoint()
+    torch.manual_seed(3)
+    state = callback.state_dict()
+    expected = (torch.rand(3), torch.from_numpy(__import__("numpy").random.rand(2)))
+    torch.rand(7)
+    callback.load_state_dict(state)
+    assert torch.equal(torch.rand(3), expected[0])
+    assert torch.equal(torch.from_numpy(__import__("numpy").random.rand(2)), expected[1])
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoints(minislakh, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("bf16")
+    trainer = quiet_trainer(folder, max_steps=1, limit_val_batches=0)
+    trainer.fit(TranscriptorStage(model=TranscriptorConfig(**TINY_T)), tiny_datamodule(minislakh, folder))
+    trainer.save_checkpoint(folder / "stage1.ckpt")
+    trainer = quiet_trainer(folder, max_steps=1, limit_val_batches=0)
+    trainer.fit(SeparatorStage(model=SeparatorConfig(**TINY_S), transcriptor_checkpoint=str(folder / "stage1.ckpt"),
+                               log_media=False), tiny_datamodule(minislakh, folder))
+    trainer.save_checkpoint(folder / "stage2.ckpt")
+    return folder
+
+
+@pytest.mark.parametrize("stage_name", ["transcriptor", "separator", "adversarial"])
+def test_bf16_mixed_precision_trains_every_stage_on_cpu(minislakh, tmp_path, tiny_checkpoints, stage_name):
+    stages = {
+        "transcriptor": lambda: TranscriptorStage(model=TranscriptorConfig(**TINY_T)),
+        "separator": lambda: SeparatorStage(model=SeparatorConfig(**TINY_S), log_media=False,
+                                            transcriptor_checkpoint=str(tiny_checkpoints / "stage1.ckpt")),
+        "adversarial": lambda: AdversarialStage(separator_checkpoint=str(tiny_checkpoints / "stage2.ckpt"),
+                                                aml=True, atl=True, log_media=False),
+    }
+    stage = stages[stage_name]()
+    trainer = quiet_trainer(tmp_path, max_epochs=1, limit_train_batches=2, limit_val_batches=1,
+                            precision="bf16-mixed")
+    datamodule = tiny_datamodule(minislakh, tmp_path)
+    trainer.fit(stage, datamodule)
+    metrics = trainer.logged_metrics
+    assert metrics and all(torch.isfinite(v).all() for v in metrics.values())
+    assert all(p.dtype == torch.float32 for p in stage.parameters())  # weights stay fp32 under autocast
+    results = trainer.validate(stage, datamodule)[0]
+    assert all(isinstance(v, float) for v in results.values())
