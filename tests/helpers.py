@@ -7,8 +7,9 @@ from scoresep.data.datamodule import SlakhDataModule
 
 def tiny_datamodule(root, tmp_path, **kwargs) -> SlakhDataModule:
     """1-s crops, batches of 4, one crop per track: enough to run every hook in seconds."""
-    return SlakhDataModule(root=str(root), cache_dir=str(tmp_path / "cache"), segment_seconds=1.0,
-                           batch_size=4, eval_crops_per_track=1, train_crops_per_track=1, **kwargs)
+    settings = {"segment_seconds": 1.0, "batch_size": 4, "eval_crops_per_track": 1, "train_crops_per_track": 1,
+                **kwargs}
+    return SlakhDataModule(root=str(root), cache_dir=str(tmp_path / "cache"), **settings)
 
 
 def quiet_trainer(tmp_path, **kwargs) -> pl.Trainer:
