@@ -1,5 +1,5 @@
 """Never lose a run: atomic checkpoints, SIGUSR1 pre-emption, NaN/inf steps skipped, same seed -> same run,
-bf16 mixed precision on the CPU for every stage."""
+mixed precision for every stage (bf16 on the CPU; 16-bit on a GPU, ``gpu`` marker)."""
 
 import os
 import signal
@@ -152,7 +152,10 @@ def tiny_checkpoints(minislakh, tmp_path_factory):
 
 
 @pytest.mark.parametrize("stage_name", ["transcriptor", "separator", "adversarial"])
-def test_bf16_mixed_precision_trains_every_stage_on_cpu(minislakh, tmp_path, tiny_checkpoints, stage_name):
+@pytest.mark.parametrize("accelerator, precision", [("cpu", "bf16-mixed"),
+                                                    pytest.param("gpu", "16-mixed", marks=pytest.mark.gpu)])
+def test_mixed_precision_trains_every_stage(minislakh, tmp_path, tiny_checkpoints, stage_name, accelerator,
+                                            precision):
     stages = {
         "transcriptor": lambda: TranscriptorStage(model=TranscriptorConfig(**TINY_T)),
         "separator": lambda: SeparatorStage(model=SeparatorConfig(**TINY_S), log_media=False,
@@ -161,8 +164,9 @@ def test_bf16_mixed_precision_trains_every_stage_on_cpu(minislakh, tmp_path, tin
                                                 aml=True, atl=True, log_media=False),
     }
     stage = stages[stage_name]()
-    trainer = quiet_trainer(tmp_path, max_epochs=1, limit_train_batches=2, limit_val_batches=1,
-                            precision="bf16-mixed")
+    trainer = pl.Trainer(default_root_dir=tmp_path, accelerator=accelerator, devices=1, logger=False,
+                         enable_progress_bar=False, enable_model_summary=False, max_epochs=1, limit_train_batches=2,
+                         limit_val_batches=1, precision=precision)
     datamodule = tiny_datamodule(minislakh, tmp_path)
     trainer.fit(stage, datamodule)
     metrics = trainer.logged_metrics
