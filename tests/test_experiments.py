@@ -41,7 +41,8 @@ def stage_checkpoints(minislakh, tmp_path_factory):
         os.chdir(folder)
         sys.argv = ["scoresep"]
         for name in ("stage1", "baseline_classifier", "stage2"):
-            extra = ["--model.init_args.log_media=false"] if name == "stage2" else []
+            # no W&B run here: one left open in this process would swallow later tests' W&B logging
+            extra = ["--model.init_args.log_media=false", "--trainer.logger=false"] if name == "stage2" else []
             main(["fit", "--config", str(EXPERIMENTS / f"{name}.yaml"), *args, *extra])
     finally:
         os.chdir(cwd)

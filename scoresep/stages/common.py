@@ -29,8 +29,8 @@ class EvaluatedStage(pl.LightningModule):
         ``None`` training step; stage 3 skips the half-step), counted in ``train/nonfinite_steps`` and
         logged; ``max_nonfinite_steps`` bad steps in a row stop the run with an error."""
         bad = not bool(torch.isfinite(loss.detach()).all())
-        if self.trainer.world_size > 1:
-            bad = self.trainer.strategy.reduce_boolean_decision(bad, all=False)
+        if self._trainer is not None and self._trainer.world_size > 1:  # detached: a step called by hand
+            bad = self._trainer.strategy.reduce_boolean_decision(bad, all=False)
         if not bad:
             self._nonfinite_in_a_row = 0
             return loss
