@@ -21,6 +21,7 @@ from dataclasses import asdict
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
 from scoresep.checkpoints import FeatureSettings, load_separator, load_transcriptor, section
 from scoresep.constants import DEFAULT_INSTRUMENTS, HOP_LENGTH, MAX_MIDI, MIN_MIDI, N_FFT, SAMPLE_RATE
@@ -192,11 +193,32 @@ class AdversarialStage(EvaluatedStage):
                    "harmonic_mix": hp.harmonic_mix_weight}
         return sum(weights[name] * value for name, value in terms.items())
 
-    def _update(self, optimizer, loss: torch.Tensor, what: str) -> None:
+    def _backward(self, loss: torch.Tensor, model: torch.nn.Module) -> None:
+        """``manual_backward``, then under DDP the average of ``model``'s gradients over processes.
+
+        DDP's own gradient hooks expect every parameter of the wrapped module to get a gradient in each
+        backward; a half-step updates one model only, so the hooks are bypassed (``no_sync``) and the updated
+        model's gradients are averaged here, in one flat all-reduce.
+        """
+        wrapper = self.trainer.model
+        if not isinstance(wrapper, DistributedDataParallel):
+            self.manual_backward(loss)
+            return
+        with wrapper.no_sync():
+            self.manual_backward(loss)
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        if grads:
+            flat = torch.cat([g.reshape(-1) for g in grads])
+            torch.distributed.all_reduce(flat)
+            flat /= self.trainer.world_size
+            for grad, averaged in zip(grads, flat.split([g.numel() for g in grads]), strict=True):
+                grad.copy_(averaged.view_as(grad))
+
+    def _update(self, optimizer, loss: torch.Tensor, model: torch.nn.Module, what: str) -> None:
         if self.finite_or_skip(loss, what) is None:
             return
         optimizer.zero_grad()
-        self.manual_backward(loss)
+        self._backward(loss, model)
         if self.hparams.gradient_clip_val > 0:
             self.clip_gradients(optimizer, gradient_clip_val=self.hparams.gradient_clip_val,
                                 gradient_clip_algorithm="norm")
@@ -213,7 +235,7 @@ class AdversarialStage(EvaluatedStage):
             with self.toggled_optimizer(transcriptor_optimizer):
                 terms = self.transcriptor_terms(batch, separated.detach(), pairs)
                 loss = self.weighted(terms)
-                self._update(transcriptor_optimizer, loss, "transcriptor loss")
+                self._update(transcriptor_optimizer, loss, self.transcriptor, "transcriptor loss")
             logs.update({f"train/transcriptor/{k}": v.detach() for k, v in terms.items()})
             logs["train/transcriptor/loss"] = loss.detach()
         for update in range(hp.separator_updates):
@@ -222,7 +244,7 @@ class AdversarialStage(EvaluatedStage):
                     _, separated = self.separate(batch["mixture_mag"])
                 terms = self.separator_terms(batch, separated, pairs)
                 loss = self.weighted(terms)
-                self._update(separator_optimizer, loss, "separator loss")
+                self._update(separator_optimizer, loss, self.separator, "separator loss")
             logs.update({f"train/separator/{k}": v.detach() for k, v in terms.items()})
             logs["train/separator/loss"] = loss.detach()
         self.log_dict(logs, batch_size=size)
