@@ -41,7 +41,7 @@ from scoresep.losses import (
 from scoresep.losses.adversarial import AmlForm
 from scoresep.stages.common import EvaluatedStage, log_media
 from scoresep.stages.evaluation import SeparationEvaluation, TranscriptionEvaluation
-from scoresep.stages.separator import mixture_terms
+from scoresep.stages.separator import masked_waveforms, mixture_terms
 
 
 class AdversarialStage(EvaluatedStage):
@@ -262,11 +262,6 @@ class AdversarialStage(EvaluatedStage):
         self.separation = SeparationEvaluation(self.features.instruments)
         self.transcription = TranscriptionEvaluation(self.features, True, hp.threshold, hp.onset_tolerance)
 
-    def separated_waveforms(self, batch: dict, masks: torch.Tensor) -> torch.Tensor:
-        """Inverse STFT of each masked mixture STFT (mixture phase), fp32: ``(batch, instrument, time)``."""
-        spectrum = masks.float() * batch["mixture_stft"][:, None]
-        return self.spectrogram.to(masks.device).istft(spectrum, batch["mixture"].shape[-1])
-
     def _evaluation_step(self, batch: dict, batch_idx: int) -> None:
         masks, _ = self.separate(batch["mixture_mag"])
         target = batch["rolls"].bool()
@@ -275,7 +270,7 @@ class AdversarialStage(EvaluatedStage):
         if not bool(keep.any()):
             return
         self.transcription.update_isolated(self.transcriptor, batch["sources_mag"][keep], target[keep])
-        estimates = self.separated_waveforms(batch, masks)[keep]
+        estimates = masked_waveforms(self.spectrogram, batch, masks)[keep]
         self.separation.update(estimates, batch["sources"][keep], batch["mixture"][keep])
         if batch_idx == 0 and self.hparams.log_media and not self.trainer.sanity_checking:
             log_media(self, batch, masks, estimates, keep)

@@ -29,6 +29,15 @@ from scoresep.stages.evaluation import SeparationEvaluation
 from scoresep.stages.transcriptor import activity_target
 
 
+def masked_waveforms(spectrogram: Spectrogram, batch: dict, masks: torch.Tensor) -> torch.Tensor:
+    """Inverse STFT of each masked mixture STFT with the mixture's phase, in fp32.
+
+    Shape: masks ``(batch, instrument, freq, frame)`` -> waveforms ``(batch, instrument, time)``.
+    """
+    spectrum = masks.float() * batch["mixture_stft"][:, None]
+    return spectrogram.to(masks.device).istft(spectrum, batch["mixture"].shape[-1])
+
+
 def mixture_terms(batch: dict, separated: torch.Tensor, templates: torch.Tensor, mix_weight: float,
                   clip_mix_weight: float, harmonic_mix_weight: float,
                   harmonic_restrict: bool) -> dict[str, torch.Tensor]:
@@ -188,11 +197,6 @@ class SeparatorStage(EvaluatedStage):
         self.evaluation = SeparationEvaluation(self.features.instruments)
         self._loss = torch.zeros(2, dtype=torch.float64)  # [sum of per-item loss, items]
 
-    def separated_waveforms(self, batch: dict, masks: torch.Tensor) -> torch.Tensor:
-        """Inverse STFT of each masked mixture STFT (mixture phase), fp32: ``(batch, instrument, time)``."""
-        spectrum = masks.float() * batch["mixture_stft"][:, None]
-        return self.spectrogram.to(masks.device).istft(spectrum, batch["mixture"].shape[-1])
-
     def _evaluation_step(self, batch: dict, batch_idx: int) -> None:
         masks, separated = self.separate(batch["mixture_mag"])
         if self.hparams.supervised and not bool(batch["has_sources"].any()):
@@ -201,7 +205,7 @@ class SeparatorStage(EvaluatedStage):
         keep = batch["has_sources"]
         if not bool(keep.any()):
             return
-        estimates = self.separated_waveforms(batch, masks)[keep]
+        estimates = masked_waveforms(self.spectrogram, batch, masks)[keep]
         self.evaluation.update(estimates, batch["sources"][keep], batch["mixture"][keep])
         if batch_idx == 0 and self.hparams.log_media and not self.trainer.sanity_checking:
             log_media(self, batch, masks, estimates, keep)
