@@ -3,6 +3,12 @@
 import pytorch_lightning as pl
 
 from scoresep.data.datamodule import SlakhDataModule
+from scoresep.models.separator import SeparatorConfig
+from scoresep.models.transcriptor import TranscriptorConfig
+from scoresep.stages import SeparatorStage, TranscriptorStage
+
+TINY_T = {"channels": 4, "conv_blocks": 1, "hidden": 16, "rnn_layers": 1, "dropout": 0.0}  # transcriptor size
+TINY_S = {"channels": 4, "depth": 2}  # separator size
 
 
 def tiny_datamodule(root, tmp_path, **kwargs) -> SlakhDataModule:
@@ -15,3 +21,18 @@ def tiny_datamodule(root, tmp_path, **kwargs) -> SlakhDataModule:
 def quiet_trainer(tmp_path, **kwargs) -> pl.Trainer:
     return pl.Trainer(default_root_dir=tmp_path, accelerator="cpu", devices=1, logger=False,
                       enable_progress_bar=False, enable_model_summary=False, **kwargs)
+
+
+def train_tiny_stages(root, folder, steps: int = 2) -> tuple[TranscriptorStage, SeparatorStage]:
+    """A few steps of a tiny stage 1 and of a tiny stage 2 trained through it, saved as ``folder/stage1.ckpt``
+    and ``folder/stage2.ckpt``; returns both stages."""
+    transcriptor = TranscriptorStage(model=TranscriptorConfig(**TINY_T))
+    trainer = quiet_trainer(folder, max_steps=steps, limit_val_batches=0)
+    trainer.fit(transcriptor, tiny_datamodule(root, folder))
+    trainer.save_checkpoint(folder / "stage1.ckpt")
+    separator = SeparatorStage(model=SeparatorConfig(**TINY_S), log_media=False,
+                               transcriptor_checkpoint=str(folder / "stage1.ckpt"))
+    trainer = quiet_trainer(folder, max_steps=steps, limit_val_batches=0)
+    trainer.fit(separator, tiny_datamodule(root, folder))
+    trainer.save_checkpoint(folder / "stage2.ckpt")
+    return transcriptor, separator

@@ -2,36 +2,24 @@
 
 import pytest
 import torch
-from helpers import quiet_trainer, tiny_datamodule
+from helpers import TINY_T, quiet_trainer, tiny_datamodule, train_tiny_stages
 
 from scoresep.checkpoints import CheckpointError, load_separator, load_transcriptor, read_checkpoint
-from scoresep.models.separator import SeparatorConfig
 from scoresep.models.transcriptor import TranscriptorConfig
 from scoresep.stages.adversarial import AdversarialStage
-from scoresep.stages.separator import SeparatorStage
 from scoresep.stages.transcriptor import TranscriptorStage
-
-TINY_T = {"channels": 4, "conv_blocks": 1, "hidden": 16, "rnn_layers": 1, "dropout": 0.0}
-TINY_S = {"channels": 4, "depth": 2}
 
 
 @pytest.fixture(scope="module")
 def checkpoints(minislakh, tmp_path_factory):
     """Tiny ``{"stage1", "classifier", "stage2"}`` checkpoints, stage 2 trained through that stage 1."""
     folder = tmp_path_factory.mktemp("stages")
-    paths = {}
-    for name, label in (("stage1", "notes"), ("classifier", "activity")):
-        trainer = quiet_trainer(folder, max_steps=2, limit_val_batches=1)
-        trainer.fit(TranscriptorStage(model=TranscriptorConfig(**TINY_T), label=label),
-                    tiny_datamodule(minislakh, folder))
-        paths[name] = folder / f"{name}.ckpt"
-        trainer.save_checkpoint(paths[name])
-    trainer = quiet_trainer(folder, max_steps=2, limit_val_batches=1)
-    trainer.fit(SeparatorStage(model=SeparatorConfig(**TINY_S), transcriptor_checkpoint=str(paths["stage1"]),
-                               log_media=False), tiny_datamodule(minislakh, folder))
-    paths["stage2"] = folder / "stage2.ckpt"
-    trainer.save_checkpoint(paths["stage2"])
-    return paths
+    train_tiny_stages(minislakh, folder)
+    trainer = quiet_trainer(folder, max_steps=2, limit_val_batches=0)
+    trainer.fit(TranscriptorStage(model=TranscriptorConfig(**TINY_T), label="activity"),
+                tiny_datamodule(minislakh, folder))
+    trainer.save_checkpoint(folder / "classifier.ckpt")
+    return {name: folder / f"{name}.ckpt" for name in ("stage1", "classifier", "stage2")}
 
 
 def _stage(checkpoints, **kwargs):

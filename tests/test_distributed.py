@@ -11,16 +11,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import quiet_trainer, tiny_datamodule
+from helpers import train_tiny_stages
 
-from scoresep.models.separator import SeparatorConfig
-from scoresep.models.transcriptor import TranscriptorConfig
-from scoresep.stages import AdversarialStage, SeparatorStage, TranscriptorStage
+from scoresep.stages import AdversarialStage
 
 ROOT = Path(__file__).resolve().parent.parent
 DRIVER = Path(__file__).resolve().parent / "ddp_driver.py"
-TINY_T = {"channels": 4, "conv_blocks": 1, "hidden": 16, "rnn_layers": 1, "dropout": 0.0}
-TINY_S = {"channels": 4, "depth": 2}
 
 
 @pytest.fixture(scope="module")
@@ -28,15 +24,7 @@ def work(minislakh, tmp_path_factory):
     """Stage checkpoints for the driver and fixed weights per stage (trained a little, so metrics are not
     trivially equal)."""
     folder = tmp_path_factory.mktemp("ddp")
-    trainer = quiet_trainer(folder, max_steps=2, limit_val_batches=0)
-    transcriptor = TranscriptorStage(model=TranscriptorConfig(**TINY_T))
-    trainer.fit(transcriptor, tiny_datamodule(minislakh, folder))
-    trainer.save_checkpoint(folder / "stage1.ckpt")
-    separator = SeparatorStage(model=SeparatorConfig(**TINY_S), log_media=False,
-                               transcriptor_checkpoint=str(folder / "stage1.ckpt"))
-    trainer = quiet_trainer(folder, max_steps=2, limit_val_batches=0)
-    trainer.fit(separator, tiny_datamodule(minislakh, folder))
-    trainer.save_checkpoint(folder / "stage2.ckpt")
+    transcriptor, separator = train_tiny_stages(minislakh, folder)
     adversarial = AdversarialStage(separator_checkpoint=str(folder / "stage2.ckpt"), log_media=False)
     for name, stage in (("transcriptor", transcriptor), ("separator", separator), ("adversarial", adversarial)):
         torch.save(stage.state_dict(), folder / f"{name}_weights.pt")

@@ -1,16 +1,13 @@
 import pytest
 import pytorch_lightning as pl
 import torch
-from helpers import quiet_trainer, tiny_datamodule
+from helpers import TINY_S, TINY_T, quiet_trainer, tiny_datamodule
 
 from scoresep.checkpoints import CheckpointError, load_separator
 from scoresep.models.separator import Separator, SeparatorConfig
 from scoresep.models.transcriptor import TranscriptorConfig
 from scoresep.stages.separator import SeparatorStage
 from scoresep.stages.transcriptor import TranscriptorStage
-
-TINY_T = {"channels": 4, "conv_blocks": 1, "hidden": 16, "rnn_layers": 1, "dropout": 0.0}
-TINY_S = {"channels": 4, "depth": 2}
 
 
 @pytest.fixture(scope="module")

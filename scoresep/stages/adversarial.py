@@ -41,7 +41,7 @@ from scoresep.losses import (
 from scoresep.losses.adversarial import AmlForm
 from scoresep.stages.common import EvaluatedStage, log_media
 from scoresep.stages.evaluation import SeparationEvaluation, TranscriptionEvaluation
-from scoresep.stages.separator import masked_waveforms, mixture_terms
+from scoresep.stages.separator import masked_waveforms, mixture_terms, separate
 
 
 class AdversarialStage(EvaluatedStage):
@@ -149,9 +149,7 @@ class AdversarialStage(EvaluatedStage):
 
     # ------------------------------------------------------------------------------------------------ training
     def separate(self, mixture_mag: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(masks, separated)``, both ``(batch, instrument, freq, frame)``."""
-        masks = self.separator(mixture_mag)
-        return masks, masks * mixture_mag[:, None]
+        return separate(self.separator, mixture_mag)
 
     def _pairs(self, batch_size: int, batch_idx: int) -> torch.Tensor:
         key = [self.hparams.seed, self.current_epoch, batch_idx, self.global_rank]

@@ -65,6 +65,17 @@ class EvaluatedStage(pl.LightningModule):
         if self.trainer.is_global_zero:
             print(evaluation_table(results, "test", self.features.instruments))
 
+    def reset_evaluation_loss(self) -> None:
+        self._evaluation_loss = torch.zeros(2, dtype=torch.float64)  # [sum of per-item loss, items]
+
+    def add_evaluation_loss(self, batch_mean: torch.Tensor, items: int) -> None:
+        self._evaluation_loss += torch.tensor([float(batch_mean) * items, items], dtype=torch.float64)
+
+    def evaluation_loss(self) -> float:
+        """Mean loss per evaluated item over every process."""
+        total, items = (float(v) for v in self.sum_over_processes(self._evaluation_loss))
+        return total / max(items, 1.0)
+
     def sum_over_processes(self, tensor: torch.Tensor) -> torch.Tensor:
         """``tensor`` summed over all processes (itself on one process), on the CPU."""
         tensor = tensor.to(self.device)

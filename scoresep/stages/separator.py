@@ -29,6 +29,12 @@ from scoresep.stages.evaluation import SeparationEvaluation
 from scoresep.stages.transcriptor import activity_target
 
 
+def separate(separator: Separator, mixture_mag: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(masks, separated spectrograms S_i = M_i * X)``, both ``(batch, instrument, freq, frame)``."""
+    masks = separator(mixture_mag)
+    return masks, masks * mixture_mag[:, None]
+
+
 def masked_waveforms(spectrogram: Spectrogram, batch: dict, masks: torch.Tensor) -> torch.Tensor:
     """Inverse STFT of each masked mixture STFT with the mixture's phase, in fp32.
 
@@ -173,9 +179,7 @@ class SeparatorStage(EvaluatedStage):
         return sum(weights[name] * value for name, value in terms.items())
 
     def separate(self, mixture_mag: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(masks, separated)``, both ``(batch, instrument, freq, frame)``."""
-        masks = self.separator(mixture_mag)
-        return masks, masks * mixture_mag[:, None]
+        return separate(self.separator, mixture_mag)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor | None:
         _, separated = self.separate(batch["mixture_mag"])
@@ -195,13 +199,13 @@ class SeparatorStage(EvaluatedStage):
     # ---------------------------------------------------------------------------------------------- evaluation
     def _reset_evaluation(self) -> None:
         self.evaluation = SeparationEvaluation(self.features.instruments)
-        self._loss = torch.zeros(2, dtype=torch.float64)  # [sum of per-item loss, items]
+        self.reset_evaluation_loss()
 
     def _evaluation_step(self, batch: dict, batch_idx: int) -> None:
         masks, separated = self.separate(batch["mixture_mag"])
         if self.hparams.supervised and not bool(batch["has_sources"].any()):
             return
-        self._loss += torch.tensor([float(self.total(self.losses(batch, separated))) * len(masks), len(masks)])
+        self.add_evaluation_loss(self.total(self.losses(batch, separated)), len(masks))
         keep = batch["has_sources"]
         if not bool(keep.any()):
             return
@@ -218,8 +222,7 @@ class SeparatorStage(EvaluatedStage):
 
     def _log_evaluation(self, prefix: str) -> dict[str, float]:
         results = self.evaluation.results(prefix, self.sum_over_processes)
-        loss, count = (float(v) for v in self.sum_over_processes(self._loss))
-        results[f"{prefix}/loss"] = loss / max(count, 1.0)
+        results[f"{prefix}/loss"] = self.evaluation_loss()
         self.log_dict(results, sync_dist=False)
         return results
 

@@ -142,12 +142,12 @@ class TranscriptorStage(EvaluatedStage):
         hp = self.hparams
         self.evaluation = TranscriptionEvaluation(self.features, hp.label == "notes", hp.threshold,
                                                   hp.onset_tolerance)
-        self._loss = torch.zeros(2, dtype=torch.float64)  # [sum of per-item loss, items]
+        self.reset_evaluation_loss()
 
     def _evaluation_step(self, batch: dict) -> None:
         target = self.target(batch["rolls"]).bool()
         logits = self.transcriptor(batch["mixture_mag"])
-        self._loss += torch.tensor([float(self.bce(logits, target.float())) * len(target), len(target)])
+        self.add_evaluation_loss(self.bce(logits, target.float()), len(target))
         self.evaluation.update_mixture(logits, target)
         keep = batch["has_sources"]
         if "sources_mag" in batch and bool(keep.any()):
@@ -161,8 +161,7 @@ class TranscriptorStage(EvaluatedStage):
 
     def _log_evaluation(self, prefix: str) -> dict[str, float]:
         results = self.evaluation.results(prefix, self.sum_over_processes)
-        loss, count = (float(v) for v in self.sum_over_processes(self._loss))
-        results[f"{prefix}/loss"] = loss / max(count, 1.0)
+        results[f"{prefix}/loss"] = self.evaluation_loss()
         self.log_dict(results, sync_dist=False, rank_zero_only=False)
         return results
 
