@@ -43,21 +43,27 @@ def scores_from_counts(counts: torch.Tensor) -> dict[str, torch.Tensor]:
     return {"precision": precision, "recall": recall, "f1": f1, "accuracy": ratio(tp, tp + fp + fn)}
 
 
-def roll_to_notes(roll: np.ndarray, frame_rate: float, min_midi: int) -> tuple[np.ndarray, np.ndarray]:
-    """Notes of a bool roll ``(pitch, frame)``: each run of active frames is one note.
-
-    Returns ``(intervals (notes, 2) in seconds, pitches (notes,) in Hz)``, the format of mir_eval.
-    A run from frame ``a`` to ``b`` (inclusive) is the interval ``[a, b + 1) / frame_rate``.
-    """
+def roll_note_frames(roll: np.ndarray) -> np.ndarray:
+    """Notes of a bool roll ``(pitch, frame)`` as ``(notes, 3)`` int rows ``(pitch row, first frame, end frame)``
+    (end exclusive): each run of active frames is one note. Sorted by pitch row, then first frame."""
     roll = np.asarray(roll, dtype=bool)
     padded = np.pad(roll, ((0, 0), (1, 1)))
     changes = np.diff(padded.astype(np.int8), axis=1)
     onset_pitch, onset_frame = np.nonzero(changes == 1)
     offset_pitch, offset_frame = np.nonzero(changes == -1)
     order_on, order_off = np.lexsort((onset_frame, onset_pitch)), np.lexsort((offset_frame, offset_pitch))
-    pitches = onset_pitch[order_on]
-    intervals = np.stack([onset_frame[order_on], offset_frame[order_off[: len(order_on)]]], axis=1) / frame_rate
-    return intervals.reshape(-1, 2).astype(float), 440.0 * 2.0 ** ((pitches + min_midi - 69) / 12.0)
+    return np.stack([onset_pitch[order_on], onset_frame[order_on], offset_frame[order_off]], axis=1).reshape(-1, 3)
+
+
+def roll_to_notes(roll: np.ndarray, frame_rate: float, min_midi: int) -> tuple[np.ndarray, np.ndarray]:
+    """Notes of a bool roll ``(pitch, frame)``: each run of active frames is one note.
+
+    Returns ``(intervals (notes, 2) in seconds, pitches (notes,) in Hz)``, the format of mir_eval.
+    A run from frame ``a`` to ``b`` (inclusive) is the interval ``[a, b + 1) / frame_rate``.
+    """
+    notes = roll_note_frames(roll)
+    intervals = notes[:, 1:].astype(float) / frame_rate
+    return intervals.reshape(-1, 2), 440.0 * 2.0 ** ((notes[:, 0] + min_midi - 69) / 12.0)
 
 
 def note_onset_counts(prediction: np.ndarray, target: np.ndarray, frame_rate: float, min_midi: int,

@@ -69,6 +69,14 @@ def cache_path(cache_dir: str | os.PathLike, settings: CacheSettings) -> Path:
     return Path(cache_dir) / settings.folder_name()
 
 
+def default_file_mode() -> int:
+    """The permission bits a plain ``open()`` would give a new file (0666 minus the umask); temp files from
+    ``mkstemp`` are 0600 and get these before they are renamed into place."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write_bytes(path: Path, write) -> None:
     """Call ``write(stream)`` on a temporary file next to ``path``, then rename it onto ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -76,6 +84,7 @@ def atomic_write_bytes(path: Path, write) -> None:
     try:
         with os.fdopen(handle, "wb") as stream:
             write(stream)
+        os.chmod(temp_name, default_file_mode())
         os.replace(temp_name, path)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)

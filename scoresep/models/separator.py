@@ -71,6 +71,22 @@ class Separator(nn.Module):
                                      for level in reversed(range(config.depth))])
         self.head = nn.Conv2d(widths[0], n_instruments, 1)
 
+    @property
+    def frame_multiple(self) -> int:
+        """The U-Net pools time by this factor: inputs are padded to a multiple of it."""
+        return 2**self.config.depth
+
+    @property
+    def receptive_field_frames(self) -> int:
+        """Frames on each side of an output frame that can change it (an upper bound).
+
+        Per level ``l`` (time resolution ``2**l``): two 3x3 convolutions on the way down and two on the way up
+        reach ``4 * 2**l`` frames, pooling and the transposed convolution ``2 * 2**l``; the bottleneck's two
+        convolutions ``2 * 2**depth``. Chunked inference uses at least this much context (tested).
+        """
+        depth = self.config.depth
+        return sum(6 * 2**level for level in range(depth)) + 2 * 2**depth
+
     def forward(self, magnitude: torch.Tensor) -> torch.Tensor:
         if magnitude.ndim != 3 or magnitude.shape[1] != self.n_bins:
             raise ValueError(f"Separator expects a magnitude (batch, freq={self.n_bins}, frame), "

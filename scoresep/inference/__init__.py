@@ -1,0 +1,1 @@
+"""Inference on users' audio: chunked separation and transcription of files of any length."""

@@ -1,0 +1,239 @@
+"""Separation and transcription of users' files: chunking exactness, the Python API, the commands, bad input."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pretty_midi
+import pytest
+import soundfile
+import torch
+import torchaudio.functional as audio_functional
+from helpers import train_tiny_stages
+
+import scoresep
+from scoresep.cli import main
+from scoresep.data.audio import AudioError
+from scoresep.inference.chunks import plan_chunks
+from scoresep.inference.midi_out import rolls_to_midi
+from scoresep.inference.separation import Separator
+from scoresep.inference.sources import ArraySource, FileSource
+from scoresep.inference.transcription import Transcriber
+from scoresep.instruments import INSTRUMENTS
+from scoresep.metrics import roll_note_frames
+from scoresep.models.separator import Separator as SeparatorNetwork
+from scoresep.models.separator import SeparatorConfig
+
+
+@pytest.fixture(scope="module")
+def checkpoints(minislakh, tmp_path_factory):
+    """Tiny stage-1 and stage-2 checkpoints (a few steps: the weights are not trivial)."""
+    folder = tmp_path_factory.mktemp("inference")
+    train_tiny_stages(minislakh, folder, steps=3)
+    return {"stage1": folder / "stage1.ckpt", "stage2": folder / "stage2.ckpt"}
+
+
+@pytest.fixture(scope="module")
+def song(minislakh) -> Path:
+    """A test track's mixture file (6 s, 16 kHz)."""
+    return sorted(minislakh.glob("test/Track*/mix.flac"))[0]
+
+
+def _run(argv, capsys) -> tuple[int, str, str]:
+    try:
+        main(argv)
+        code = 0
+    except SystemExit as exit_:
+        code = 1 if isinstance(exit_.code, str) else exit_.code or 0
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
+def test_chunks_tile_the_signal_with_aligned_context():
+    chunks = plan_chunks(1000, 150, 40, align=8)
+    assert chunks[0].start == 0 and chunks[-1].stop == 1000
+    assert all(a.stop == b.start for a, b in zip(chunks, chunks[1:], strict=False))
+    assert all(c.outer_start % 8 == 0 and c.start % 8 == 0 for c in chunks)
+    assert chunks[1].outer_start == chunks[1].start - 40 and chunks[1].outer_stop == chunks[1].stop + 40
+    assert chunks[-1].outer_stop == 1000 and chunks[0].outer_start == 0
+    with pytest.raises(ValueError, match="at least one frame"):
+        plan_chunks(0, 10, 2)
+
+
+@pytest.mark.parametrize("depth", [2, 3, 4])
+def test_receptive_field_bound_covers_every_frame_that_can_change(depth):
+    torch.manual_seed(depth)
+    network = SeparatorNetwork(65, 2, SeparatorConfig(channels=2, depth=depth)).eval()
+    magnitude = torch.rand(1, 65, 300)
+    with torch.no_grad():
+        for position in (150, 151, 153):
+            changed = magnitude.clone()
+            changed[..., position] += 3.0
+            difference = (network(changed) - network(magnitude)).abs().amax(dim=(0, 1, 2))
+            reached = difference.nonzero().flatten() - position
+            assert reached.abs().max() <= network.receptive_field_frames
+
+
+def test_chunked_separation_equals_one_pass_and_sums_to_the_mixture(checkpoints, song):
+    mixture, rate = soundfile.read(song, dtype="float32")
+    one_pass = Separator.from_checkpoint(checkpoints["stage2"], chunk_seconds=1000.0, device="cpu")
+    chunked = Separator.from_checkpoint(checkpoints["stage2"], chunk_seconds=0.7, device="cpu")
+    assert len(chunked.chunks(len(mixture))) >= 8 and len(one_pass.chunks(len(mixture))) == 1
+    whole = one_pass.separate_source(ArraySource(mixture, rate))
+    pieces = chunked.separate_source(ArraySource(mixture, rate))
+    assert whole.shape == (4, len(mixture))
+    np.testing.assert_allclose(pieces, whole, atol=1e-5 * np.abs(whole).max())
+    np.testing.assert_allclose(pieces.sum(axis=0), mixture, atol=1e-5)  # stems + residual = mixture
+    assert np.abs(pieces[:3]).max() > 1e-3  # the stems are not silent
+
+
+def test_file_source_downmixes_and_resamples_piecewise_like_the_whole_file(tmp_path):
+    rng = np.random.default_rng(0)
+    stereo = (rng.standard_normal((44_100 * 3 + 17, 2)) * 0.1).astype(np.float32)
+    path = tmp_path / "stereo.wav"
+    soundfile.write(path, stereo, 44_100, subtype="FLOAT")
+    source = FileSource(path, 16_000)
+    whole = audio_functional.resample(torch.from_numpy(stereo.mean(axis=1)), 44_100, 16_000).numpy()
+    assert source.n_samples == len(whole)
+    assert source.notes == ["2 channels averaged to mono", "resampled from 44100 Hz to 16000 Hz"]
+    for start, stop in ((0, 5000), (7001, 20_000), (30_000, source.n_samples), (5, 6)):
+        np.testing.assert_allclose(source.read(start, stop), whole[start:stop], atol=1e-5)
+
+
+def test_python_api_separates_and_transcribes_a_stereo_tensor_at_another_rate(checkpoints, song):
+    mixture, _ = soundfile.read(song, dtype="float32")
+    stereo = torch.from_numpy(audio_functional.resample(torch.from_numpy(mixture), 16_000, 22_050).numpy())
+    stereo = torch.stack([stereo, 0.5 * stereo])
+    separator = scoresep.Separator.from_checkpoint(checkpoints["stage2"])
+    stems = separator(stereo, 22_050)
+    assert list(stems) == ["bass", "guitar", "piano", "residual"]
+    expected = -(-stereo.shape[1] * 16_000 // 22_050)
+    assert all(stem.shape == (expected,) and stem.dtype == torch.float32 for stem in stems.values())
+    transcriber = scoresep.Transcriber.from_checkpoint(checkpoints["stage1"])
+    rolls = transcriber(mixture, 16_000)
+    assert list(rolls) == ["bass", "guitar", "piano"]
+    assert rolls["bass"].shape == (88, 1 + len(mixture) // 256) and rolls["bass"].dtype == torch.bool
+
+
+def test_rolls_to_midi_writes_known_notes_with_gm_programs():
+    rolls = np.zeros((3, 88, 100), dtype=bool)
+    rolls[0, 69 - 21, 10:30] = True  # bass A4 from frame 10 to 30
+    rolls[2, 60 - 21, 50:51] = True  # piano C4, one frame
+    midi = rolls_to_midi(rolls, ("bass", "guitar", "piano"), frame_rate=62.5, min_midi=21)
+    assert [(t.name, t.program) for t in midi.instruments] == [("bass", 33), ("guitar", 25), ("piano", 0)]
+    bass, guitar, piano = midi.instruments
+    assert [(n.pitch, n.start, n.end) for n in bass.notes] == [(69, 0.16, 0.48)]
+    assert guitar.notes == [] and [(n.pitch, n.start, n.end) for n in piano.notes] == [(60, 0.8, 0.816)]
+
+
+def test_separate_command_writes_one_file_per_instrument_and_a_residual(checkpoints, minislakh, tmp_path, capsys):
+    inputs = tmp_path / "songs"
+    inputs.mkdir()
+    for track in sorted(minislakh.glob("test/Track*"))[:2]:
+        (inputs / f"{track.name}.flac").write_bytes((track / "mix.flac").read_bytes())
+    code, out, err = _run(["separate", str(inputs), "--ckpt", str(checkpoints["stage2"]), "--out",
+                           str(tmp_path / "out"), "--quiet", "--format", "wav32"], capsys)
+    assert code == 0, err
+    for song in sorted(inputs.iterdir()):
+        mixture, _ = soundfile.read(song, dtype="float32")
+        stems = [soundfile.read(tmp_path / "out" / song.stem / f"{name}.wav", dtype="float32")
+                 for name in ("bass", "guitar", "piano", "residual")]
+        assert all(rate == 16_000 and len(audio) == len(mixture) for audio, rate in stems)
+        np.testing.assert_allclose(sum(audio for audio, _ in stems), mixture, atol=1e-5)
+        assert f"{song} ->" in out
+    assert not [p for p in _files(tmp_path / "out") if p.name.startswith(".")]  # no temp file left
+
+
+def test_transcribe_command_writes_midi_that_pretty_midi_reads_back(checkpoints, song, tmp_path, capsys):
+    target = tmp_path / "song.mid"
+    code, out, err = _run(["transcribe", str(song), "--ckpt", str(checkpoints["stage1"]), "--out", str(target)],
+                          capsys)
+    assert code == 0, err
+    midi = pretty_midi.PrettyMIDI(str(target))
+    assert [(t.name, t.program, t.is_drum) for t in midi.instruments] == [
+        (name, INSTRUMENTS[name].default_program, False) for name in ("bass", "guitar", "piano")]
+    mixture, _ = soundfile.read(song, dtype="float32")
+    rolls = Transcriber.from_checkpoint(checkpoints["stage1"])(mixture, 16_000)
+    for track, name in zip(midi.instruments, ("bass", "guitar", "piano"), strict=True):
+        expected = [(21 + p, a, b) for p, a, b in roll_note_frames(rolls[name])]
+        got = sorted((n.pitch, round(n.start * 62.5), round(n.end * 62.5)) for n in track.notes)
+        assert got == sorted(expected)
+    assert sum(len(t.notes) for t in midi.instruments) > 0
+    # --from-separated with a stage-2 checkpoint: its critic transcribes each separated source
+    code, out, err = _run(["transcribe", str(song), "--ckpt", str(checkpoints["stage2"]), "--from-separated",
+                           "--out", str(tmp_path / "separated.mid")], capsys)
+    assert code == 0, err
+    assert len(pretty_midi.PrettyMIDI(str(tmp_path / "separated.mid")).instruments) == 3
+
+
+def test_bad_inputs_give_clear_errors_and_leave_no_output(checkpoints, song, tmp_path, capsys):
+    garbage = tmp_path / "garbage.wav"
+    garbage.write_bytes(b"RIFF not really a wave file" * 10)
+    silent = tmp_path / "silent.wav"
+    soundfile.write(silent, np.zeros(16_000 * 2, dtype=np.float32), 16_000)
+    out = tmp_path / "out"
+    for bad, message in ((garbage, "garbage.wav: cannot read audio"), (silent, "silent.wav: the audio is silent")):
+        code, _, err = _run(["separate", str(bad), "--ckpt", str(checkpoints["stage2"]), "--out", str(out),
+                             "--quiet"], capsys)
+        assert code != 0 and message in err, err
+        code, _, err = _run(["transcribe", str(bad), "--ckpt", str(checkpoints["stage1"]), "--out",
+                             str(out / "x.mid")], capsys)
+        assert code != 0 and message in err, err
+    assert _files(out) == []
+    code, _, err = _run(["separate", str(song), "--ckpt", str(checkpoints["stage1"]), "--out", str(out)], capsys)
+    assert code != 0 and "holds no separator" in err and "stage-2 or stage-3" in err
+    blocked = tmp_path / "a_file"
+    blocked.write_text("not a folder")
+    code, _, err = _run(["separate", str(song), "--ckpt", str(checkpoints["stage2"]), "--out",
+                         str(blocked / "out")], capsys)
+    assert code != 0 and "output folder is not writable" in err
+    code, _, err = _run(["evaluate", "--ckpt", str(checkpoints["stage2"]), "--data", str(tmp_path / "nowhere"),
+                         "--out", str(tmp_path / "eval.json")], capsys)
+    assert code != 0 and "nowhere" in err
+    code, _, err = _run(["separate", str(tmp_path / "missing.wav"), "--ckpt", str(checkpoints["stage2"]), "--out",
+                         str(out)], capsys)
+    assert code != 0 and "missing.wav: no such file" in err
+    assert _files(out) == [] and not (tmp_path / "eval.json").exists()
+
+
+def test_a_failing_input_in_a_batch_does_not_stop_the_others(checkpoints, song, tmp_path):
+    garbage = tmp_path / "broken.flac"
+    garbage.write_bytes(b"fLaC" + bytes(100))
+    result = subprocess.run([sys.executable, "-m", "scoresep", "separate", str(garbage), str(song), "--ckpt",
+                             str(checkpoints["stage2"]), "--out", str(tmp_path / "out"), "--quiet"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert "broken.flac" in result.stderr and "1 of 2 input(s) failed" in result.stderr
+    assert sorted(p.name for p in (tmp_path / "out" / "mix").iterdir()) == ["bass.wav", "guitar.wav", "piano.wav",
+                                                                            "residual.wav"]
+    assert not (tmp_path / "out" / "broken").exists()
+
+
+def test_transcriber_refuses_an_activity_classifier(minislakh, tmp_path):
+    from helpers import TINY_T, quiet_trainer, tiny_datamodule
+
+    from scoresep.checkpoints import CheckpointError
+    from scoresep.models.transcriptor import TranscriptorConfig
+    from scoresep.stages.transcriptor import TranscriptorStage
+
+    trainer = quiet_trainer(tmp_path, max_steps=1, limit_val_batches=0)
+    trainer.fit(TranscriptorStage(model=TranscriptorConfig(**TINY_T), label="activity"),
+                tiny_datamodule(minislakh, tmp_path))
+    trainer.save_checkpoint(tmp_path / "classifier.ckpt")
+    with pytest.raises(CheckpointError, match="classifier.ckpt: .*activity.*cannot write notes"):
+        Transcriber.from_checkpoint(tmp_path / "classifier.ckpt")
+
+
+def test_too_short_input_is_refused_with_its_name():
+    network = SeparatorNetwork(513, 3, SeparatorConfig(channels=2, depth=2))
+    from scoresep.checkpoints import FeatureSettings
+
+    separator = Separator(network, FeatureSettings(("bass", "guitar", "piano"), 16_000, 1024, 256, 21, 108),
+                          device="cpu")
+    with pytest.raises(AudioError, match="tiny.wav: too short to separate"):
+        separator.separate_source(ArraySource(np.ones(100, dtype=np.float32), 16_000, name="tiny.wav"))
