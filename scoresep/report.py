@@ -1,0 +1,543 @@
+"""The paper's two tables, rebuilt from a ``scoresep reproduce`` results folder, with the paper's numbers beside ours.
+
+Input: ``<results>/evaluations/<row>.json`` (one per trained row, written by ``scoresep evaluate``, format 1) and,
+optionally, ``<results>/reproduce.json`` (preset, machine, training time per row). Output, all in ``<results>``:
+
+- ``report.md``: header, Table 1 (separation, SI-SDR dB) and Table 2 (transcription, note accuracy) in the
+  paper's layout, each instrument as an "ours" column next to a "(paper)" column, and the chart;
+- ``table1_separation.csv`` / ``table2_transcription.csv``: the same numbers for machines (empty cell = undefined
+  or not run);
+- ``si_sdr.png``: grouped bars of SI-SDR per Table-1 row and instrument, with the paper's values as ticks.
+
+Why a separate step: reproducing takes hours, rendering takes a second; the tables can be re-rendered after any
+single row is re-evaluated, and a row that has not run yet is shown as "not run" rather than stopping the report.
+Every file is written atomically, so an interrupted render never leaves a truncated table behind.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+EVALUATION_FORMAT = 1
+LOSS_FLAGS = ("L_c-mix", "L_h-mix", "AML", "ATL")
+AVERAGE = "avg"
+MISSING = "—"  # undefined number (null) or a section the evaluation does not contain
+NOT_RUN = "not run"  # no evaluation file for the row
+INPUT_MIXTURE = "input_mixture"
+# The input mixture row is read from any row's ``input_si_sdr``; stage 2 first, as it is the method's core row.
+INPUT_SOURCE_PREFERENCE = ("stage2",)
+INPUT_TOLERANCE_DB = 1e-6
+TRANSCRIPTION_SETS = (("mix", "mixture"), ("iso", "isolated tracks"))
+
+
+@dataclass(frozen=True)
+class RowSpec:
+    """One line of a paper table: our row id (the evaluation file's stem), the paper's label and loss marks."""
+
+    row: str
+    label: str
+    flags: tuple[str, ...] = ()
+
+
+TABLE1_ROWS = (
+    RowSpec("supervised", "supervised (stems)"),
+    RowSpec("stage2_cmix", "step 2", ("L_c-mix",)),
+    RowSpec("stage2_hmix", "step 2", ("L_h-mix",)),
+    RowSpec("stage2", "step 2", ("L_c-mix", "L_h-mix")),
+    RowSpec("stage3_noadv", "step 3 fine-tune", ("L_c-mix", "L_h-mix")),
+    RowSpec("stage3", "step 3 fine-tune", ("L_c-mix", "L_h-mix", "AML")),
+    RowSpec("stage3_atl", "step 3 fine-tune", ("L_c-mix", "L_h-mix", "ATL")),
+    RowSpec(INPUT_MIXTURE, "input mixture"),
+    RowSpec("baseline", "baseline [16] classifier critic"),
+)
+TABLE2_ROWS = (
+    RowSpec("stage1", "step 1"),
+    RowSpec("stage3_noadv", "step 3"),
+    RowSpec("stage3", "step 3", ("AML",)),
+    RowSpec("stage3_atl", "step 3", ("ATL",)),
+)
+
+# Hung, Wichern & Le Roux, ICASSP 2021, Table 1: SI-SDR (dB) on Slakh2100 test, keyed by our row id.
+PAPER_TABLE1: dict[str, dict[str, float]] = {
+    "supervised": {"bass": 11.1, "guitar": 5.7, "piano": 7.7, "avg": 8.2},
+    "stage2_cmix": {"bass": 7.5, "guitar": 1.2, "piano": 4.2, "avg": 4.3},
+    "stage2_hmix": {"bass": 7.8, "guitar": 0.4, "piano": 4.1, "avg": 4.1},
+    "stage2": {"bass": 8.4, "guitar": 1.6, "piano": 5.0, "avg": 5.0},
+    "stage3_noadv": {"bass": 9.0, "guitar": 2.7, "piano": 5.3, "avg": 5.6},
+    "stage3": {"bass": 9.1, "guitar": 2.8, "piano": 5.4, "avg": 5.8},
+    "stage3_atl": {"bass": 9.0, "guitar": 2.5, "piano": 5.7, "avg": 5.7},
+    "input_mixture": {"bass": 1.2, "guitar": -5.8, "piano": -2.3, "avg": -2.3},
+    "baseline": {"bass": 7.3, "guitar": 0.5, "piano": 3.5, "avg": 3.8},
+}
+# Same paper, Table 2: note accuracy, evaluated on the mixture ("mix") and on isolated tracks ("iso").
+PAPER_TABLE2: dict[str, dict[str, dict[str, float]]] = {
+    "stage1": {
+        "mix": {"bass": 0.85, "guitar": 0.44, "piano": 0.58},
+        "iso": {"bass": 0.91, "guitar": 0.52, "piano": 0.66},
+    },
+    "stage3_noadv": {
+        "mix": {"bass": 0.84, "guitar": 0.42, "piano": 0.54},
+        "iso": {"bass": 0.90, "guitar": 0.53, "piano": 0.63},
+    },
+    "stage3": {
+        "mix": {"bass": 0.86, "guitar": 0.51, "piano": 0.61},
+        "iso": {"bass": 0.91, "guitar": 0.58, "piano": 0.68},
+    },
+    "stage3_atl": {
+        "mix": {"bass": 0.85, "guitar": 0.50, "piano": 0.60},
+        "iso": {"bass": 0.91, "guitar": 0.57, "piano": 0.66},
+    },
+}
+ROW_LABELS = {spec.row: spec.label for spec in TABLE2_ROWS + TABLE1_ROWS}
+EVALUATED_ROWS = tuple(dict.fromkeys(spec.row for spec in TABLE1_ROWS + TABLE2_ROWS if spec.row != INPUT_MIXTURE))
+
+TABLE1_TITLE = "Table 1: separation, SI-SDR (dB), {split} split, whole tracks"
+TABLE2_TITLE = "Table 2: transcription, note accuracy, {split} split"
+CHART_LINE = "![SI-SDR per row and instrument](si_sdr.png)"
+
+
+class ReportError(ValueError):
+    """The results folder cannot be rendered: the message names the folder or file and what is wrong."""
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What the report needs from one ``evaluations/<row>.json``: per-instrument numbers, ``None`` = undefined.
+
+    ``separation`` / ``input_si_sdr`` are ``None`` when the file has no separation section (a transcriptor-only
+    checkpoint); ``transcription`` maps ``"mix"`` / ``"iso"`` to per-instrument accuracy for the sets present.
+    """
+
+    row: str
+    path: Path
+    instruments: tuple[str, ...]
+    split: str | None
+    separation: dict[str, float | None] | None
+    input_si_sdr: dict[str, float | None] | None
+    transcription: dict[str, dict[str, float | None]]
+
+
+@dataclass(frozen=True)
+class Results:
+    """Everything read from a results folder, validated."""
+
+    folder: Path
+    evaluations: dict[str, Evaluation]
+    instruments: tuple[str, ...]
+    split: str
+    input_mixture: dict[str, float | None] | None
+    input_source: Path | None
+    ignored: tuple[str, ...]
+    reproduce: dict[str, Any] | None
+
+
+# ----------------------------------------------------------------------------------------------- reading
+
+
+def _read_json(path: Path) -> Any:
+    """Parses a JSON file, turning every way it can fail into a ReportError that names the file."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ReportError(f"{path}: unreadable JSON ({error})") from error
+
+
+def _require(mapping: Any, key: str, path: Path, where: str) -> Any:
+    """Returns ``mapping[key]``; a missing key (or a non-object parent) names the file and the dotted key."""
+    dotted = f"{where}.{key}" if where else key
+    if not isinstance(mapping, dict):
+        raise ReportError(f"{path}: {repr(where) if where else 'the document'} is not a JSON object")
+    if key not in mapping:
+        raise ReportError(f"{path}: missing key '{dotted}'")
+    return mapping[key]
+
+
+def _number(value: Any, path: Path, where: str) -> float | None:
+    """A metric value: a JSON number, or None for null/NaN (undefined, e.g. no notes in any track)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ReportError(f"{path}: '{where}' must be a number or null, got {value!r}")
+    return None if math.isnan(value) else float(value)
+
+
+def _metric(section: Any, instruments: tuple[str, ...], metric: str, path: Path, where: str) -> dict[str, float | None]:
+    """Reads ``section[instrument][metric]`` for every instrument, as ``{instrument: value}``."""
+    return {
+        name: _number(_require(_require(section, name, path, where), metric, path, f"{where}.{name}"), path,
+                      f"{where}.{name}.{metric}")
+        for name in instruments
+    }
+
+
+def _parse_evaluation(row: str, path: Path, document: Any) -> Evaluation:
+    """Validates one evaluation file (format 1) and keeps the numbers the tables show."""
+    version = _require(document, "format", path, "")
+    if version != EVALUATION_FORMAT:
+        raise ReportError(f"{path}: unsupported format {version!r} (this report reads format {EVALUATION_FORMAT})")
+    names = _require(document, "instruments", path, "")
+    if not isinstance(names, list) or not names or not all(isinstance(name, str) for name in names):
+        raise ReportError(f"{path}: 'instruments' must be a non-empty list of names, got {names!r}")
+    instruments = tuple(names)
+    summary = _require(document, "summary", path, "")
+    if not isinstance(summary, dict):
+        raise ReportError(f"{path}: 'summary' is not a JSON object")
+    separation = input_si_sdr = None
+    if "separation" in summary:
+        separation = _metric(summary["separation"], instruments, "si_sdr", path, "summary.separation")
+        input_si_sdr = _metric(summary["separation"], instruments, "input_si_sdr", path, "summary.separation")
+    transcription = {}
+    if "transcription" in summary:
+        section = summary["transcription"]
+        if not isinstance(section, dict):
+            raise ReportError(f"{path}: 'summary.transcription' is not a JSON object")
+        for key, _ in TRANSCRIPTION_SETS:
+            if key in section:
+                where = f"summary.transcription.{key}"
+                transcription[key] = _metric(section[key], instruments, "accuracy", path, where)
+    split = document.get("split")
+    return Evaluation(row, path, instruments, split if isinstance(split, str) else None, separation, input_si_sdr,
+                      transcription)
+
+
+def _load_evaluations(folder: Path) -> tuple[dict[str, Evaluation], tuple[str, ...]]:
+    """Loads every known row's evaluation; returns them keyed by row, and the names of files that are no row."""
+    evaluations_dir = folder / "evaluations"
+    files = sorted(evaluations_dir.glob("*.json"))
+    if not files:
+        raise ReportError(f"{evaluations_dir}: no evaluation files (*.json); run `scoresep evaluate` first")
+    known = {path.stem: path for path in files if path.stem in EVALUATED_ROWS}
+    ignored = tuple(path.name for path in files if path.stem not in EVALUATED_ROWS)
+    if not known:
+        raise ReportError(f"{evaluations_dir}: no evaluation of a row of the paper's tables (found "
+                          f"{', '.join(ignored)}; expected <row>.json with row in {', '.join(EVALUATED_ROWS)})")
+    evaluations = {row: _parse_evaluation(row, path, _read_json(path)) for row, path in known.items()}
+    return {row: evaluations[row] for row in EVALUATED_ROWS if row in evaluations}, ignored
+
+
+def _common_split(evaluations: dict[str, Evaluation]) -> str:
+    """The split all rows were evaluated on; rows from different splits are not comparable, so that is an error."""
+    first: Evaluation | None = None
+    for evaluation in evaluations.values():
+        if evaluation.split is None:
+            continue
+        if first is not None and evaluation.split != first.split:
+            raise ReportError(f"{first.path} is on split {first.split!r} but {evaluation.path} on "
+                              f"{evaluation.split!r}: the rows are not comparable")
+        first = first or evaluation
+    return first.split if first is not None else "test"
+
+
+def _input_mixture(evaluations: dict[str, Evaluation]) -> tuple[dict[str, float | None] | None, Path | None]:
+    """The input-mixture row: ``input_si_sdr`` of the preferred row, checked against every other row.
+
+    All rows must be evaluated on the same tracks, so their ``input_si_sdr`` must agree; when it does not, a
+    table would compare rows measured on different data, and we stop with both file names.
+    """
+    sources = [evaluation for evaluation in evaluations.values() if evaluation.input_si_sdr is not None]
+    if not sources:
+        return None, None
+    order = {row: rank for rank, row in enumerate(INPUT_SOURCE_PREFERENCE)}
+    sources.sort(key=lambda evaluation: order.get(evaluation.row, len(order)))
+    values: dict[str, float | None] = {}
+    owners: dict[str, Path] = {}
+    for evaluation in sources:
+        for name, value in evaluation.input_si_sdr.items():
+            if name not in owners:
+                values[name], owners[name] = value, evaluation.path
+            elif not _same(values[name], value):
+                raise ReportError(f"input_si_sdr of {name} differs between {owners[name]} ({values[name]}) and "
+                                  f"{evaluation.path} ({value}): the rows were evaluated on different data")
+    return values, sources[0].path
+
+
+def _same(first: float | None, second: float | None) -> bool:
+    """Two input SI-SDRs agree: both undefined, or within INPUT_TOLERANCE_DB."""
+    if first is None or second is None:
+        return first is None and second is None
+    return abs(first - second) <= INPUT_TOLERANCE_DB
+
+
+def _load_reproduce(folder: Path) -> dict[str, Any] | None:
+    """The optional run record; only its known keys are used later, unknown ones are ignored."""
+    path = folder / "reproduce.json"
+    if not path.exists():
+        return None
+    document = _read_json(path)
+    if not isinstance(document, dict):
+        raise ReportError(f"{path}: expected a JSON object")
+    return document
+
+
+def load_results(results_dir: str | os.PathLike) -> Results:
+    """Reads and validates a results folder (see the module docstring); raises ReportError naming the culprit."""
+    folder = Path(results_dir)
+    if not folder.is_dir():
+        raise ReportError(f"{folder}: results folder not found")
+    evaluations, ignored = _load_evaluations(folder)
+    instruments = tuple(dict.fromkeys(name for evaluation in evaluations.values() for name in evaluation.instruments))
+    input_mixture, input_source = _input_mixture(evaluations)
+    return Results(folder, evaluations, instruments, _common_split(evaluations), input_mixture, input_source,
+                   ignored, _load_reproduce(folder))
+
+
+# ----------------------------------------------------------------------------------------------- tables
+
+
+@dataclass(frozen=True)
+class TableRow:
+    """One table line: row id, text cells (label, marks), our numbers and the paper's; ``source`` None = not run."""
+
+    row: str
+    labels: tuple[str, ...]
+    ours: tuple[float | None, ...]
+    paper: tuple[float | None, ...]
+    source: Path | None
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table independent of its rendering: text columns, then one "ours" and one "paper" value per column."""
+
+    label_header: tuple[str, ...]
+    columns: tuple[str, ...]
+    rows: tuple[TableRow, ...]
+    decimals: int
+
+
+def _mean(values: list[float | None]) -> float | None:
+    """Mean over instruments; undefined when any instrument is, since a partial mean is not the paper's avg."""
+    if not values or any(value is None for value in values):
+        return None
+    return sum(values) / len(values)
+
+
+def _marks(spec: RowSpec, flags: tuple[str, ...]) -> tuple[str, ...]:
+    """The paper's "x" marks of a row for the given loss columns."""
+    return tuple("x" if flag in spec.flags else "" for flag in flags)
+
+
+def _table1(results: Results) -> Table:
+    """Table 1 as data: SI-SDR (dB) per instrument and their mean, ours and the paper's, in the paper's order."""
+    names = results.instruments
+    columns = names + (AVERAGE,)
+    rows = []
+    for spec in TABLE1_ROWS:
+        values, source = _table1_values(results, spec.row)
+        ours: tuple[float | None, ...] = (None,) * len(columns)
+        if values is not None:
+            ours = tuple(values.get(name) for name in names) + (_mean([values[n] for n in names if n in values]),)
+        paper = tuple(PAPER_TABLE1.get(spec.row, {}).get(name) for name in columns)
+        rows.append(TableRow(spec.row, (spec.label, *_marks(spec, LOSS_FLAGS)), ours, paper, source))
+    return Table(("training", *LOSS_FLAGS), columns, tuple(rows), 2)
+
+
+def _table1_values(results: Results, row: str) -> tuple[dict[str, float | None] | None, Path | None]:
+    """Our SI-SDR per instrument for a Table-1 row and the file it came from; (None, None) when not run."""
+    if row == INPUT_MIXTURE:
+        return results.input_mixture, results.input_source
+    evaluation = results.evaluations.get(row)
+    if evaluation is None:
+        return None, None
+    return evaluation.separation, evaluation.path
+
+
+def _table2(results: Results) -> Table:
+    """Table 2 as data: first every row on the mixture, then every row on isolated tracks (the paper's order)."""
+    names = results.instruments
+    rows = []
+    for key, described in TRANSCRIPTION_SETS:
+        for spec in TABLE2_ROWS:
+            evaluation = results.evaluations.get(spec.row)
+            accuracy = evaluation.transcription.get(key, {}) if evaluation else {}
+            paper = PAPER_TABLE2.get(spec.row, {}).get(key, {})
+            rows.append(TableRow(spec.row, (spec.label, described, *_marks(spec, ("AML", "ATL"))),
+                                 tuple(accuracy.get(name) for name in names), tuple(paper.get(name) for name in names),
+                                 evaluation.path if evaluation else None))
+    return Table(("training", "evaluated on", "AML", "ATL"), names, tuple(rows), 3)
+
+
+# ----------------------------------------------------------------------------------------------- Markdown
+
+
+def _escape(text: str) -> str:
+    """Keeps a "|" inside a cell from splitting it."""
+    return text.replace("|", "\\|")
+
+
+def _number_cell(value: float | None, decimals: int, empty: str) -> str:
+    return empty if value is None else f"{value:.{decimals}f}"
+
+
+def _markdown_table(table: Table) -> str:
+    """A GitHub table: text columns, then for each instrument our number and, beside it, the paper's."""
+    header = [*table.label_header]
+    for name in table.columns:
+        header += [name, f"{name} (paper)"]
+    align = ["---"] * len(table.label_header) + ["---:"] * (2 * len(table.columns))
+    lines = ["| " + " | ".join(_escape(name) for name in header) + " |", "|" + "|".join(align) + "|"]
+    for row in table.rows:
+        cells = [_escape(label) for label in row.labels]
+        for ours, paper in zip(row.ours, row.paper, strict=True):
+            cells.append(NOT_RUN if row.source is None else _number_cell(ours, table.decimals, MISSING))
+            cells.append(_number_cell(paper, table.decimals, ""))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _tables_markdown(results: Results) -> str:
+    """The two captioned tables, with one line saying how to read them."""
+    legend = (f"Each number is ours; the `(paper)` column beside it is Hung et al. (ICASSP 2021). "
+              f"{MISSING} = undefined (e.g. no notes) or not in that evaluation; {NOT_RUN} = no evaluation file.")
+    return "\n\n".join([
+        f"**{TABLE1_TITLE.format(split=results.split)}**", _markdown_table(_table1(results)),
+        f"**{TABLE2_TITLE.format(split=results.split)}**", _markdown_table(_table2(results)), legend,
+    ]) + "\n"
+
+
+def markdown_tables(results_dir: str | os.PathLike) -> str:
+    """Just the two captioned Markdown tables (ours beside the paper's), e.g. to paste into a README."""
+    return _tables_markdown(load_results(results_dir))
+
+
+def _minutes(seconds: Any) -> str:
+    """Seconds as minutes with one decimal, or "—" when the record has no usable number."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or math.isnan(seconds):
+        return MISSING
+    return f"{seconds / 60:.1f}"
+
+
+def _header_markdown(record: dict[str, Any]) -> str:
+    """The run summary from reproduce.json: preset, data, machine, times, and training time per row."""
+    facts = [("preset", record.get("preset")), ("data", record.get("data")), ("machine", record.get("machine")),
+             ("started", record.get("started")), ("finished", record.get("finished"))]
+    lines = [f"- {name}: {value}" for name, value in facts if value not in (None, "")]
+    lines.append(f"- total wall time: {_minutes(record.get('wall_seconds'))} min")
+    rows = record.get("rows")
+    if isinstance(rows, dict) and rows:
+        lines += ["", "Training time per row:", "", "| row | training | status | minutes |", "|---|---|---|---:|"]
+        for row, info in rows.items():
+            info = info if isinstance(info, dict) else {}
+            cells = [_escape(str(row)), ROW_LABELS.get(row, ""), _escape(str(info.get("status", MISSING))),
+                     _minutes(info.get("seconds"))]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _report_markdown(results: Results) -> str:
+    """The whole report.md: title, optional run header, the tables, notes, and the chart."""
+    parts = ["# Reproduction of Hung, Wichern & Le Roux (ICASSP 2021): score-supervised separation\n"]
+    if results.reproduce is not None:
+        parts.append(_header_markdown(results.reproduce))
+    evaluated = f"{len(results.evaluations)} of {len(EVALUATED_ROWS)} rows evaluated"
+    if results.input_source is not None:
+        evaluated += f"; input mixture from `{results.input_source.name}`"
+    if results.ignored:
+        evaluated += f"; ignored (not a row of the paper): {', '.join(f'`{name}`' for name in results.ignored)}"
+    parts += [evaluated + ".\n", _tables_markdown(results), CHART_LINE + "\n"]
+    return "\n".join(parts)
+
+
+# ----------------------------------------------------------------------------------------------- CSV, chart
+
+
+def _csv_text(table: Table) -> str:
+    """The table as CSV: row id, text columns, ours per column, the paper's per column (``<name>_paper``), the
+    evaluation file; an empty cell is an undefined number or a row that has not run."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["row", *table.label_header, *table.columns, *(f"{name}_paper" for name in table.columns),
+                     "source"])
+    for row in table.rows:
+        numbers = ["" if value is None else value for value in row.ours + row.paper]
+        writer.writerow([row.row, *row.labels, *numbers, row.source.name if row.source else ""])
+    return buffer.getvalue()
+
+
+def _chart_png(results: Results) -> bytes:
+    """Grouped bars: one group per Table-1 row with numbers, one bar per instrument + avg; paper values as ticks.
+
+    Uses matplotlib's object API with the Agg canvas (imported here, not at module load), so it works headless
+    and neither needs nor changes pyplot's global backend.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    table = _table1(results)
+    groups = [row for row in table.rows if row.source is not None and any(v is not None for v in row.ours)]
+    figure = Figure(figsize=(max(6.0, 1.1 * len(groups) + 2.0), 4.5))
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    width = 0.8 / len(table.columns)
+    offsets = [[group + (index - (len(table.columns) - 1) / 2) * width for group in range(len(groups))]
+               for index in range(len(table.columns))]
+    for index, name in enumerate(table.columns):
+        axes.bar(offsets[index], [_nan(row.ours[index]) for row in groups], width, label=name)
+    for index in range(len(table.columns)):
+        axes.scatter(offsets[index], [_nan(row.paper[index]) for row in groups], marker="_", s=120, color="black",
+                     zorder=3, label="paper" if index == 0 else None)
+    axes.axhline(0.0, color="grey", linewidth=0.8)
+    axes.set_xticks(range(len(groups)), [_chart_label(row) for row in groups], rotation=30, ha="right")
+    axes.set_xlabel("training (Table 1 row)")
+    axes.set_ylabel("SI-SDR (dB)")
+    axes.set_title(f"Separation: SI-SDR per row and instrument ({results.split} split)")
+    if groups:
+        axes.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
+    else:
+        axes.text(0.5, 0.5, "no separation results yet", ha="center", va="center", transform=axes.transAxes)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=120)
+    return buffer.getvalue()
+
+
+def _nan(value: float | None) -> float:
+    """Undefined values become NaN, which matplotlib leaves out (no bar, no tick)."""
+    return math.nan if value is None else value
+
+
+def _chart_label(row: TableRow) -> str:
+    """Short x label of a Table-1 row: the paper's label plus its loss marks."""
+    flags = [flag.removeprefix("L_") for flag, mark in zip(LOSS_FLAGS, row.labels[1:], strict=True) if mark]
+    label = row.labels[0].replace(" fine-tune", "").replace(" classifier critic", "")
+    return f"{label} ({'+'.join(flags)})" if flags else label
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Writes to a temporary file in the same folder, flushes it to disk and renames it over ``path``."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def render_report(results_dir: str | os.PathLike) -> dict[str, Path]:
+    """Reads results_dir/evaluations/*.json (+ optional results_dir/reproduce.json); writes results_dir/report.md,
+    results_dir/table1_separation.csv, results_dir/table2_transcription.csv, results_dir/si_sdr.png; returns
+    {"markdown": ..., "table1": ..., "table2": ..., "chart": ...}. Every file written atomically (temp file in the
+    same folder + os.replace).
+
+    Everything is computed before the first file is written, so invalid input leaves earlier reports untouched.
+    """
+    results = load_results(results_dir)
+    outputs = {
+        "markdown": (results.folder / "report.md", _report_markdown(results).encode("utf-8")),
+        "table1": (results.folder / "table1_separation.csv", _csv_text(_table1(results)).encode("utf-8")),
+        "table2": (results.folder / "table2_transcription.csv", _csv_text(_table2(results)).encode("utf-8")),
+        "chart": (results.folder / "si_sdr.png", _chart_png(results)),
+    }
+    for path, data in outputs.values():
+        _write_atomic(path, data)
+    return {key: path for key, (path, _) in outputs.items()}
