@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 DATA   ?= data/minislakh
 CACHE  ?= data/cache
 
-.PHONY: help install test test-full lint demo clean
+.PHONY: help install test test-full lint demo reproduce report clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -33,6 +33,12 @@ lint:  ## ruff
 demo:  ## synthesise a mini-Slakh and build its cache under data/
 	$(BIN)/scoresep synth --out $(DATA) --tracks 48 --seconds 30 --seed 0
 	$(BIN)/scoresep prepare --root $(DATA) --cache $(CACHE)
+
+reproduce:  ## every row of the paper's tables on mini-Slakh (<= 45 min on 2 cores) -> results/report.md
+	$(BIN)/scoresep reproduce --preset mini --out results
+
+report:  ## re-render results/report.md, the CSVs and the chart from results/
+	$(BIN)/scoresep report results
 
 clean:  ## remove caches and build leftovers (never data/)
 	rm -rf .pytest_cache .ruff_cache build *.egg-info

@@ -12,6 +12,7 @@ import importlib.metadata
 import logging
 import platform
 import sys
+from pathlib import Path
 
 from scoresep.constants import DEFAULT_INSTRUMENTS, HOP_LENGTH, MAX_MIDI, MIN_MIDI, SAMPLE_RATE
 
@@ -25,8 +26,10 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from scoresep.data.audio import AudioError
     from scoresep.data.midi import MidiError
     from scoresep.data.slakh import DatasetError
+    from scoresep.report import ReportError
+    from scoresep.reproduce import ReproduceError
 
-    return USER_ERRORS + (AudioError, MidiError, DatasetError, CheckpointError)
+    return USER_ERRORS + (AudioError, MidiError, DatasetError, CheckpointError, ReportError, ReproduceError)
 
 
 FEATURE_LINKS = ("instruments", "sample_rate", "n_fft", "hop_length", "min_midi", "max_midi")
@@ -101,6 +104,20 @@ def command_prepare(args: argparse.Namespace) -> None:
     print(f"cache ready: {folder}")
 
 
+def command_reproduce(args: argparse.Namespace) -> None:
+    from scoresep.reproduce import reproduce
+
+    reproduce(args.preset, args.out, data=args.data, rows=args.rows, parallel=args.parallel, threads=args.threads)
+    print(f"report: {Path(args.out) / 'report.md'}")
+
+
+def command_report(args: argparse.Namespace) -> None:
+    from scoresep.report import render_report
+
+    for kind, path in render_report(args.results).items():
+        print(f"{kind:>8}: {path}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scoresep", description="Score-supervised music source separation.",
                                      epilog="Training: scoresep {fit,validate,test,predict} --config FILE.yaml "
@@ -135,6 +152,24 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     prep.add_argument("--strict", action="store_true", help="stop at the first bad file")
     prep.set_defaults(run=command_prepare)
+
+    from scoresep.inference.commands import add_commands
+
+    add_commands(commands)
+
+    reproduce = commands.add_parser("reproduce", help="train and evaluate every row of the paper's tables")
+    reproduce.add_argument("--preset", default="mini",
+                           help="mini (CPU, mini-Slakh, <= 45 min on 2 cores), paper (GPU, Slakh2100) or a YAML")
+    reproduce.add_argument("--data", default=None, help="dataset folder (default: the preset's data.root)")
+    reproduce.add_argument("--out", default="results", help="results folder (default results/)")
+    reproduce.add_argument("--rows", nargs="+", default=None, help="only these rows (and the rows they need)")
+    reproduce.add_argument("--parallel", type=int, default=None, help="rows trained at once (default: preset)")
+    reproduce.add_argument("--threads", type=int, default=None, help="threads per row (default: cores / parallel)")
+    reproduce.set_defaults(run=command_reproduce)
+
+    report = commands.add_parser("report", help="render the tables (Markdown, CSV) and the chart of a results folder")
+    report.add_argument("results", nargs="?", default="results", help="results folder (default results/)")
+    report.set_defaults(run=command_report)
     return parser
 
 

@@ -1,0 +1,415 @@
+"""``scoresep reproduce``: train and evaluate every row of the paper's Tables 1 and 2, then render the report.
+
+A preset (``experiments/reproduce/<name>.yaml``) lists the rows: each names an experiment YAML, overrides merged
+into it (training length, model size) and which other rows' ``best.ckpt`` it takes as input checkpoints. Each
+row gets its own folder ``<out>/rows/<row>/`` with the exact ``config.yaml`` it was trained with, its
+checkpoints and logs; ``<out>/evaluations/<row>.json`` is its whole-track test evaluation.
+
+Rows run as ``scoresep fit`` then ``scoresep evaluate`` subprocesses, ``parallel`` at a time (each with
+``cores / parallel`` threads), as soon as the rows they need are done. Interrupted or crashed runs resume: a
+row with ``done.json`` (and the same configuration) is not retrained, one with ``last.ckpt`` continues from
+it, an evaluation that exists is not recomputed. A failed row is reported and the rows that need it are
+skipped; the others still run.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import yaml
+
+from scoresep.data.cache import atomic_write_bytes
+
+PRESET_KEYS = {"description", "data", "synth", "parallel", "evaluate", "rows"}
+ROW_KEYS = {"config", "overrides", "checkpoints", "evaluate"}
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ReproduceError(ValueError):
+    """A preset or a results folder cannot be used; the message names the file and the problem."""
+
+
+@dataclass
+class Row:
+    """One table row: an experiment YAML, overrides merged into it, and input checkpoints from other rows."""
+
+    name: str
+    config: Path
+    overrides: dict = field(default_factory=dict)
+    checkpoints: dict[str, str] = field(default_factory=dict)  # model init arg -> row whose best.ckpt it takes
+    evaluate: bool = True
+
+
+@dataclass
+class Preset:
+    path: Path
+    data: dict
+    synth: dict | None
+    parallel: int
+    evaluate: dict
+    rows: dict[str, Row]
+
+
+def find_file(name: str | os.PathLike, what: str) -> Path:
+    """A path as given (relative to the working folder) or else relative to the project's folder."""
+    for candidate in (Path(name), PROJECT_ROOT / name):
+        if candidate.is_file():
+            return candidate.resolve()
+    raise ReproduceError(f"{name}: {what} not found (looked in {Path.cwd()} and {PROJECT_ROOT})")
+
+
+def load_preset(name_or_path: str) -> Preset:
+    """Read and check a preset: ``mini``/``paper`` (``experiments/reproduce/<name>.yaml``) or a YAML path."""
+    is_name = not name_or_path.endswith((".yaml", ".yml"))
+    path = find_file(f"experiments/reproduce/{name_or_path}.yaml" if is_name else name_or_path, "preset")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ReproduceError(f"{path}: not valid YAML ({error})") from error
+    if unknown := set(raw) - PRESET_KEYS:
+        raise ReproduceError(f"{path}: unknown key(s) {sorted(unknown)}; allowed: {sorted(PRESET_KEYS)}")
+    rows: dict[str, Row] = {}
+    for name, spec in (raw.get("rows") or {}).items():
+        if unknown := set(spec or {}) - ROW_KEYS:
+            raise ReproduceError(f"{path}: row {name}: unknown key(s) {sorted(unknown)}; allowed: {sorted(ROW_KEYS)}")
+        if "config" not in (spec or {}):
+            raise ReproduceError(f"{path}: row {name} names no experiment 'config'")
+        rows[name] = Row(name, find_file(spec["config"], f"experiment YAML of row {name}"),
+                         spec.get("overrides") or {}, spec.get("checkpoints") or {}, spec.get("evaluate", True))
+    if not rows:
+        raise ReproduceError(f"{path}: no rows")
+    for row in rows.values():
+        for argument, needed in row.checkpoints.items():
+            if needed not in rows:
+                raise ReproduceError(f"{path}: row {row.name} takes {argument} from row {needed!r}, which the "
+                                     f"preset does not have")
+    order_rows(rows, path)
+    parallel = int(raw.get("parallel", 1))
+    if parallel < 1:
+        raise ReproduceError(f"{path}: parallel must be >= 1, got {parallel}")
+    return Preset(path, raw.get("data") or {}, raw.get("synth"), parallel, raw.get("evaluate") or {}, rows)
+
+
+def order_rows(rows: dict[str, Row], path: Path | str = "preset") -> list[str]:
+    """Rows in an order where every row comes after the rows it needs (ReproduceError on a cycle)."""
+    ordered: list[str] = []
+    visiting: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in ordered:
+            return
+        if name in visiting:
+            raise ReproduceError(f"{path}: rows need each other in a cycle (at {name})")
+        visiting.add(name)
+        for needed in rows[name].checkpoints.values():
+            visit(needed)
+        visiting.discard(name)
+        ordered.append(name)
+
+    for name in rows:
+        visit(name)
+    return ordered
+
+
+def deep_merge(base: dict, overrides: dict) -> dict:
+    """``base`` with ``overrides`` merged in (nested dicts merged key by key, anything else replaced)."""
+    merged = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def row_folder(out: Path, name: str) -> Path:
+    return out / "rows" / name
+
+
+def best_checkpoint(out: Path, name: str) -> Path:
+    return row_folder(out, name) / "checkpoints" / "best.ckpt"
+
+
+def row_config(preset: Preset, row: Row, out: Path) -> dict:
+    """The full LightningCLI config of a row: its experiment YAML, the preset's data settings and the row's
+    overrides merged in, input checkpoints from other rows, and every output under the row's folder."""
+    config = yaml.safe_load(row.config.read_text())
+    config = deep_merge(config, {"data": preset.data})
+    config = deep_merge(config, row.overrides)
+    folder = row_folder(out, row.name).resolve()
+    for argument, needed in row.checkpoints.items():
+        config.setdefault("model", {}).setdefault("init_args", {})[argument] = str(best_checkpoint(out, needed)
+                                                                                   .resolve())
+    trainer = config.setdefault("trainer", {})
+    trainer["default_root_dir"] = str(folder)
+    trainer["logger"] = {"class_path": "pytorch_lightning.loggers.CSVLogger",
+                         "init_args": {"save_dir": str(folder / "logs"), "name": row.name}}
+    for callback in trainer.get("callbacks") or []:
+        if callback.get("class_path", "").endswith("ModelCheckpoint"):
+            callback.setdefault("init_args", {})["dirpath"] = str(folder / "checkpoints")
+    data = config.setdefault("data", {})
+    for key in ("root", "cache_dir"):
+        if key in data:
+            data[key] = str(Path(data[key]).resolve())
+    return config
+
+
+def config_hash(config: dict) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _write_json(path: Path, data: dict) -> None:
+    text = json.dumps(data, indent=1)
+    atomic_write_bytes(path, lambda stream: stream.write(text.encode()))
+
+
+def machine_description() -> str:
+    """Cores, CPU model and the GPU if one is visible, for the report."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"
+    return f"{cores} CPU cores ({cpu}){gpu}, torch {torch.__version__}"
+
+
+class RowJob:
+    """The commands of one row (fit, then evaluate), run one after the other as subprocesses.
+
+    ``after_fit`` runs in this process once the fit command has succeeded (it marks the row as trained).
+    """
+
+    def __init__(self, name: str, commands: list[tuple[str, list[str]]], log: Path, env: dict[str, str],
+                 after_fit=None, previous_seconds: float = 0.0):
+        self.name, self.commands, self.log, self.env = name, commands, log, env
+        self.after_fit, self.previous_seconds = after_fit, previous_seconds
+        self.process: subprocess.Popen | None = None
+        self.current = ""
+        self.started = time.perf_counter()
+        self.returncode: int | None = None
+
+    def poll(self) -> bool:
+        """Advance; True when every command has finished (``returncode`` 0) or one failed (its exit code)."""
+        if self.process is not None:
+            code = self.process.poll()
+            if code is None:
+                return False
+            self.process = None
+            if code != 0:
+                self.returncode = code
+                return True
+            if self.current == "fit" and self.after_fit is not None:
+                self.after_fit()
+        if not self.commands:
+            self.returncode = 0
+            return True
+        self.current, command = self.commands.pop(0)
+        with self.log.open("a") as log:
+            log.write(f"\n$ {' '.join(command)}\n")
+            log.flush()
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=self.env,
+                                            cwd=PROJECT_ROOT)
+        return False
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def _scoresep(*args: str) -> list[str]:
+    return [sys.executable, "-m", "scoresep", *args]
+
+
+def prepare_data(preset: Preset, out: Path, log: Path) -> None:
+    """Render the mini-Slakh when the preset says how and it is missing; build the cache once."""
+    root = Path(preset.data.get("root", "data/minislakh"))
+    if not root.exists():
+        if not preset.synth:
+            raise ReproduceError(f"{root}: dataset folder not found (this preset renders no data; give --data)")
+        synth = preset.synth
+        _run(_scoresep("synth", "--out", str(root), "--tracks", str(synth.get("tracks", 48)), "--seconds",
+                       str(synth.get("seconds", 30)), "--seed", str(synth.get("seed", 0))), log, "synth")
+    data = {"instruments": ["bass", "guitar", "piano"], "sample_rate": 16000, "hop_length": 256, "min_midi": 21,
+            "max_midi": 108, "cache_dir": "data/cache", **preset.data}
+    _run(_scoresep("prepare", "--root", str(root), "--cache", str(data["cache_dir"]), "--instruments",
+                   *data["instruments"], "--sample-rate", str(data["sample_rate"]), "--hop-length",
+                   str(data["hop_length"]), "--min-midi", str(data["min_midi"]), "--max-midi",
+                   str(data["max_midi"])), log, "prepare")
+
+
+def _run(command: list[str], log: Path, what: str) -> None:
+    with log.open("a") as handle:
+        handle.write(f"\n$ {' '.join(command)}\n")
+        handle.flush()
+        code = subprocess.call(command, stdout=handle, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT)
+    if code != 0:
+        raise ReproduceError(f"{what} failed (exit {code}); see {log}")
+
+
+def reproduce(preset_name: str = "mini", out: str | os.PathLike = "results", data: str | None = None,
+              rows: list[str] | None = None, parallel: int | None = None, threads: int | None = None,
+              report: bool = True) -> dict:
+    """Run the preset's rows (or only ``rows`` and what they need) into ``out``; returns the run summary
+    (also written to ``out/reproduce.json``). Raises ReproduceError listing failed rows at the end."""
+    preset = load_preset(preset_name)
+    if data is not None:
+        preset.data = {**preset.data, "root": data}
+    if parallel is not None:
+        preset.parallel = max(1, parallel)
+    out = Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    order = order_rows(preset.rows, preset.path)
+    if rows:
+        unknown = [name for name in rows if name not in preset.rows]
+        if unknown:
+            raise ReproduceError(f"{preset.path}: no row(s) {unknown}; rows are {order}")
+        wanted: set[str] = set()
+        stack = list(rows)
+        while stack:
+            name = stack.pop()
+            if name not in wanted:
+                wanted.add(name)
+                stack += preset.rows[name].checkpoints.values()
+        order = [name for name in order if name in wanted]
+    started_at, started = datetime.now(UTC).isoformat(timespec="seconds"), time.perf_counter()
+    log = out / "reproduce.log"
+    print(f"[reproduce] preset {preset.path.name}, {len(order)} rows, {preset.parallel} at a time -> {out}",
+          flush=True)
+    prepare_data(preset, out, log)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = threads or max(1, cores // preset.parallel)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
+    summary_path = out / "reproduce.json"
+    previous = json.loads(summary_path.read_text()).get("rows", {}) if summary_path.is_file() else {}
+    status: dict[str, dict] = {}
+    jobs = {name: _plan_row(preset, preset.rows[name], out, previous.get(name, {}), env) for name in order}
+    pending, running = list(order), {}
+    try:
+        while pending or running:
+            for name in list(running):
+                job = running[name]
+                if job.poll():
+                    del running[name]
+                    status[name] = _finish_row(out, name, job)
+                    print(f"[reproduce] {name}: {status[name]['status']} ({status[name]['seconds']:.0f} s)",
+                          flush=True)
+            for name in list(pending):
+                needs = set(preset.rows[name].checkpoints.values())
+                if any(status.get(n, {}).get("status") in ("failed", "skipped") for n in needs):
+                    pending.remove(name)
+                    status[name] = {"status": "skipped", "seconds": 0.0,
+                                    "reason": f"needs {sorted(needs)}, which did not finish"}
+                    print(f"[reproduce] {name}: skipped (a row it needs failed)", flush=True)
+                elif all(status.get(n, {}).get("status") == "done" for n in needs) and \
+                        len(running) < preset.parallel:
+                    pending.remove(name)
+                    job = jobs[name]
+                    if job.commands:
+                        print(f"[reproduce] {name}: {'resuming' if _has_last(out, name) else 'starting'}",
+                              flush=True)
+                        job.started = time.perf_counter()
+                        running[name] = job
+                    else:
+                        status[name] = {**previous.get(name, {}), "status": "done"}
+                        print(f"[reproduce] {name}: already done", flush=True)
+            _write_summary(summary_path, preset, started_at, started, status, previous)
+            time.sleep(1.0)
+    except BaseException:
+        for job in running.values():
+            job.stop()
+        raise
+    summary = _write_summary(summary_path, preset, started_at, started, status, previous, finished=True)
+    if report:
+        from scoresep.report import ReportError, render_report
+
+        try:
+            render_report(out)
+        except ReportError as error:  # e.g. no row finished yet: say so, the row failures come next
+            print(f"[reproduce] no report: {error}", flush=True)
+    failed = [name for name, row in status.items() if row["status"] != "done"]
+    if failed:
+        raise ReproduceError(f"rows not done: {', '.join(failed)} (logs under {out / 'rows'}); run the same "
+                             "command again to resume")
+    return summary
+
+
+def _has_last(out: Path, name: str) -> bool:
+    return (row_folder(out, name) / "checkpoints" / "last.ckpt").is_file()
+
+
+def _plan_row(preset: Preset, row: Row, out: Path, previous: dict, env: dict[str, str]) -> RowJob:
+    """The commands a row still needs: fit (unless ``done.json`` says it was trained with this very
+    configuration; resumed from ``last.ckpt`` when there is one) and evaluate (unless its JSON exists)."""
+    folder = row_folder(out, row.name)
+    folder.mkdir(parents=True, exist_ok=True)
+    config = row_config(preset, row, out)
+    digest = config_hash(config)
+    done = folder / "done.json"
+    commands: list[tuple[str, list[str]]] = []
+    if done.is_file():
+        trained_with = json.loads(done.read_text()).get("config_hash")
+        if trained_with != digest:
+            raise ReproduceError(f"{folder}: trained with another configuration (hash {trained_with}, now {digest}); "
+                                 "use another --out or delete that row's folder to retrain it")
+    else:
+        config_path = folder / "config.yaml"
+        text = yaml.safe_dump(config, sort_keys=False)
+        atomic_write_bytes(config_path, lambda stream: stream.write(text.encode()))
+        fit = _scoresep("fit", "--config", str(config_path))
+        if _has_last(out, row.name):
+            fit += ["--ckpt_path", str(folder / "checkpoints" / "last.ckpt")]
+        commands.append(("fit", fit))
+    evaluation = out / "evaluations" / f"{row.name}.json"
+    if row.evaluate and not evaluation.is_file():
+        settings = {"split": "test", "chunk_seconds": 30.0, **preset.evaluate}
+        data = config["data"]
+        commands.append(("evaluate", _scoresep(
+            "evaluate", "--ckpt", str(best_checkpoint(out, row.name)), "--data", data["root"], "--cache",
+            data["cache_dir"], "--mixture", data.get("mixture", "instruments"), "--split", settings["split"],
+            "--chunk-seconds", str(settings["chunk_seconds"]), "--out", str(evaluation), "--quiet")))
+
+    def mark_trained() -> None:
+        _write_json(done, {"config_hash": digest, "finished": datetime.now(UTC).isoformat(timespec="seconds")})
+
+    return RowJob(row.name, commands, folder / "run.log", env, mark_trained, float(previous.get("seconds", 0.0)))
+
+
+def _finish_row(out: Path, name: str, job: RowJob) -> dict:
+    seconds = time.perf_counter() - job.started + job.previous_seconds
+    if job.returncode == 0:
+        return {"status": "done", "seconds": seconds}
+    return {"status": "failed", "seconds": seconds, "reason": f"exit {job.returncode}; see {job.log}"}
+
+
+def _write_summary(path: Path, preset: Preset, started_at: str, started: float, status: dict, previous: dict,
+                   finished: bool = False) -> dict:
+    summary = {
+        "preset": preset.path.stem, "preset_file": str(preset.path), "data": str(preset.data.get("root")),
+        "machine": machine_description(), "started": started_at, "parallel": preset.parallel,
+        "wall_seconds": time.perf_counter() - started, "rows": {**previous, **status},
+    }
+    if finished:
+        summary["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
+    _write_json(path, summary)
+    return summary

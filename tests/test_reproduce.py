@@ -1,0 +1,149 @@
+"""``scoresep reproduce``: rows hand checkpoints on, finished rows are not retrained, failures are contained;
+``scoresep evaluate`` scores whole tracks."""
+
+import json
+import sys
+
+import pytest
+import torch
+import yaml
+from helpers import TINY_S, TINY_T, train_tiny_stages
+
+from scoresep.cli import main
+from scoresep.data.cache import load_index
+from scoresep.data.dataset import CachedTrack
+from scoresep.inference.evaluate import evaluate_checkpoint
+from scoresep.metrics import si_sdr
+from scoresep.reproduce import ReproduceError, load_preset, order_rows, reproduce, row_config
+
+TINY_TRAINER = {"max_epochs": 1, "limit_train_batches": 2, "limit_val_batches": 1, "enable_progress_bar": False}
+
+
+def _preset(tmp_path, minislakh, extra_rows=None) -> str:
+    data = {"root": str(minislakh), "cache_dir": str(tmp_path / "cache"), "batch_size": 2, "segment_seconds": 1.0,
+            "eval_crops_per_track": 1}
+    rows = {
+        "stage1": {"config": "experiments/stage1.yaml",
+                   "overrides": {"trainer": TINY_TRAINER, "model": {"init_args": {"model": TINY_T}}}},
+        "stage2": {"config": "experiments/stage2.yaml", "checkpoints": {"transcriptor_checkpoint": "stage1"},
+                   "overrides": {"trainer": TINY_TRAINER,
+                                 "model": {"init_args": {"model": TINY_S, "log_media": False}}}},
+        **(extra_rows or {}),
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump({"data": data, "parallel": 2, "evaluate": {"split": "test"}, "rows": rows}))
+    return str(path)
+
+
+def test_preset_rows_are_checked_and_ordered(tmp_path, minislakh):
+    preset = load_preset("mini")
+    order = order_rows(preset.rows)
+    for row in preset.rows.values():
+        assert all(order.index(needed) < order.index(row.name) for needed in row.checkpoints.values())
+    assert {"stage1", "supervised", "baseline", "stage2_cmix", "stage2_hmix", "stage2", "stage3_noadv", "stage3",
+            "stage3_atl"} <= set(preset.rows)
+    config = row_config(preset, preset.rows["stage3"], tmp_path)
+    assert config["model"]["init_args"]["separator_checkpoint"] == str(tmp_path / "rows/stage2/checkpoints/best.ckpt")
+    assert all(c["init_args"]["dirpath"] == str(tmp_path / "rows/stage3/checkpoints")
+               for c in config["trainer"]["callbacks"] if c["class_path"].endswith("ModelCheckpoint"))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"rows": {"a": {"config": "experiments/stage2.yaml",
+                                                  "checkpoints": {"transcriptor_checkpoint": "nope"}}}}))
+    with pytest.raises(ReproduceError, match="bad.yaml: row a takes transcriptor_checkpoint from row 'nope'"):
+        load_preset(str(bad))
+    bad.write_text(yaml.safe_dump({"rows": {"a": {"config": "experiments/stage2.yaml", "epochs": 3}}}))
+    with pytest.raises(ReproduceError, match=r"row a: unknown key\(s\) \['epochs'\]"):
+        load_preset(str(bad))
+
+
+def test_reproduce_runs_rows_in_order_resumes_and_contains_failures(tmp_path, minislakh, capsys):
+    broken = {"broken": {"config": "experiments/supervised.yaml",
+                         "overrides": {"trainer": TINY_TRAINER, "model": {"init_args": {"no_such_option": 1}}}},
+              "after_broken": {"config": "experiments/stage2.yaml", "overrides": {"trainer": TINY_TRAINER},
+                               "checkpoints": {"transcriptor_checkpoint": "broken"}}}
+    out = tmp_path / "results"
+    with pytest.raises(ReproduceError, match="rows not done: broken, after_broken"):
+        reproduce(_preset(tmp_path, minislakh, broken), out)
+    summary = json.loads((out / "reproduce.json").read_text())
+    assert summary["rows"]["stage1"]["status"] == "done" and summary["rows"]["stage2"]["status"] == "done"
+    assert summary["rows"]["broken"]["status"] == "failed" and summary["rows"]["after_broken"]["status"] == "skipped"
+    assert "no_such_option" in (out / "rows/broken/run.log").read_text()
+    stage2 = torch.load(out / "rows/stage2/checkpoints/best.ckpt", weights_only=True)
+    assert stage2["hyper_parameters"]["transcriptor_checkpoint"] == str(out / "rows/stage1/checkpoints/best.ckpt")
+    evaluation = json.loads((out / "evaluations/stage2.json").read_text())
+    assert evaluation["summary"]["separation"]["bass"]["tracks"] >= 1
+    assert (out / "report.md").is_file() and (out / "si_sdr.png").is_file()
+
+    # Run again with only the good rows: nothing is retrained, nothing re-evaluated.
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.ckpt")} | {
+        p: p.stat().st_mtime_ns for p in (out / "evaluations").iterdir()}
+    capsys.readouterr()
+    reproduce(_preset(tmp_path, minislakh), out)
+    assert "stage1: already done" in capsys.readouterr().out
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+    # A changed configuration is never mixed with the results of the old one.
+    changed = yaml.safe_load(open(_preset(tmp_path, minislakh)))
+    changed["rows"]["stage1"]["overrides"]["trainer"]["limit_train_batches"] = 3
+    (tmp_path / "changed.yaml").write_text(yaml.safe_dump(changed))
+    with pytest.raises(ReproduceError, match="rows/stage1: trained with another configuration"):
+        reproduce(str(tmp_path / "changed.yaml"), out)
+
+
+def test_an_interrupted_row_resumes_from_its_last_checkpoint(tmp_path, minislakh):
+    from scoresep.reproduce import _plan_row
+
+    preset = load_preset(_preset(tmp_path, minislakh))
+    out = tmp_path / "results"
+    (out / "rows/stage1/checkpoints").mkdir(parents=True)
+    (out / "rows/stage1/checkpoints/last.ckpt").write_bytes(b"x")
+    job = _plan_row(preset, preset.rows["stage1"], out, {}, {})
+    kinds = [kind for kind, _ in job.commands]
+    assert kinds == ["fit", "evaluate"]
+    assert job.commands[0][1][-2:] == ["--ckpt_path", str(out / "rows/stage1/checkpoints/last.ckpt")]
+
+
+def test_evaluate_scores_whole_tracks(tmp_path, minislakh, capsys):
+    train_tiny_stages(minislakh, tmp_path, steps=2)
+    result = evaluate_checkpoint(tmp_path / "stage2.ckpt", minislakh, "test", tmp_path / "cache", progress=False)
+    folder = next((tmp_path / "cache").iterdir())
+    records = [r for r in load_index(folder)["tracks"] if r["split"] == "test"]
+    assert [t["track"] for t in result["tracks"]] == [r["track"] for r in records]
+    track = CachedTrack(folder / "tracks" / records[0]["track"], records[0], 88)
+    sources = torch.from_numpy(track.sources(0, track.n_samples)).double()
+    expected = si_sdr(sources.sum(0).expand_as(sources), sources)  # the input mixture's SI-SDR, by hand
+    for index, name in enumerate(("bass", "guitar", "piano")):
+        got = result["tracks"][0]["separation"][name]["input_si_sdr"]
+        assert (got is None and torch.isnan(expected[index])) or got == pytest.approx(float(expected[index]), abs=1e-4)
+    assert "transcription" not in result["summary"]  # a stage-2 checkpoint is scored on separation only
+
+    code = 0
+    try:
+        main(["evaluate", "--ckpt", str(tmp_path / "stage1.ckpt"), "--data", str(minislakh), "--cache",
+              str(tmp_path / "cache"), "--out", str(tmp_path / "stage1.json"), "--quiet"])
+    except SystemExit as exit_:
+        code = exit_.code
+    assert code == 0
+    stage1 = json.loads((tmp_path / "stage1.json").read_text())
+    assert "separation" not in stage1["summary"]
+    mix, iso = stage1["summary"]["transcription"]["mix"], stage1["summary"]["transcription"]["iso"]
+    totals = [sum(t["transcription"]["mix"]["piano"][k] for t in stage1["tracks"]) for k in range(3)]
+    tp, fp, fn = totals
+    assert mix["piano"]["accuracy"] == pytest.approx(tp / (tp + fp + fn)) and "bass" in iso
+    assert "note accuracy on mixture" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("preset_name", ["mini", "paper"])
+def test_every_row_config_of_the_presets_parses_with_the_cli(preset_name, tmp_path, capsys, monkeypatch):
+    """A typo in a preset's overrides must fail here, not hours into a reproduction."""
+    monkeypatch.setattr(sys, "argv", ["scoresep"])
+    preset = load_preset(preset_name)
+    for row in preset.rows.values():
+        path = tmp_path / f"{row.name}.yaml"
+        path.write_text(yaml.safe_dump(row_config(preset, row, tmp_path / "results")))
+        with pytest.raises(SystemExit) as exit_:
+            main(["fit", "--config", str(path), "--print_config"])
+        assert exit_.value.code in (0, None), f"{preset_name}/{row.name}: {capsys.readouterr().err[-2000:]}"
+        printed = yaml.safe_load(capsys.readouterr().out)
+        for argument, needed in row.checkpoints.items():
+            assert printed["model"]["init_args"][argument].endswith(f"rows/{needed}/checkpoints/best.ckpt")
