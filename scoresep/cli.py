@@ -11,6 +11,7 @@ import argparse
 import importlib.metadata
 import logging
 import platform
+import signal
 import sys
 from pathlib import Path
 
@@ -51,8 +52,35 @@ def lightning_main(args: list[str] | None) -> None:
             for key in FEATURE_LINKS:
                 parser.link_arguments(f"data.{key}", f"model.init_args.{key}")
 
-    ScoresepCLI(pl.LightningModule, SlakhDataModule, subclass_mode_model=True, args=args,
-                save_config_kwargs={"overwrite": True}, auto_configure_optimizers=False)
+    from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+    # Lightning stops cleanly on SIGTERM with a SystemExit whose status is 0, and our PreemptionCheckpoint stops a
+    # run on SIGUSR1 by returning normally: a run that did not reach its end must not look finished to a script,
+    # a scheduler or `scoresep reproduce`, so both exit with 128 + the signal's number.
+    try:
+        cli = ScoresepCLI(pl.LightningModule, SlakhDataModule, subclass_mode_model=True, args=args,
+                          save_config_kwargs={"overwrite": True}, auto_configure_optimizers=False)
+        stopped_by = interrupting_signal(cli.trainer) if cli.subcommand == "fit" else None
+    except SIGTERMException:
+        stopped_by = signal.SIGTERM
+    if stopped_by is not None:
+        print(f"scoresep: stopped by {stopped_by.name} before the end of training; the last checkpoint is saved, "
+              "resume with --ckpt_path last", file=sys.stderr)
+        raise SystemExit(128 + stopped_by.value)
+
+
+def interrupting_signal(trainer) -> signal.Signals | None:
+    """The signal that stopped a fit early (SIGTERM, or the pre-emption signal), None if it ran to its end."""
+    from scoresep.training import PreemptionCheckpoint
+
+    if trainer is None:
+        return None
+    if trainer.received_sigterm:
+        return signal.SIGTERM
+    for callback in trainer.callbacks:
+        if isinstance(callback, PreemptionCheckpoint) and callback.stopped:
+            return signal.Signals[callback.signal_name]
+    return None
 
 
 def _versions() -> dict[str, str]:

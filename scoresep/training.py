@@ -87,12 +87,14 @@ class PreemptionCheckpoint(Callback):
             raise ValueError(f"PreemptionCheckpoint: unknown signal {signal_name!r}")
         self.signal_name, self.requeue = signal_name, requeue
         self.requested = False
+        self.stopped = False  # True once this callback stopped a run: the run is not finished
         self._previous = None
 
     def _handle(self, signum, frame) -> None:
         self.requested = True
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self.stopped = False
         if stage == "fit" and threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(getattr(signal, self.signal_name), self._handle)
 
@@ -116,7 +118,7 @@ class PreemptionCheckpoint(Callback):
         rank_zero_info(f"{self.signal_name}: saved {path} at step {trainer.global_step}; stopping "
                        "(resume with --ckpt_path last)")
         trainer.should_stop = True
-        self.requested = False
+        self.requested, self.stopped = False, True
         job = os.environ.get("SLURM_JOB_ID")
         if self.requeue and job and trainer.is_global_zero:
             subprocess.run(["scontrol", "requeue", job], check=False)

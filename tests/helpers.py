@@ -1,6 +1,9 @@
 """Small builders shared by the stage tests: a fast data module and a quiet CPU trainer."""
 
+import os
+
 import pytorch_lightning as pl
+from pytorch_lightning.callbacks import Callback
 
 from scoresep.data.datamodule import SlakhDataModule
 from scoresep.models.separator import SeparatorConfig
@@ -36,3 +39,14 @@ def train_tiny_stages(root, folder, steps: int = 2) -> tuple[TranscriptorStage, 
     trainer.fit(separator, tiny_datamodule(root, folder))
     trainer.save_checkpoint(folder / "stage2.ckpt")
     return transcriptor, separator
+
+
+class SignalAt(Callback):
+    """Sends ``signum`` to this process at the start of the training batch where ``global_step == at``."""
+
+    def __init__(self, signum: int, at: int):
+        self.signum, self.at = signum, at
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step == self.at:
+            os.kill(os.getpid(), self.signum)

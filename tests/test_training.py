@@ -1,14 +1,15 @@
 """Never lose a run: atomic checkpoints, SIGUSR1 pre-emption, NaN/inf steps skipped, same seed -> same run,
 mixed precision for every stage (bf16 on the CPU; 16-bit on a GPU, ``gpu`` marker)."""
 
-import os
+import json
 import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
-from helpers import TINY_S, quiet_trainer, tiny_datamodule, train_tiny_stages
+from helpers import TINY_S, SignalAt, quiet_trainer, tiny_datamodule, train_tiny_stages
 from helpers import TINY_T as HELPER_TINY_T
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 
@@ -38,17 +39,6 @@ def test_atomic_checkpoint_keeps_the_old_file_when_a_write_dies(tmp_path, monkey
     monkeypatch.undo()
     assert torch.load(path, weights_only=True) == {"step": 1}
     assert [p.name for p in path.parent.iterdir()] == ["last.ckpt"]  # no temporary file left behind
-
-
-class SignalAt(Callback):
-    """Sends ``signum`` to this process at the start of training batch ``at``."""
-
-    def __init__(self, signum, at):
-        self.signum, self.at = signum, at
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        if trainer.global_step == self.at:
-            os.kill(os.getpid(), self.signum)
 
 
 def test_sigusr1_saves_last_ckpt_and_stops_cleanly_then_resumes(minislakh, tmp_path):
@@ -170,3 +160,26 @@ def test_mixed_precision_trains_every_stage(minislakh, tmp_path, tiny_checkpoint
     assert all(p.dtype == torch.float32 for p in stage.parameters())  # weights stay fp32 under autocast
     results = trainer.validate(stage, datamodule)[0]
     assert all(isinstance(v, float) for v in results.values())
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1])
+def test_a_fit_stopped_by_a_signal_exits_non_zero_so_it_never_looks_finished(signum, minislakh, tmp_path, capsys,
+                                                                             monkeypatch):
+    """Lightning stops cleanly on SIGTERM and returns normally; `scoresep fit` must then exit 128 + signal, or
+    scripts (and `scoresep reproduce`) would take a half-trained run for a finished one."""
+    from scoresep.cli import main
+
+    monkeypatch.setattr("sys.argv", ["scoresep"])
+    callback = {"class_path": "helpers.SignalAt", "init_args": {"signum": int(signum), "at": 1}}
+    config = Path(__file__).resolve().parent.parent / "experiments" / "stage1.yaml"
+    args = ["fit", "--config", str(config), "--data.root", str(minislakh), "--data.cache_dir",
+            str(tmp_path / "cache"), "--data.segment_seconds", "1.0", "--data.batch_size", "2",
+            "--trainer.logger=false", "--trainer.enable_progress_bar=false", "--trainer.max_epochs=1",
+            "--trainer.limit_val_batches=1", f"--trainer.default_root_dir={tmp_path}",
+            f"--trainer.callbacks+={json.dumps(callback)}",
+            "--model.init_args.model.channels=2", "--model.init_args.model.hidden=8"]
+    monkeypatch.chdir(tmp_path)  # the YAML's checkpoints/stage1/ lands here
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    assert exit_.value.code == 128 + int(signum)
+    assert f"stopped by {signal.Signals(signum).name} before the end of training" in capsys.readouterr().err
