@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -30,7 +31,7 @@ import yaml
 
 from scoresep.data.cache import atomic_write_bytes
 
-PRESET_KEYS = {"description", "data", "synth", "parallel", "evaluate", "rows"}
+PRESET_KEYS = {"description", "data", "overrides", "synth", "parallel", "evaluate", "rows"}
 ROW_KEYS = {"config", "overrides", "checkpoints", "evaluate"}
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,6 +55,7 @@ class Row:
 class Preset:
     path: Path
     data: dict
+    overrides: dict
     synth: dict | None
     parallel: int
     evaluate: dict
@@ -97,7 +99,8 @@ def load_preset(name_or_path: str) -> Preset:
     parallel = int(raw.get("parallel", 1))
     if parallel < 1:
         raise ReproduceError(f"{path}: parallel must be >= 1, got {parallel}")
-    return Preset(path, raw.get("data") or {}, raw.get("synth"), parallel, raw.get("evaluate") or {}, rows)
+    return Preset(path, raw.get("data") or {}, raw.get("overrides") or {}, raw.get("synth"), parallel,
+                  raw.get("evaluate") or {}, rows)
 
 
 def order_rows(rows: dict[str, Row], path: Path | str = "preset") -> list[str]:
@@ -145,6 +148,7 @@ def row_config(preset: Preset, row: Row, out: Path) -> dict:
     overrides merged in, input checkpoints from other rows, and every output under the row's folder."""
     config = yaml.safe_load(row.config.read_text())
     config = deep_merge(config, {"data": preset.data})
+    config = deep_merge(config, preset.overrides)
     config = deep_merge(config, row.overrides)
     folder = row_folder(out, row.name).resolve()
     for argument, needed in row.checkpoints.items():
@@ -164,8 +168,10 @@ def row_config(preset: Preset, row: Row, out: Path) -> dict:
     return config
 
 
-def config_hash(config: dict) -> str:
-    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+def config_hash(config: dict, out: Path) -> str:
+    """What a row was trained with, independent of where the results folder lives (it may be moved)."""
+    text = json.dumps(config, sort_keys=True).replace(str(out.resolve()), "<out>")
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -305,6 +311,11 @@ def reproduce(preset_name: str = "mini", out: str | os.PathLike = "results", dat
     status: dict[str, dict] = {}
     jobs = {name: _plan_row(preset, preset.rows[name], out, previous.get(name, {}), env) for name in order}
     pending, running = list(order), {}
+
+    def stop_on_sigterm(signum, frame):  # a scheduler's kill: stop the rows' processes too, then exit
+        raise SystemExit(f"reproduce: stopped by signal {signum}; run the same command again to resume")
+
+    previous_handler = signal.signal(signal.SIGTERM, stop_on_sigterm)
     try:
         while pending or running:
             for name in list(running):
@@ -339,6 +350,8 @@ def reproduce(preset_name: str = "mini", out: str | os.PathLike = "results", dat
         for job in running.values():
             job.stop()
         raise
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
     summary = _write_summary(summary_path, preset, started_at, started, status, previous, finished=True)
     if report:
         from scoresep.report import ReportError, render_report
@@ -364,7 +377,7 @@ def _plan_row(preset: Preset, row: Row, out: Path, previous: dict, env: dict[str
     folder = row_folder(out, row.name)
     folder.mkdir(parents=True, exist_ok=True)
     config = row_config(preset, row, out)
-    digest = config_hash(config)
+    digest = config_hash(config, out)
     done = folder / "done.json"
     commands: list[tuple[str, list[str]]] = []
     if done.is_file():

@@ -82,6 +82,14 @@ def test_reproduce_runs_rows_in_order_resumes_and_contains_failures(tmp_path, mi
     assert "stage1: already done" in capsys.readouterr().out
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
 
+    # A moved results folder still resumes: nothing depends on where it lives.
+    moved = tmp_path / "moved"
+    out.rename(moved)
+    capsys.readouterr()
+    reproduce(_preset(tmp_path, minislakh), moved)
+    assert "stage2: already done" in capsys.readouterr().out
+    moved.rename(out)
+
     # A changed configuration is never mixed with the results of the old one.
     changed = yaml.safe_load(open(_preset(tmp_path, minislakh)))
     changed["rows"]["stage1"]["overrides"]["trainer"]["limit_train_batches"] = 3
