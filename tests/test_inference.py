@@ -10,7 +10,7 @@ import pytest
 import soundfile
 import torch
 import torchaudio.functional as audio_functional
-from helpers import train_tiny_stages
+from helpers import quiet_trainer, tiny_datamodule, train_tiny_stages
 
 import scoresep
 from scoresep.cli import main
@@ -24,6 +24,7 @@ from scoresep.instruments import INSTRUMENTS
 from scoresep.metrics import roll_note_frames
 from scoresep.models.separator import Separator as SeparatorNetwork
 from scoresep.models.separator import SeparatorConfig
+from scoresep.stages.adversarial import AdversarialStage
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,12 @@ def checkpoints(minislakh, tmp_path_factory):
     """Tiny stage-1 and stage-2 checkpoints (a few steps: the weights are not trivial)."""
     folder = tmp_path_factory.mktemp("inference")
     train_tiny_stages(minislakh, folder, steps=3)
-    return {"stage1": folder / "stage1.ckpt", "stage2": folder / "stage2.ckpt"}
+    stage3 = AdversarialStage(separator_checkpoint=str(folder / "stage2.ckpt"),
+                              transcriptor_checkpoint=str(folder / "stage1.ckpt"), log_media=False)
+    trainer = quiet_trainer(folder, max_epochs=1, limit_train_batches=1, limit_val_batches=0)
+    trainer.fit(stage3, tiny_datamodule(minislakh, folder))
+    trainer.save_checkpoint(folder / "stage3.ckpt")
+    return {name: folder / f"{name}.ckpt" for name in ("stage1", "stage2", "stage3")}
 
 
 @pytest.fixture(scope="module")
@@ -237,3 +243,19 @@ def test_too_short_input_is_refused_with_its_name():
                           device="cpu")
     with pytest.raises(AudioError, match="tiny.wav: too short to separate"):
         separator.separate_source(ArraySource(np.ones(100, dtype=np.float32), 16_000, name="tiny.wav"))
+
+
+def test_a_stage3_checkpoint_hands_on_both_models(checkpoints, song, tmp_path, capsys):
+    """Stage 3 fine-tunes both models: separate uses its separator, transcribe its transcriptor (not stage 1's)."""
+    mixture, _ = soundfile.read(song, dtype="float32")
+    stage3 = Transcriber.from_checkpoint(checkpoints["stage3"])
+    stage1 = Transcriber.from_checkpoint(checkpoints["stage1"])
+    source = ArraySource(mixture, 16_000)
+    assert not np.array_equal(stage3.probabilities(source), stage1.probabilities(source))
+    code, _, err = _run(["separate", str(song), "--ckpt", str(checkpoints["stage3"]), "--out", str(tmp_path),
+                         "--quiet"], capsys)
+    assert code == 0, err
+    code, _, err = _run(["transcribe", str(song), "--ckpt", str(checkpoints["stage3"]), "--from-separated",
+                         "--out", str(tmp_path / "song.mid")], capsys)
+    assert code == 0, err
+    assert (tmp_path / "mix" / "piano.wav").is_file() and (tmp_path / "song.mid").is_file()

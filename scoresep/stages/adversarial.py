@@ -63,7 +63,7 @@ class AdversarialStage(EvaluatedStage):
             separator side as well).
         n_harmonics, harmonic_tolerance, harmonic_restrict: harmonic mask settings (as in stage 2).
         pos_weight: BCE weight of note cells in ``L_tr`` (stage 1 trained with 20).
-        critic_pos_weight: BCE weight of note cells in ``L_score`` and the adversarial terms (stage 2: 1).
+        critic_pos_weight: BCE weight of note cells in ``L_score`` and the adversarial terms (as in stage 2: 5).
         transcriptor_updates, separator_updates: optimiser steps of each model per training batch.
         separator_lr, transcriptor_lr, weight_decay: AdamW settings of each model (constant rate).
         gradient_clip_val: gradient-norm clip of each half-step (0: none). Set here, not on the Trainer:
@@ -99,7 +99,7 @@ class AdversarialStage(EvaluatedStage):
         harmonic_tolerance: float = 0.5,
         harmonic_restrict: bool = True,
         pos_weight: float = 20.0,
-        critic_pos_weight: float = 1.0,
+        critic_pos_weight: float = 5.0,
         transcriptor_updates: int = 1,
         separator_updates: int = 1,
         separator_lr: float = 3e-4,

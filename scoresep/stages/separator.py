@@ -81,7 +81,7 @@ class SeparatorStage(EvaluatedStage):
         harmonic_mix_weight: weight of ``L_h-mix`` (harmonic masks from the score); 0 disables it.
         n_harmonics, harmonic_tolerance, harmonic_restrict: harmonic mask: harmonics per note, half-width in
             semitones, and whether ``L_h-mix`` counts only the bins some mask covers.
-        critic_pos_weight: BCE weight of note cells in ``L_score``.
+        critic_pos_weight: BCE weight of note cells in ``L_score`` (5: with 1 the empty cells dominate; README).
         lr, weight_decay, scheduler: AdamW and an optional cosine decay over the run.
         log_media: log separated audio and mask images of the first validation batch (W&B or TensorBoard).
         max_nonfinite_steps: training steps in a row with a NaN/inf loss (each one skipped) before the run
@@ -108,7 +108,7 @@ class SeparatorStage(EvaluatedStage):
         n_harmonics: int = 8,
         harmonic_tolerance: float = 0.5,
         harmonic_restrict: bool = True,
-        critic_pos_weight: float = 1.0,
+        critic_pos_weight: float = 5.0,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         scheduler: Literal["cosine", "none"] = "cosine",
