@@ -182,8 +182,11 @@ def test_bad_inputs_give_clear_errors_and_leave_no_output(checkpoints, song, tmp
     garbage.write_bytes(b"RIFF not really a wave file" * 10)
     silent = tmp_path / "silent.wav"
     soundfile.write(silent, np.zeros(16_000 * 2, dtype=np.float32), 16_000)
+    empty = tmp_path / "empty.wav"
+    soundfile.write(empty, np.zeros(0, dtype=np.float32), 16_000)
     out = tmp_path / "out"
-    for bad, message in ((garbage, "garbage.wav: cannot read audio"), (silent, "silent.wav: the audio is silent")):
+    for bad, message in ((garbage, "garbage.wav: cannot read audio"), (silent, "silent.wav: the audio is silent"),
+                         (empty, "empty.wav: the file holds no audio samples")):
         code, _, err = _run(["separate", str(bad), "--ckpt", str(checkpoints["stage2"]), "--out", str(out),
                              "--quiet"], capsys)
         assert code != 0 and message in err, err
@@ -198,6 +201,9 @@ def test_bad_inputs_give_clear_errors_and_leave_no_output(checkpoints, song, tmp
     code, _, err = _run(["separate", str(song), "--ckpt", str(checkpoints["stage2"]), "--out",
                          str(blocked / "out")], capsys)
     assert code != 0 and "output folder is not writable" in err
+    code, _, err = _run(["evaluate", "--ckpt", str(checkpoints["stage2"]), "--data", str(tmp_path), "--out",
+                         str(blocked / "eval.json")], capsys)
+    assert code != 0 and "a_file: output folder is not writable" in err
     code, _, err = _run(["evaluate", "--ckpt", str(checkpoints["stage2"]), "--data", str(tmp_path / "nowhere"),
                          "--out", str(tmp_path / "eval.json")], capsys)
     assert code != 0 and "nowhere" in err
