@@ -64,8 +64,10 @@ def lightning_main(args: list[str] | None) -> None:
     except SIGTERMException:
         stopped_by = signal.SIGTERM
     if stopped_by is not None:
-        print(f"scoresep: stopped by {stopped_by.name} before the end of training; the last checkpoint is saved, "
-              "resume with --ckpt_path last", file=sys.stderr)
+        saved = ("last.ckpt was saved at this step" if stopped_by != signal.SIGTERM else
+                 "nothing was saved at this step; the newest last.ckpt is from the last epoch end, if any")
+        print(f"scoresep: stopped by {stopped_by.name} before the end of training; {saved}. Resume with "
+              "--ckpt_path last", file=sys.stderr)
         raise SystemExit(128 + stopped_by.value)
 
 

@@ -234,13 +234,24 @@ class RowJob:
                                             cwd=PROJECT_ROOT)
         return False
 
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+def stop_jobs(jobs: list[RowJob], grace: float = 60.0) -> None:
+    """Stop every running row at once: SIGUSR1 first (the fit saves ``last.ckpt`` at the end of its batch and
+    stops, see PreemptionCheckpoint), SIGTERM after ``grace`` seconds, SIGKILL 10 s later."""
+    for job in jobs:
+        if job.alive:
+            job.process.send_signal(signal.SIGUSR1 if job.current == "fit" else signal.SIGTERM)
+    for escalate in (signal.SIGTERM, signal.SIGKILL):
+        deadline = time.monotonic() + (grace if escalate == signal.SIGTERM else 10.0)
+        while any(job.alive for job in jobs) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        for job in jobs:
+            if job.alive:
+                job.process.send_signal(escalate)
 
 
 def _scoresep(*args: str) -> list[str]:
@@ -281,6 +292,9 @@ def reproduce(preset_name: str = "mini", out: str | os.PathLike = "results", dat
     preset = load_preset(preset_name)
     if data is not None:
         preset.data = {**preset.data, "root": data}
+    # Relative data paths mean the working folder, for the data step and for every row alike.
+    preset.data = {**preset.data, "root": str(Path(preset.data.get("root", "data/minislakh")).resolve()),
+                   "cache_dir": str(Path(preset.data.get("cache_dir", "data/cache")).resolve())}
     if parallel is not None:
         preset.parallel = max(1, parallel)
     out = Path(out).resolve()
@@ -327,13 +341,13 @@ def reproduce(preset_name: str = "mini", out: str | os.PathLike = "results", dat
                           flush=True)
             for name in list(pending):
                 needs = set(preset.rows[name].checkpoints.values())
-                if any(status.get(n, {}).get("status") in ("failed", "skipped") for n in needs):
+                trained = {n for n in needs if (row_folder(out, n) / "done.json").is_file()}
+                if any(status.get(n, {}).get("status") in ("failed", "skipped") for n in needs - trained):
                     pending.remove(name)
                     status[name] = {"status": "skipped", "seconds": 0.0,
                                     "reason": f"needs {sorted(needs)}, which did not finish"}
                     print(f"[reproduce] {name}: skipped (a row it needs failed)", flush=True)
-                elif all(status.get(n, {}).get("status") == "done" for n in needs) and \
-                        len(running) < preset.parallel:
+                elif needs <= trained and len(running) < preset.parallel:
                     pending.remove(name)
                     job = jobs[name]
                     if job.commands:
@@ -347,8 +361,8 @@ def reproduce(preset_name: str = "mini", out: str | os.PathLike = "results", dat
             _write_summary(summary_path, preset, started_at, started, status, previous)
             time.sleep(1.0)
     except BaseException:
-        for job in running.values():
-            job.stop()
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not orphan the rows' processes
+        stop_jobs(list(running.values()))
         raise
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
@@ -379,13 +393,26 @@ def _plan_row(preset: Preset, row: Row, out: Path, previous: dict, env: dict[str
     config = row_config(preset, row, out)
     digest = config_hash(config, out)
     done = folder / "done.json"
+    evaluation = out / "evaluations" / f"{row.name}.json"
+    retrain = (f"delete {folder} and {evaluation} to retrain it (or use another --out)")
+    inputs = {needed: _finished_stamp(out, needed) for needed in row.checkpoints.values()}
     commands: list[tuple[str, list[str]]] = []
     if done.is_file():
-        trained_with = json.loads(done.read_text()).get("config_hash")
-        if trained_with != digest:
-            raise ReproduceError(f"{folder}: trained with another configuration (hash {trained_with}, now {digest}); "
-                                 "use another --out or delete that row's folder to retrain it")
+        record = json.loads(done.read_text())
+        if record.get("config_hash") != digest:
+            raise ReproduceError(f"{folder}: trained with another configuration (hash {record.get('config_hash')}, "
+                                 f"now {digest}); {retrain}")
+        for needed, stamp in inputs.items():
+            if stamp is not None and record.get("inputs", {}).get(needed, stamp) != stamp:
+                raise ReproduceError(f"{folder}: trained from an earlier {needed} (finished "
+                                     f"{record['inputs'][needed]}, the current one {stamp}); {retrain}")
     else:
+        started = folder / "config.hash"
+        if _has_last(out, row.name) and started.is_file() and started.read_text().strip() != digest:
+            raise ReproduceError(f"{folder}: its last.ckpt comes from another configuration (hash "
+                                 f"{started.read_text().strip()}, now {digest}); {retrain}")
+        atomic_write_bytes(started, lambda stream: stream.write(digest.encode()))
+        evaluation.unlink(missing_ok=True)  # it scored an earlier training of this row
         config_path = folder / "config.yaml"
         text = yaml.safe_dump(config, sort_keys=False)
         atomic_write_bytes(config_path, lambda stream: stream.write(text.encode()))
@@ -393,7 +420,6 @@ def _plan_row(preset: Preset, row: Row, out: Path, previous: dict, env: dict[str
         if _has_last(out, row.name):
             fit += ["--ckpt_path", str(folder / "checkpoints" / "last.ckpt")]
         commands.append(("fit", fit))
-    evaluation = out / "evaluations" / f"{row.name}.json"
     if row.evaluate and not evaluation.is_file():
         settings = {"split": "test", "chunk_seconds": 30.0, **preset.evaluate}
         data = config["data"]
@@ -403,16 +429,25 @@ def _plan_row(preset: Preset, row: Row, out: Path, previous: dict, env: dict[str
             "--chunk-seconds", str(settings["chunk_seconds"]), "--out", str(evaluation), "--quiet")))
 
     def mark_trained() -> None:
-        _write_json(done, {"config_hash": digest, "finished": datetime.now(UTC).isoformat(timespec="seconds")})
+        stamps = {needed: _finished_stamp(out, needed) for needed in row.checkpoints.values()}
+        _write_json(done, {"config_hash": digest, "finished": datetime.now(UTC).isoformat(timespec="microseconds"),
+                           "inputs": stamps})
 
     return RowJob(row.name, commands, folder / "run.log", env, mark_trained, float(previous.get("seconds", 0.0)))
+
+
+def _finished_stamp(out: Path, name: str) -> str | None:
+    """When row ``name`` finished training (None while it has not)."""
+    done = row_folder(out, name) / "done.json"
+    return json.loads(done.read_text()).get("finished") if done.is_file() else None
 
 
 def _finish_row(out: Path, name: str, job: RowJob) -> dict:
     seconds = time.perf_counter() - job.started + job.previous_seconds
     if job.returncode == 0:
         return {"status": "done", "seconds": seconds}
-    return {"status": "failed", "seconds": seconds, "reason": f"exit {job.returncode}; see {job.log}"}
+    return {"status": "failed", "seconds": seconds, "step": job.current,
+            "reason": f"{job.current} exited with {job.returncode}; see {job.log}"}
 
 
 def _write_summary(path: Path, preset: Preset, started_at: str, started: float, status: dict, previous: dict,

@@ -265,3 +265,23 @@ def test_a_stage3_checkpoint_hands_on_both_models(checkpoints, song, tmp_path, c
                          "--out", str(tmp_path / "song.mid")], capsys)
     assert code == 0, err
     assert (tmp_path / "mix" / "piano.wav").is_file() and (tmp_path / "song.mid").is_file()
+
+
+def test_chunked_separation_is_exact_with_a_window_longer_than_four_hops():
+    """The default settings have n_fft = 4 hops; with 8 hops the reflect padding at a piece's edge reaches further
+    and the context must still cover it (and the U-Net's receptive field, and the inverse STFT's window)."""
+    from scoresep.checkpoints import FeatureSettings
+
+    torch.manual_seed(0)
+    network = SeparatorNetwork(1025, 2, SeparatorConfig(channels=2, depth=1)).eval()
+    for module in network.modules():
+        if isinstance(module, torch.nn.BatchNorm1d | torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    features = FeatureSettings(("bass", "piano"), 16_000, 2048, 256, 21, 108)
+    waveform = np.random.default_rng(1).standard_normal(16_000 * 5).astype(np.float32) * 0.1
+    whole = Separator(network, features, chunk_seconds=100.0, device="cpu").separate_source(
+        ArraySource(waveform, 16_000))
+    pieces = Separator(network, features, chunk_seconds=0.4, device="cpu").separate_source(
+        ArraySource(waveform, 16_000))
+    assert np.abs(pieces - whole).max() < 1e-5 * np.abs(whole).max()

@@ -97,6 +97,13 @@ def test_reproduce_runs_rows_in_order_resumes_and_contains_failures(tmp_path, mi
     with pytest.raises(ReproduceError, match="rows/stage1: trained with another configuration"):
         reproduce(str(tmp_path / "changed.yaml"), out)
 
+    # A row trained from an input that has been retrained since is refused too (its checkpoint is stale).
+    done = out / "rows/stage1/done.json"
+    record = json.loads(done.read_text())
+    done.write_text(json.dumps({**record, "finished": "2030-01-01T00:00:00"}))
+    with pytest.raises(ReproduceError, match="rows/stage2: trained from an earlier stage1"):
+        reproduce(_preset(tmp_path, minislakh), out)
+
 
 def test_an_interrupted_row_resumes_from_its_last_checkpoint(tmp_path, minislakh):
     from scoresep.reproduce import _plan_row
@@ -109,6 +116,18 @@ def test_an_interrupted_row_resumes_from_its_last_checkpoint(tmp_path, minislakh
     kinds = [kind for kind, _ in job.commands]
     assert kinds == ["fit", "evaluate"]
     assert job.commands[0][1][-2:] == ["--ckpt_path", str(out / "rows/stage1/checkpoints/last.ckpt")]
+    # the preset changed while the row was unfinished: its last.ckpt belongs to the old configuration
+    (out / "rows/stage1/config.hash").write_text("0123456789abcdef")
+    with pytest.raises(ReproduceError, match="rows/stage1: its last.ckpt comes from another configuration"):
+        _plan_row(preset, preset.rows["stage1"], out, {}, {})
+
+
+def test_summary_skips_tracks_without_separation_scores():
+    from scoresep.inference.evaluate import summarise
+
+    scored = {"track": "a", "separation": {"bass": {"si_sdr": 2.0, "input_si_sdr": -1.0, "si_sdri": 3.0}}}
+    summary = summarise([scored, {"track": "b"}], ("bass",))  # b: a score-only track under mixture: full
+    assert summary["separation"]["bass"] == {"si_sdr": 2.0, "input_si_sdr": -1.0, "si_sdri": 3.0, "tracks": 1}
 
 
 def test_evaluate_scores_whole_tracks(tmp_path, minislakh, capsys):

@@ -41,6 +41,14 @@ def audio_inputs(inputs: list[str]) -> list[Path]:
     return files
 
 
+def peak_amplitude(source, block_seconds: float = 30.0) -> float:
+    """Largest absolute sample of a source, read block by block (bounded memory)."""
+    block, peak = max(1, int(block_seconds * source.sample_rate)), 0.0
+    for start in range(0, source.n_samples, block):
+        peak = max(peak, float(abs(source.read(start, start + block)).max(initial=0.0)))
+    return peak
+
+
 def _progress(total: int, name: str, enabled: bool):
     from tqdm import tqdm
 
@@ -131,7 +139,7 @@ def command_transcribe(args: argparse.Namespace) -> None:
             source = open_source(path, transcriber.sample_rate)
             for note in source.notes:
                 print(f"{path}: note: {note}", file=sys.stderr)
-            if float(abs(source.read(0, source.n_samples)).max()) < SILENCE:
+            if peak_amplitude(source) < SILENCE:
                 raise AudioError(f"{path}: the audio is silent; nothing to transcribe")
             rolls = transcriber.transcribe_source(source, separator)
             write_midi(target, transcriber.to_midi(rolls))

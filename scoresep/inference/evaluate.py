@@ -99,7 +99,8 @@ def summarise(tracks: list[dict], instruments: tuple[str, ...]) -> dict:
     if any("separation" in t for t in tracks):
         separation: dict = {}
         for name in instruments:
-            rows = [t["separation"][name] for t in tracks if t["separation"][name]["si_sdr"] is not None]
+            rows = [t["separation"][name] for t in tracks
+                    if "separation" in t and t["separation"][name]["si_sdr"] is not None]
             separation[name] = {key: _number(float(np.mean([r[key] for r in rows]))) if rows else None
                                 for key in ("si_sdr", "input_si_sdr", "si_sdri")}
             separation[name]["tracks"] = len(rows)

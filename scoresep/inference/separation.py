@@ -67,8 +67,10 @@ class Separator:
         self.network = network.to(self.device).eval()
         self.features, self.chunk_seconds = features, chunk_seconds
         self.spectrogram = Spectrogram(features.n_fft, features.hop_length, features.sample_rate).to(self.device)
-        istft_reach = -(-features.n_fft // (2 * features.hop_length)) + 1
-        self.context_frames = network.receptive_field_frames + istft_reach
+        # Frames within ceil(n_fft / 2 hop) of a piece's edge see its reflect padding; the U-Net spreads that by its
+        # receptive field and the inverse STFT by another ceil(n_fft / 2 hop): the context covers all three.
+        reach = -(-features.n_fft // (2 * features.hop_length))
+        self.context_frames = network.receptive_field_frames + 2 * reach + 1
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, chunk_seconds: float = 30.0,

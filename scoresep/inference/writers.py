@@ -67,13 +67,22 @@ class StemWriter:
         if not self._is_float:
             self.clipped += int((np.abs(pieces) > 1.0).sum())
             pieces = np.clip(pieces, -1.0, 1.0)
-        for handle, piece in zip(self.handles, pieces, strict=True):
-            handle.write(piece)
+        for handle, piece, path in zip(self.handles, pieces, self.paths, strict=True):
+            try:
+                handle.write(piece)
+            except Exception as error:  # a full disk: libsndfile errors, or soundfile's short-write assertion
+                raise AudioError(f"{path}: cannot write audio ({type(error).__name__}: {error})") from error
 
     def commit(self) -> list[Path]:
-        """Close and rename every temp file to its final name."""
-        for handle in self.handles:
-            handle.close()
+        """Close and rename every temp file to its final name (none is renamed if one cannot be)."""
+        for handle, path in zip(self.handles, self.paths, strict=True):
+            try:
+                handle.close()
+            except Exception as error:
+                raise AudioError(f"{path}: cannot write audio ({type(error).__name__}: {error})") from error
+        for path in self.paths:
+            if path.is_dir():
+                raise AudioError(f"{path}: a folder of that name is in the way of the output file")
         mode = default_file_mode()
         for temp, path in zip(self.temps, self.paths, strict=True):
             os.chmod(temp, mode)
