@@ -63,12 +63,23 @@ def lightning_main(args: list[str] | None) -> None:
         stopped_by = interrupting_signal(cli.trainer) if cli.subcommand == "fit" else None
     except SIGTERMException:
         stopped_by = signal.SIGTERM
+    finally:
+        _close_process_group()
     if stopped_by is not None:
         saved = ("last.ckpt was saved at this step" if stopped_by != signal.SIGTERM else
                  "nothing was saved at this step; the newest last.ckpt is from the last epoch end, if any")
         print(f"scoresep: stopped by {stopped_by.name} before the end of training; {saved}. Resume with "
               "--ckpt_path last", file=sys.stderr)
         raise SystemExit(128 + stopped_by.value)
+
+
+def _close_process_group() -> None:
+    """Shut the DDP process group down before the interpreter exits: gloo threads still running at exit can
+    abort the process ("terminate called without an active exception"), turning a finished run into a crash."""
+    import torch.distributed as distributed
+
+    if distributed.is_available() and distributed.is_initialized():
+        distributed.destroy_process_group()
 
 
 def interrupting_signal(trainer) -> signal.Signals | None:

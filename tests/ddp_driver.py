@@ -83,6 +83,9 @@ def main() -> None:
     if trainer.is_global_zero:
         Path(args.out).write_text(json.dumps({"results": results, "per_rank": counter.per_rank,
                                               "checksums": checksums, "world_size": trainer.world_size}))
+    if torch.distributed.is_initialized():  # gloo threads left running at exit can abort the interpreter
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
