@@ -47,6 +47,11 @@ class FeatureSettings:
     def n_bins(self) -> int:
         return self.n_fft // 2 + 1
 
+    @property
+    def frame_rate(self) -> float:
+        """STFT (and piano-roll) frames per second."""
+        return self.sample_rate / self.hop_length
+
     def to_dict(self) -> dict:
         return {**asdict(self), "instruments": list(self.instruments)}
 

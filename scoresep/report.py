@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from scoresep.data.cache import atomic_write_bytes
+
 EVALUATION_FORMAT = 1
 LOSS_FLAGS = ("L_c-mix", "L_h-mix", "AML", "ATL")
 AVERAGE = "avg"
@@ -510,19 +512,6 @@ def _chart_label(row: TableRow) -> str:
     return f"{label} ({'+'.join(flags)})" if flags else label
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Writes to a temporary file in the same folder, flushes it to disk and renames it over ``path``."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(temporary, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
 def render_report(results_dir: str | os.PathLike) -> dict[str, Path]:
     """Reads results_dir/evaluations/*.json (+ optional results_dir/reproduce.json); writes results_dir/report.md,
     results_dir/table1_separation.csv, results_dir/table2_transcription.csv, results_dir/si_sdr.png; returns
@@ -539,5 +528,5 @@ def render_report(results_dir: str | os.PathLike) -> dict[str, Path]:
         "chart": (results.folder / "si_sdr.png", _chart_png(results)),
     }
     for path, data in outputs.values():
-        _write_atomic(path, data)
+        atomic_write_bytes(path, lambda stream, data=data: stream.write(data))
     return {key: path for key, (path, _) in outputs.items()}

@@ -258,21 +258,23 @@ def _scoresep(*args: str) -> list[str]:
     return [sys.executable, "-m", "scoresep", *args]
 
 
-def prepare_data(preset: Preset, out: Path, log: Path) -> None:
-    """Render the mini-Slakh when the preset says how and it is missing; build the cache once."""
-    root = Path(preset.data.get("root", "data/minislakh"))
+def prepare_data(preset: Preset, data_sections: list[dict], log: Path) -> None:
+    """Render the mini-Slakh when the preset says how and it is missing; build the cache once for each distinct
+    data setting the rows train on (``data_sections``: the rows' merged ``data`` configs)."""
+    root = Path(preset.data["root"])
     if not root.exists():
         if not preset.synth:
             raise ReproduceError(f"{root}: dataset folder not found (this preset renders no data; give --data)")
         synth = preset.synth
         _run(_scoresep("synth", "--out", str(root), "--tracks", str(synth.get("tracks", 48)), "--seconds",
                        str(synth.get("seconds", 30)), "--seed", str(synth.get("seed", 0))), log, "synth")
-    data = {"instruments": ["bass", "guitar", "piano"], "sample_rate": 16000, "hop_length": 256, "min_midi": 21,
-            "max_midi": 108, "cache_dir": "data/cache", **preset.data}
-    _run(_scoresep("prepare", "--root", str(root), "--cache", str(data["cache_dir"]), "--instruments",
-                   *data["instruments"], "--sample-rate", str(data["sample_rate"]), "--hop-length",
-                   str(data["hop_length"]), "--min-midi", str(data["min_midi"]), "--max-midi",
-                   str(data["max_midi"])), log, "prepare")
+    keys = ("root", "cache_dir", "instruments", "sample_rate", "hop_length", "min_midi", "max_midi")
+    settings = {tuple(str(v) if not isinstance(v, list) else tuple(v) for v in (d[k] for k in keys))
+                for d in data_sections}
+    for root_dir, cache_dir, instruments, sample_rate, hop_length, min_midi, max_midi in sorted(settings):
+        _run(_scoresep("prepare", "--root", root_dir, "--cache", cache_dir, "--instruments", *instruments,
+                       "--sample-rate", sample_rate, "--hop-length", hop_length, "--min-midi", min_midi,
+                       "--max-midi", max_midi), log, "prepare")
 
 
 def _run(command: list[str], log: Path, what: str) -> None:
@@ -316,7 +318,7 @@ def reproduce(preset_name: str = "mini", out: str | os.PathLike = "results", dat
     log = out / "reproduce.log"
     print(f"[reproduce] preset {preset.path.name}, {len(order)} rows, {preset.parallel} at a time -> {out}",
           flush=True)
-    prepare_data(preset, out, log)
+    prepare_data(preset, [row_config(preset, preset.rows[name], out)["data"] for name in order], log)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     threads = threads or max(1, cores // preset.parallel)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}

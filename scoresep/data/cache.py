@@ -84,6 +84,8 @@ def atomic_write_bytes(path: Path, write) -> None:
     try:
         with os.fdopen(handle, "wb") as stream:
             write(stream)
+            stream.flush()
+            os.fsync(stream.fileno())
         os.chmod(temp_name, default_file_mode())
         os.replace(temp_name, path)
     except BaseException:

@@ -58,9 +58,9 @@ def _progress(total: int, name: str, enabled: bool):
 
 def separate_file(separator, path: Path, out_dir: Path, audio_format: str, show_progress: bool) -> list[Path]:
     """Separate one file into ``out_dir/<file stem>/<instrument>.<ext>`` and ``residual.<ext>``."""
-    from scoresep.inference.sources import open_source
+    from scoresep.inference.sources import FileSource
 
-    source = open_source(path, separator.sample_rate)
+    source = FileSource(path, separator.sample_rate)
     for note in source.notes:
         print(f"{path}: note: {note}", file=sys.stderr)
     target = out_dir / path.stem
@@ -122,7 +122,7 @@ def _midi_targets(files: list[Path], out: str) -> list[Path]:
 def command_transcribe(args: argparse.Namespace) -> None:
     from scoresep.inference.midi_out import write_midi
     from scoresep.inference.separation import Separator
-    from scoresep.inference.sources import open_source
+    from scoresep.inference.sources import FileSource
     from scoresep.inference.transcription import Transcriber
 
     files = audio_inputs(args.inputs)
@@ -136,7 +136,7 @@ def command_transcribe(args: argparse.Namespace) -> None:
     failures = 0
     for path, target in zip(files, targets, strict=True):
         try:
-            source = open_source(path, transcriber.sample_rate)
+            source = FileSource(path, transcriber.sample_rate)
             for note in source.notes:
                 print(f"{path}: note: {note}", file=sys.stderr)
             if peak_amplitude(source) < SILENCE:

@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import torch
 
-from scoresep.checkpoints import FeatureSettings, load_separator, read_checkpoint
+from scoresep.checkpoints import FeatureSettings, load_separator
+from scoresep.constants import n_frames as frame_count
 from scoresep.data.audio import AudioError
 from scoresep.features import Spectrogram
 from scoresep.inference.chunks import Chunk, plan_chunks
@@ -89,9 +90,8 @@ class Separator:
 
     def chunks(self, n_samples: int) -> list[Chunk]:
         """The frame chunks of a recording of ``n_samples`` samples."""
-        frame_rate = self.features.sample_rate / self.features.hop_length
-        n_frames = 1 + n_samples // self.features.hop_length
-        return plan_chunks(n_frames, max(1, round(self.chunk_seconds * frame_rate)), self.context_frames,
+        return plan_chunks(frame_count(n_samples, self.features.hop_length),
+                           max(1, round(self.chunk_seconds * self.features.frame_rate)), self.context_frames,
                            self.network.frame_multiple)
 
     @torch.inference_mode()
@@ -109,7 +109,7 @@ class Separator:
         if n_samples <= self.features.n_fft // 2:
             raise AudioError(f"{source.name}: too short to separate ({n_samples} samples at {self.sample_rate} Hz; "
                              f"needs more than {self.features.n_fft // 2})")
-        n_frames = 1 + n_samples // hop
+        n_frames = frame_count(n_samples, hop)
         for chunk in self.chunks(n_samples):
             # A chunk that reaches the last frame reaches the last sample (frame n covers sample n * hop).
             outer_start, keep_first = chunk.outer_start * hop, chunk.start * hop
@@ -139,7 +139,3 @@ class Separator:
         names = (*self.instruments, "residual")
         return {name: torch.from_numpy(result[index]) for index, name in enumerate(names)}
 
-
-def checkpoint_stage(path: str | os.PathLike) -> str:
-    """The stage that wrote a scoresep checkpoint (``transcriptor``, ``separator`` or ``adversarial``)."""
-    return read_checkpoint(path)["scoresep"]["stage"]

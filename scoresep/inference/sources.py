@@ -120,7 +120,3 @@ class FileSource:
             piece = np.pad(piece, (0, stop - start - piece.shape[0]))
         return np.ascontiguousarray(piece, dtype=np.float32)
 
-
-def open_source(path: str | os.PathLike, sample_rate: int) -> FileSource:
-    """Open an audio file as a source at ``sample_rate`` (AudioError naming the file when unusable)."""
-    return FileSource(path, sample_rate)

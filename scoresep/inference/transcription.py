@@ -14,6 +14,7 @@ import pretty_midi
 import torch
 
 from scoresep.checkpoints import CheckpointError, FeatureSettings, load_transcriptor
+from scoresep.constants import n_frames as frame_count
 from scoresep.data.audio import AudioError
 from scoresep.features import Spectrogram
 from scoresep.inference.chunks import plan_chunks
@@ -72,7 +73,7 @@ class Transcriber:
 
     @property
     def frame_rate(self) -> float:
-        return self.features.sample_rate / self.features.hop_length
+        return self.features.frame_rate
 
     @torch.inference_mode()
     def probabilities(self, source: Source, separator: Separator | None = None) -> np.ndarray:
@@ -88,7 +89,7 @@ class Transcriber:
         if n_samples <= self.features.n_fft // 2:
             raise AudioError(f"{source.name}: too short to transcribe ({n_samples} samples at {self.sample_rate} "
                              f"Hz; needs more than {self.features.n_fft // 2})")
-        n_frames = 1 + n_samples // hop
+        n_frames = frame_count(n_samples, hop)
         context = round(self.context_seconds * self.frame_rate)
         if separator is not None:
             context = max(context, separator.context_frames)

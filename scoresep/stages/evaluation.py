@@ -86,7 +86,7 @@ class TranscriptionEvaluation:
         self.counts[kind] += frame_counts(prediction, target).sum(0).cpu()
         if not self.notes:
             return
-        frame_rate = self.features.sample_rate / self.features.hop_length
+        frame_rate = self.features.frame_rate
         for item_pred, item_target in zip(prediction.cpu().numpy(), target.cpu().numpy(), strict=True):
             for channel in range(item_pred.shape[0]):
                 self.onsets[kind][channel] += note_onset_counts(item_pred[channel], item_target[channel], frame_rate,
