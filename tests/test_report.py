@@ -258,7 +258,9 @@ def test_only_unknown_files_is_an_error(tmp_path: Path) -> None:
 def test_importing_the_module_does_not_import_matplotlib() -> None:
     code = "import sys, scoresep.report; print('matplotlib' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
-    assert result.stdout.strip() == "False"
+    # Only the last line is ours: pyfluidsynth (imported through pretty_midi) prints where it found its library when
+    # the CI environment variable is set.
+    assert result.stdout.strip().splitlines()[-1] == "False"
 
 
 def test_rows_from_different_splits_are_refused(results: Path) -> None:
