@@ -6,6 +6,7 @@ from torch import nn
 
 from scoresep.losses import (
     bin_frequencies,
+    harmonic_leak_loss,
     harmonic_mask,
     harmonic_templates,
     mixture_loss,
@@ -55,6 +56,19 @@ def test_mixture_loss_variants_by_hand():
     assert unrestricted == pytest.approx((3 * 1.0 + 3 * 2.0) / 6)
     with pytest.raises(ValueError, match=r"mixture_loss mixture: expected shape \(batch=1, freq=2, frame=3\)"):
         mixture_loss(separated, torch.zeros(1, 3, 3))
+
+
+def test_harmonic_leak_loss_counts_only_energy_outside_each_instruments_mask():
+    separated = torch.stack([torch.full((2, 3), 1.0), torch.full((2, 3), 2.0)])[None]  # (1, 2, 2, 3)
+    harmonic = torch.zeros_like(separated)
+    harmonic[0, 0] = 1  # instrument 0 fully inside its mask
+    harmonic[0, 1, 0] = 1  # instrument 1: frequency bin 0 inside, bin 1 outside (3 frames of 2.0)
+    assert harmonic_leak_loss(separated, harmonic).item() == pytest.approx(3 * 2.0 / 6)
+    assert harmonic_leak_loss(separated, torch.ones_like(separated)).item() == 0.0
+    absent = harmonic_leak_loss(separated, torch.zeros_like(separated))  # no note at all: everything leaks
+    assert absent.item() == pytest.approx(3.0)
+    with pytest.raises(ValueError, match="harmonic_leak_loss: harmonic"):
+        harmonic_leak_loss(separated, harmonic[:, :1])
 
 
 def test_score_loss_uses_isolated_targets_and_trains_only_the_separator():

@@ -42,7 +42,7 @@ def test_critic_weights_stay_bit_identical_through_training(minislakh, tmp_path,
 
 
 @pytest.mark.parametrize("variant", [
-    {"critic": "transcriptor", "clip_mix_weight": 1.0, "harmonic_mix_weight": 1.0},
+    {"critic": "transcriptor", "clip_mix_weight": 1.0, "harmonic_mix_weight": 1.0, "harmonic_leak_weight": 1.0},
     {"critic": "classifier", "clip_mix_weight": 0.0, "harmonic_mix_weight": 0.0, "mix_weight": 1.0},
     {"critic": "none", "supervised": True, "score_weight": 0.0},
 ])
@@ -53,6 +53,9 @@ def test_variants_train_and_report_si_sdr_per_instrument(minislakh, tmp_path, st
     trainer = quiet_trainer(tmp_path, max_steps=2, limit_val_batches=2)
     datamodule = tiny_datamodule(minislakh, tmp_path)
     trainer.fit(stage, datamodule)
+    logged = {name[len("train/"):] for name in trainer.callback_metrics if name.startswith("train/")}
+    enabled = {name[: -len("_weight")] for name, weight in variant.items() if name.endswith("_weight") and weight > 0}
+    assert enabled <= logged, (enabled, logged)  # every enabled loss term is computed and logged on its own
     results = trainer.test(stage, datamodule)[0]
     for name in ("bass", "guitar", "piano"):
         assert -100 <= results[f"test/si_sdr/{name}"] <= 100

@@ -80,9 +80,30 @@ def mixture_loss(separated: torch.Tensor, mixture: torch.Tensor, active: torch.T
     return (error * covered).flatten(1).sum(1) / covered.flatten(1).sum(1).clamp_min(1.0)
 
 
+def harmonic_leak_loss(separated: torch.Tensor, harmonic: torch.Tensor) -> torch.Tensor:
+    """Energy each instrument keeps where its score has no harmonic (``L_h-leak``), per batch item.
+
+    ``L_h-mix`` only says that the harmonic parts ``H_i * S_i`` add up to the mixture: nothing in it stops an
+    instrument from also taking bins that belong to another one. This term is the missing half of the
+    harmonic prior: the mean magnitude of ``(1 - H_i) * S_i`` summed over instruments, so an instrument absent
+    from the clip (``H_i = 0``) is pushed to silence and a present one to its own harmonics. Together with
+    ``L_c-mix`` (the sum must still be the mixture) it moves shared energy to the instrument whose score
+    explains it. Same unit as :func:`mixture_loss` (magnitude per bin).
+
+    Shape:
+        separated, harmonic: ``(batch, instrument, freq, frame)``
+        returns: ``(batch,)``
+    """
+    check_shape("harmonic_leak_loss separated", separated, "batch, instrument, freq, frame")
+    if harmonic.shape != separated.shape:
+        raise ValueError(f"harmonic_leak_loss: harmonic {tuple(harmonic.shape)} must match separated "
+                         f"{tuple(separated.shape)} (batch, instrument, freq, frame)")
+    return ((1.0 - harmonic) * separated).sum(1).flatten(1).mean(1)
+
+
 def bin_frequencies(sample_rate: int, n_fft: int) -> torch.Tensor:
     """Centre frequency in Hz of each one-sided STFT bin: ``(n_fft // 2 + 1,)``."""
     return torch.arange(n_fft // 2 + 1, dtype=torch.float64) * sample_rate / n_fft
 
 
-__all__ = ["bin_frequencies", "harmonic_mask", "harmonic_templates", "mixture_loss"]
+__all__ = ["bin_frequencies", "harmonic_leak_loss", "harmonic_mask", "harmonic_templates", "mixture_loss"]

@@ -62,6 +62,7 @@ class AdversarialStage(EvaluatedStage):
         score_weight, clip_mix_weight, harmonic_mix_weight: the separator's stage-2 losses (``L_score`` is ATL's
             separator side as well).
         n_harmonics, harmonic_tolerance, harmonic_restrict: harmonic mask settings (as in stage 2).
+        harmonic_leak_weight: weight of ``L_h-leak`` (as in stage 2; 0 disables it).
         pos_weight: BCE weight of note cells in ``L_tr`` (stage 1 trained with 20).
         critic_pos_weight: BCE weight of note cells in ``L_score`` and the adversarial terms (as in stage 2: 5).
         transcriptor_updates, separator_updates: optimiser steps of each model per training batch.
@@ -98,6 +99,7 @@ class AdversarialStage(EvaluatedStage):
         n_harmonics: int = 8,
         harmonic_tolerance: float = 0.5,
         harmonic_restrict: bool = True,
+        harmonic_leak_weight: float = 0.0,
         pos_weight: float = 20.0,
         critic_pos_weight: float = 5.0,
         transcriptor_updates: int = 1,
@@ -178,7 +180,7 @@ class AdversarialStage(EvaluatedStage):
         if hp.score_weight > 0:
             terms["score"] = score_loss(self.transcriptor, separated, rolls, hp.critic_pos_weight).mean()
         terms.update(mixture_terms(batch, separated, self.templates, 0.0, hp.clip_mix_weight,
-                                   hp.harmonic_mix_weight, hp.harmonic_restrict))
+                                   hp.harmonic_mix_weight, hp.harmonic_restrict, hp.harmonic_leak_weight))
         if hp.aml and pairs is not None:
             mixtures, scores = artificial_mixtures(separated, rolls, pairs)
             terms["aml"] = aml_separator_loss(self.transcriptor, mixtures, scores, hp.critic_pos_weight).mean()
@@ -188,7 +190,7 @@ class AdversarialStage(EvaluatedStage):
         hp = self.hparams
         weights = {"transcription": hp.transcription_weight, "aml": hp.aml_weight, "atl": hp.atl_weight,
                    "score": hp.score_weight, "clip_mix": hp.clip_mix_weight,
-                   "harmonic_mix": hp.harmonic_mix_weight}
+                   "harmonic_mix": hp.harmonic_mix_weight, "harmonic_leak": hp.harmonic_leak_weight}
         return sum(weights[name] * value for name, value in terms.items())
 
     def _backward(self, loss: torch.Tensor, model: torch.nn.Module) -> None:

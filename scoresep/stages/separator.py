@@ -20,7 +20,14 @@ from scoresep.checkpoints import FeatureSettings, load_transcriptor, section
 from scoresep.constants import DEFAULT_INSTRUMENTS, HOP_LENGTH, MAX_MIDI, MIN_MIDI, N_FFT, SAMPLE_RATE
 from scoresep.features import Spectrogram
 from scoresep.instruments import check_instruments
-from scoresep.losses import bin_frequencies, harmonic_mask, harmonic_templates, mixture_loss, score_loss
+from scoresep.losses import (
+    bin_frequencies,
+    harmonic_leak_loss,
+    harmonic_mask,
+    harmonic_templates,
+    mixture_loss,
+    score_loss,
+)
 from scoresep.losses import supervised_loss as supervised_l1
 from scoresep.models.separator import Separator, SeparatorConfig
 from scoresep.models.transcriptor import Transcriptor
@@ -46,19 +53,23 @@ def masked_waveforms(spectrogram: Spectrogram, batch: dict, masks: torch.Tensor)
 
 def mixture_terms(batch: dict, separated: torch.Tensor, templates: torch.Tensor, mix_weight: float,
                   clip_mix_weight: float, harmonic_mix_weight: float,
-                  harmonic_restrict: bool) -> dict[str, torch.Tensor]:
+                  harmonic_restrict: bool, harmonic_leak_weight: float) -> dict[str, torch.Tensor]:
     """The enabled mixture-consistency losses (weight > 0), batch-averaged and unweighted: ``mix``
-    (all instruments), ``clip_mix`` (``L_c-mix``) and ``harmonic_mix`` (``L_h-mix``, harmonic masks from
-    ``templates`` ``(pitch, freq)``). ``separated``: ``(batch, instrument, freq, frame)``."""
+    (all instruments), ``clip_mix`` (``L_c-mix``), ``harmonic_mix`` (``L_h-mix``, harmonic masks from
+    ``templates`` ``(pitch, freq)``) and ``harmonic_leak`` (energy outside each instrument's harmonic mask).
+    ``separated``: ``(batch, instrument, freq, frame)``."""
     mixture, terms = batch["mixture_mag"], {}
     if mix_weight > 0:
         terms["mix"] = mixture_loss(separated, mixture).mean()
     if clip_mix_weight > 0:
         terms["clip_mix"] = mixture_loss(separated, mixture, active=batch["active"]).mean()
-    if harmonic_mix_weight > 0:
+    if harmonic_mix_weight > 0 or harmonic_leak_weight > 0:
         masks = harmonic_mask(batch["rolls"], templates)
-        terms["harmonic_mix"] = mixture_loss(separated, mixture, harmonic=masks,
-                                             restrict_to_covered=harmonic_restrict).mean()
+        if harmonic_mix_weight > 0:
+            terms["harmonic_mix"] = mixture_loss(separated, mixture, harmonic=masks,
+                                                 restrict_to_covered=harmonic_restrict).mean()
+        if harmonic_leak_weight > 0:
+            terms["harmonic_leak"] = harmonic_leak_loss(separated, masks).mean()
     return terms
 
 
@@ -81,6 +92,8 @@ class SeparatorStage(EvaluatedStage):
         harmonic_mix_weight: weight of ``L_h-mix`` (harmonic masks from the score); 0 disables it.
         n_harmonics, harmonic_tolerance, harmonic_restrict: harmonic mask: harmonics per note, half-width in
             semitones, and whether ``L_h-mix`` counts only the bins some mask covers.
+        harmonic_leak_weight: weight of ``L_h-leak`` (energy of each separated spectrogram outside its harmonic
+            mask; not in the paper, 0 disables it; see ``losses.mixture.harmonic_leak_loss``).
         critic_pos_weight: BCE weight of note cells in ``L_score`` (5: with 1 the empty cells dominate; README).
         lr, weight_decay, scheduler: AdamW and an optional cosine decay over the run.
         log_media: log separated audio and mask images of the first validation batch (W&B or TensorBoard).
@@ -108,6 +121,7 @@ class SeparatorStage(EvaluatedStage):
         n_harmonics: int = 8,
         harmonic_tolerance: float = 0.5,
         harmonic_restrict: bool = True,
+        harmonic_leak_weight: float = 0.0,
         critic_pos_weight: float = 5.0,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
@@ -122,13 +136,13 @@ class SeparatorStage(EvaluatedStage):
         self.features = FeatureSettings(check_instruments(instruments), sample_rate, n_fft, hop_length, min_midi,
                                         max_midi)
         weights = {"score_weight": score_weight, "mix_weight": mix_weight, "clip_mix_weight": clip_mix_weight,
-                   "harmonic_mix_weight": harmonic_mix_weight}
+                   "harmonic_mix_weight": harmonic_mix_weight, "harmonic_leak_weight": harmonic_leak_weight}
         if any(w < 0 for w in weights.values()):
             raise ValueError(f"SeparatorStage: loss weights must be >= 0, got {weights}")
         if max_nonfinite_steps < 1:
             raise ValueError(f"SeparatorStage: max_nonfinite_steps must be >= 1, got {max_nonfinite_steps}")
         self.use_critic = critic != "none" and not supervised and score_weight > 0
-        if not supervised and not self.use_critic and not (mix_weight or clip_mix_weight or harmonic_mix_weight):
+        if not supervised and not self.use_critic and not any(w for k, w in weights.items() if k != "score_weight"):
             raise ValueError("SeparatorStage: no loss is enabled (set a critic with score_weight > 0, a mixture "
                              "loss weight, or supervised: true)")
         self.separator = Separator(self.features.n_bins, len(instruments), model)
@@ -169,13 +183,13 @@ class SeparatorStage(EvaluatedStage):
             target = rolls if hp.critic == "transcriptor" else activity_target(rolls)
             terms["score"] = score_loss(self.critic, separated, target, hp.critic_pos_weight).mean()
         terms.update(mixture_terms(batch, separated, self.templates, hp.mix_weight, hp.clip_mix_weight,
-                                   hp.harmonic_mix_weight, hp.harmonic_restrict))
+                                   hp.harmonic_mix_weight, hp.harmonic_restrict, hp.harmonic_leak_weight))
         return terms
 
     def total(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
         hp = self.hparams
         weights = {"supervised": 1.0, "score": hp.score_weight, "mix": hp.mix_weight, "clip_mix": hp.clip_mix_weight,
-                   "harmonic_mix": hp.harmonic_mix_weight}
+                   "harmonic_mix": hp.harmonic_mix_weight, "harmonic_leak": hp.harmonic_leak_weight}
         return sum(weights[name] * value for name, value in terms.items())
 
     def separate(self, mixture_mag: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
