@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,16 @@ from scoresep.data.audio import AudioError
 from scoresep.data.cache import default_file_mode
 
 AUDIO_FORMATS = {"wav": ("WAV", "PCM_16"), "flac": ("FLAC", "PCM_16"), "wav32": ("WAV", "FLOAT")}
+
+
+@contextmanager
+def _write_errors_named(path: Path) -> Iterator[None]:
+    """Turn any error of writing or closing an audio file (a full disk: libsndfile errors, or soundfile's
+    short-write assertion) into an AudioError naming the output file."""
+    try:
+        yield
+    except Exception as error:
+        raise AudioError(f"{path}: cannot write audio ({type(error).__name__}: {error})") from error
 
 
 def check_writable_folder(folder: str | os.PathLike) -> Path:
@@ -68,18 +80,14 @@ class StemWriter:
             self.clipped += int((np.abs(pieces) > 1.0).sum())
             pieces = np.clip(pieces, -1.0, 1.0)
         for handle, piece, path in zip(self.handles, pieces, self.paths, strict=True):
-            try:
+            with _write_errors_named(path):
                 handle.write(piece)
-            except Exception as error:  # a full disk: libsndfile errors, or soundfile's short-write assertion
-                raise AudioError(f"{path}: cannot write audio ({type(error).__name__}: {error})") from error
 
     def commit(self) -> list[Path]:
         """Close and rename every temp file to its final name (none is renamed if one cannot be)."""
         for handle, path in zip(self.handles, self.paths, strict=True):
-            try:
+            with _write_errors_named(path):
                 handle.close()
-            except Exception as error:
-                raise AudioError(f"{path}: cannot write audio ({type(error).__name__}: {error})") from error
         for path in self.paths:
             if path.is_dir():
                 raise AudioError(f"{path}: a folder of that name is in the way of the output file")

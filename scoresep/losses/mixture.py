@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from scoresep.losses._shapes import check_shape
+from scoresep.losses._shapes import check_same_shape, check_shape
 
 
 def harmonic_templates(freqs: torch.Tensor, n_pitches: int, min_midi: int, n_harmonics: int = 8,
@@ -69,9 +69,7 @@ def mixture_loss(separated: torch.Tensor, mixture: torch.Tensor, active: torch.T
     weights = weights[:, :, None, None]
     if harmonic is None:
         return ((weights * separated).sum(1) - mixture).abs().flatten(1).mean(1)
-    if harmonic.shape != separated.shape:
-        raise ValueError(f"mixture_loss: harmonic {tuple(harmonic.shape)} must match separated "
-                         f"{tuple(separated.shape)} (batch, instrument, freq, frame)")
+    check_same_shape("mixture_loss: harmonic", harmonic, "separated", separated, "batch, instrument, freq, frame")
     masks = weights * harmonic
     error = ((masks * separated).sum(1) - mixture).abs()
     if not restrict_to_covered:
@@ -95,9 +93,8 @@ def harmonic_leak_loss(separated: torch.Tensor, harmonic: torch.Tensor) -> torch
         returns: ``(batch,)``
     """
     check_shape("harmonic_leak_loss separated", separated, "batch, instrument, freq, frame")
-    if harmonic.shape != separated.shape:
-        raise ValueError(f"harmonic_leak_loss: harmonic {tuple(harmonic.shape)} must match separated "
-                         f"{tuple(separated.shape)} (batch, instrument, freq, frame)")
+    check_same_shape("harmonic_leak_loss: harmonic", harmonic, "separated", separated,
+                     "batch, instrument, freq, frame")
     return ((1.0 - harmonic) * separated).sum(1).flatten(1).mean(1)
 
 

@@ -6,7 +6,7 @@ from typing import Literal
 
 import torch
 
-from scoresep.losses._shapes import check_shape
+from scoresep.losses._shapes import check_same_shape, check_shape
 
 
 def supervised_loss(separated: torch.Tensor, sources: torch.Tensor, kind: Literal["l1", "mse"] = "l1") -> torch.Tensor:
@@ -17,9 +17,7 @@ def supervised_loss(separated: torch.Tensor, sources: torch.Tensor, kind: Litera
         returns: ``(batch,)``
     """
     check_shape("supervised_loss separated", separated, "batch, instrument, freq, frame")
-    if sources.shape != separated.shape:
-        raise ValueError(f"supervised_loss: sources {tuple(sources.shape)} must match separated "
-                         f"{tuple(separated.shape)} (batch, instrument, freq, frame)")
+    check_same_shape("supervised_loss: sources", sources, "separated", separated, "batch, instrument, freq, frame")
     error = separated - sources
     if kind == "l1":
         return error.abs().flatten(1).mean(1)

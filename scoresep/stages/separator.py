@@ -135,14 +135,15 @@ class SeparatorStage(EvaluatedStage):
         self.hparams["model"] = asdict(model)
         self.features = FeatureSettings(check_instruments(instruments), sample_rate, n_fft, hop_length, min_midi,
                                         max_midi)
-        weights = {"score_weight": score_weight, "mix_weight": mix_weight, "clip_mix_weight": clip_mix_weight,
-                   "harmonic_mix_weight": harmonic_mix_weight, "harmonic_leak_weight": harmonic_leak_weight}
+        mixture_weights = {"mix_weight": mix_weight, "clip_mix_weight": clip_mix_weight,
+                           "harmonic_mix_weight": harmonic_mix_weight, "harmonic_leak_weight": harmonic_leak_weight}
+        weights = {"score_weight": score_weight, **mixture_weights}
         if any(w < 0 for w in weights.values()):
             raise ValueError(f"SeparatorStage: loss weights must be >= 0, got {weights}")
         if max_nonfinite_steps < 1:
             raise ValueError(f"SeparatorStage: max_nonfinite_steps must be >= 1, got {max_nonfinite_steps}")
         self.use_critic = critic != "none" and not supervised and score_weight > 0
-        if not supervised and not self.use_critic and not any(w for k, w in weights.items() if k != "score_weight"):
+        if not supervised and not self.use_critic and not any(mixture_weights.values()):
             raise ValueError("SeparatorStage: no loss is enabled (set a critic with score_weight > 0, a mixture "
                              "loss weight, or supervised: true)")
         self.separator = Separator(self.features.n_bins, len(instruments), model)
