@@ -20,6 +20,7 @@ from scoresep.inference.midi_out import rolls_to_midi
 from scoresep.inference.separation import Separator
 from scoresep.inference.sources import ArraySource, FileSource
 from scoresep.inference.transcription import Transcriber
+from scoresep.inference.writers import StemWriter
 from scoresep.instruments import INSTRUMENTS
 from scoresep.metrics import roll_note_frames
 from scoresep.models.separator import Separator as SeparatorNetwork
@@ -285,3 +286,13 @@ def test_chunked_separation_is_exact_with_a_window_longer_than_four_hops():
     pieces = Separator(network, features, chunk_seconds=0.4, device="cpu").separate_source(
         ArraySource(waveform, 16_000))
     assert np.abs(pieces - whole).max() < 1e-5 * np.abs(whole).max()
+
+
+def test_a_failed_stem_write_names_the_output_file_and_leaves_nothing_behind(tmp_path):
+    paths = [tmp_path / "bass.wav", tmp_path / "guitar.wav"]
+    writer = StemWriter(paths, 16_000)
+    writer.handles[1].close()  # the guitar file can no longer be written, as after a disk error
+    with pytest.raises(AudioError, match=r"guitar\.wav: cannot write audio"):
+        writer.write(np.zeros((2, 100), dtype=np.float32))
+    writer.abort()
+    assert list(tmp_path.iterdir()) == []
