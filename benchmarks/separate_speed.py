@@ -50,8 +50,8 @@ def measure(path: Path, ckpt: str | None, chunk_seconds: float, threads: int | N
     from scoresep.checkpoints import FeatureSettings
     from scoresep.inference.commands import separate_file
     from scoresep.inference.separation import Separator
-    from scoresep.models.separator import Separator as SeparatorNetwork
     from scoresep.models.separator import SeparatorConfig
+    from scoresep.models.separator import UNetSeparator as SeparatorNetwork
 
     if ckpt:
         separator = Separator.from_checkpoint(ckpt, chunk_seconds=chunk_seconds, device="cpu")

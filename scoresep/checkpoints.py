@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from scoresep.models.separator import Separator, SeparatorConfig
+from scoresep.models import SeparatorNetwork, build_separator
 from scoresep.models.transcriptor import Transcriptor, TranscriptorConfig
 
 FORMAT = 1
@@ -127,12 +127,20 @@ def load_transcriptor(path: str | os.PathLike, expected: FeatureSettings | None 
     return model, {**info, "features": features, "stage": meta["stage"]}
 
 
-def load_separator(path: str | os.PathLike, expected: FeatureSettings | None = None) -> tuple[Separator, dict]:
-    """Rebuild the separator of a stage-2 (or stage-3) checkpoint, weights loaded strictly."""
+def load_separator(path: str | os.PathLike,
+                   expected: FeatureSettings | None = None) -> tuple[SeparatorNetwork, dict]:
+    """Rebuild the separator of a stage-2 (or stage-3) checkpoint, any architecture, weights loaded strictly.
+
+    The checkpoint names the network by ``class_path`` with its ``init_args``; checkpoints written before
+    networks had class paths hold the U-Net's ``config`` and load as the U-Net."""
     checkpoint, features, _ = _model_section(path, ("separator",), expected, "a stage-2 or stage-3 checkpoint")
     meta = checkpoint["scoresep"]
     info = meta["models"]["separator"]
-    model = Separator(features.n_bins, len(features.instruments), SeparatorConfig(**info["config"]))
+    spec = info if "class_path" in info else info.get("config", {})
+    try:
+        model = build_separator(spec, features.n_bins, len(features.instruments))
+    except (ValueError, TypeError) as error:
+        raise CheckpointError(f"{path}: cannot rebuild its separator network ({error})") from error
     try:
         model.load_state_dict(_sub_state(checkpoint["state_dict"], "separator."), strict=True)
     except RuntimeError as error:

@@ -33,7 +33,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
     return USER_ERRORS + (AudioError, MidiError, DatasetError, CheckpointError, ReportError, ReproduceError)
 
 
-FEATURE_LINKS = ("instruments", "sample_rate", "n_fft", "hop_length", "min_midi", "max_midi")
+FEATURE_LINKS = ("instruments", "sample_rate", "n_fft", "hop_length", "min_midi", "max_midi", "stft_backend")
 
 
 def lightning_main(args: list[str] | None) -> None:
@@ -97,7 +97,7 @@ def interrupting_signal(trainer) -> signal.Signals | None:
 
 
 def _versions() -> dict[str, str]:
-    names = {"torch": "torch", "torchaudio": "torchaudio", "nnAudio": "nnAudio", "pytorch-lightning":
+    names = {"torch": "torch", "torchaudio": "torchaudio", "nnAudio2": "nnaudio2", "pytorch-lightning":
              "pytorch-lightning", "jsonargparse": "jsonargparse", "pretty_midi": "pretty_midi",
              "mir_eval": "mir_eval", "soundfile": "soundfile", "pyfluidsynth": "pyfluidsynth", "wandb": "wandb"}
     versions = {}

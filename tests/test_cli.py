@@ -15,7 +15,7 @@ def test_env_reports_versions_and_gpu():
     result = _run("env")
     assert result.returncode == 0, result.stderr
     assert f"torch              {torch.__version__.split('+')[0]}" in result.stdout
-    for name in ("torchaudio", "nnAudio", "pytorch-lightning", "jsonargparse", "pretty_midi", "mir_eval", "GPU"):
+    for name in ("torchaudio", "nnAudio2", "pytorch-lightning", "jsonargparse", "pretty_midi", "mir_eval", "GPU"):
         assert name in result.stdout
 
 

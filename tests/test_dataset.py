@@ -124,7 +124,9 @@ def test_datamodule_adds_fp32_spectrograms_with_roll_frame_count(minislakh, tmp_
     batch = datamodule.on_after_batch_transfer(batch, 0)
     assert batch["mixture"].shape == (3, 2 * 16_000)
     assert batch["mixture_mag"].shape == (3, 513, 126) and batch["mixture_mag"].dtype == torch.float32
-    assert batch["sources_mag"].shape == (3, 3, 513, 126)
+    assert "sources_mag" not in batch  # computed only when a stage reads it
+    sources_mag = datamodule.spectrogram.source_magnitudes(batch)
+    assert sources_mag.shape == (3, 3, 513, 126) and batch["sources_mag"] is sources_mag
     assert batch["rolls"].shape[-1] == batch["mixture_mag"].shape[-1]
     assert batch["mixture_stft"].dtype == torch.complex64
     validation = [b["mixture"] for b in datamodule.val_dataloader()]

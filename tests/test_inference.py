@@ -23,8 +23,8 @@ from scoresep.inference.transcription import Transcriber
 from scoresep.inference.writers import StemWriter
 from scoresep.instruments import INSTRUMENTS
 from scoresep.metrics import roll_note_frames
-from scoresep.models.separator import Separator as SeparatorNetwork
 from scoresep.models.separator import SeparatorConfig
+from scoresep.models.separator import UNetSeparator as SeparatorNetwork
 from scoresep.stages.adversarial import AdversarialStage
 
 

@@ -4,7 +4,7 @@ import torch
 from helpers import TINY_S, TINY_T, quiet_trainer, tiny_datamodule
 
 from scoresep.checkpoints import CheckpointError, load_separator
-from scoresep.models.separator import Separator, SeparatorConfig
+from scoresep.models.separator import SeparatorConfig, UNetSeparator
 from scoresep.models.transcriptor import TranscriptorConfig
 from scoresep.stages.separator import SeparatorStage
 from scoresep.stages.transcriptor import TranscriptorStage
@@ -25,7 +25,7 @@ def stage1_checkpoints(minislakh, tmp_path_factory):
 
 
 def test_separator_masks_are_in_unit_range_for_odd_sizes():
-    model = Separator(513, 3, SeparatorConfig(**TINY_S))
+    model = UNetSeparator(513, 3, SeparatorConfig(**TINY_S))
     masks = model(torch.rand(2, 513, 63) * 50)
     assert masks.shape == (2, 3, 513, 63) and masks.min() >= 0 and masks.max() <= 1
 

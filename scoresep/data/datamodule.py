@@ -1,8 +1,8 @@
 """``SlakhDataModule``: the one LightningDataModule that every stage trains and evaluates on.
 
 It prepares the cache once (``prepare_data``, rank 0), serves hop-aligned crops (``dataset.py``) and, after
-the batch reaches the accelerator, adds the spectrograms (``on_after_batch_transfer``, fp32 nnAudio STFT;
-see features.py). It knows nothing about models.
+the batch reaches the accelerator, adds the spectrograms (``on_after_batch_transfer``, fp32 STFT with the
+``stft_backend`` chosen here; see features.py). It knows nothing about models.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from scoresep.data.cache import CacheSettings, cache_path, load_index, prepare
 from scoresep.data.dataset import SlakhCrops
 from scoresep.data.samplers import EvalShardSampler, TrainCropSampler
 from scoresep.data.slakh import DatasetError
-from scoresep.features import Spectrogram
+from scoresep.features import Spectrogram, StftBackend
 from scoresep.instruments import check_instruments
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,8 @@ class SlakhDataModule(pl.LightningDataModule):
         hop_length: STFT hop; also the piano-roll frame period (``sample_rate / hop_length`` frames/s).
         min_midi: lowest pitch row of the rolls (MIDI number; 21 = A0).
         max_midi: highest pitch row of the rolls (108 = C8).
+        stft_backend: ``torch`` (FFT, the default: fastest measured on CPU) or ``nnaudio2`` (see features.py);
+            linked into the stage, which computes the stems' and separated spectrograms the same way.
         segment_seconds: crop length; rounded down to a whole number of hops.
         batch_size: crops per batch (per process under DDP).
         num_workers: DataLoader worker processes.
@@ -62,6 +64,7 @@ class SlakhDataModule(pl.LightningDataModule):
         hop_length: int = HOP_LENGTH,
         min_midi: int = MIN_MIDI,
         max_midi: int = MAX_MIDI,
+        stft_backend: StftBackend = "torch",
         segment_seconds: float = 4.0,
         batch_size: int = 8,
         num_workers: int = 0,
@@ -82,7 +85,7 @@ class SlakhDataModule(pl.LightningDataModule):
         self.settings = CacheSettings(str(Path(root).resolve()), tuple(self.instruments), sample_rate, hop_length,
                                       min_midi, max_midi)
         self.cache = cache_path(cache_dir, self.settings)
-        self.spectrogram = Spectrogram(n_fft, hop_length, sample_rate, inverse=False)
+        self.spectrogram = Spectrogram(n_fft, hop_length, sample_rate, inverse=False, backend=stft_backend)
         self.datasets: dict[str, SlakhCrops] = {}
 
     @property
@@ -138,7 +141,8 @@ class SlakhDataModule(pl.LightningDataModule):
         return self.test_dataloader()
 
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
-        """Spectrograms on the batch's device, fp32 (adds ``mixture_stft``, ``mixture_mag``, ``sources_mag``)."""
+        """The mixture's spectrograms on the batch's device, fp32 (adds ``mixture_stft``, ``mixture_mag``); a stage
+        that reads the stems' spectrograms computes them with ``Spectrogram.source_magnitudes``."""
         device = batch["mixture"].device
         if next(self.spectrogram.buffers()).device != device:
             self.spectrogram.to(device)

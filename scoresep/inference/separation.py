@@ -20,7 +20,7 @@ from scoresep.data.audio import AudioError
 from scoresep.features import Spectrogram
 from scoresep.inference.chunks import Chunk, plan_chunks
 from scoresep.inference.sources import ArraySource, FileSource
-from scoresep.models.separator import Separator as SeparatorNetwork
+from scoresep.models import SeparatorNetwork
 
 Source = ArraySource | FileSource
 
@@ -51,7 +51,7 @@ class Separator:
     """Separate mono audio into one waveform per instrument plus the residual.
 
     Args:
-        network: the separator network (``scoresep.models.separator.Separator``), any device.
+        network: a separator network (any ``scoresep.models.SeparatorNetwork``), any device.
         features: the feature settings it was trained with.
         chunk_seconds: kept audio per chunk; memory grows with it, never with the recording's length.
         device: where to compute (default: CUDA when available).

@@ -1,1 +1,12 @@
-"""Plain ``nn.Module`` networks (no Lightning inside): transcriptor (and activity classifier), separator."""
+"""Plain ``nn.Module`` networks (no Lightning inside): transcriptor (and activity classifier), separators.
+
+Separators are chosen by class path (``scoresep.models.UNetSeparator``, ``scoresep.models.FrameSeparator``;
+see ``base.py`` for the interface a new one implements).
+"""
+
+from scoresep.models.base import SeparatorNetwork, build_separator, network_spec, separator_spec
+from scoresep.models.frame_separator import FrameSeparator, FrameSeparatorConfig
+from scoresep.models.separator import SeparatorConfig, UNetSeparator
+
+__all__ = ["FrameSeparator", "FrameSeparatorConfig", "SeparatorConfig", "SeparatorNetwork", "UNetSeparator",
+           "build_separator", "network_spec", "separator_spec"]

@@ -1,4 +1,4 @@
-"""Separator: mixture magnitude -> one T-F mask in [0, 1] per instrument (a U-Net over log-magnitude).
+"""U-Net separator: mixture magnitude -> one T-F mask in [0, 1] per instrument (a 2-D U-Net over log-magnitude).
 
 The separated spectrogram of instrument ``i`` is ``S_i = M_i * X``. Masks are independent sigmoids (not a
 softmax), as in the paper: an instrument absent from the clip can get an all-zero mask, and nothing forces
@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from scoresep.models.base import SeparatorNetwork
 
 
 @dataclass
@@ -47,7 +49,7 @@ def _block(in_channels: int, out_channels: int) -> nn.Sequential:
     )
 
 
-class Separator(nn.Module):
+class UNetSeparator(SeparatorNetwork):
     """Mixture magnitude ``(batch, freq, frame)`` -> masks ``(batch, instrument, freq, frame)`` in [0, 1].
 
     Args:
@@ -56,10 +58,11 @@ class Separator(nn.Module):
         config: network size.
     """
 
+    config_class = SeparatorConfig
+
     def __init__(self, n_bins: int, n_instruments: int, config: SeparatorConfig | None = None):
-        super().__init__()
         config = config or SeparatorConfig()
-        self.n_bins, self.n_instruments, self.config = n_bins, n_instruments, config
+        super().__init__(n_bins, n_instruments, config)
         self.input_norm = nn.BatchNorm1d(n_bins)
         widths = [config.channels * 2**level for level in range(config.depth + 1)]
         self.down = nn.ModuleList([_block(1 if level == 0 else widths[level - 1], widths[level])
@@ -88,9 +91,7 @@ class Separator(nn.Module):
         return sum(6 * 2**level for level in range(depth)) + 2 * 2**depth
 
     def forward(self, magnitude: torch.Tensor) -> torch.Tensor:
-        if magnitude.ndim != 3 or magnitude.shape[1] != self.n_bins:
-            raise ValueError(f"Separator expects a magnitude (batch, freq={self.n_bins}, frame), "
-                             f"got shape {tuple(magnitude.shape)}")
+        self.check_input(magnitude)
         _, bins, frames = magnitude.shape
         multiple = 2**self.config.depth
         pad_bins, pad_frames = (-bins) % multiple, (-frames) % multiple

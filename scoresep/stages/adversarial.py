@@ -25,7 +25,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from scoresep.checkpoints import FeatureSettings, load_separator, load_transcriptor, section
 from scoresep.constants import DEFAULT_INSTRUMENTS, HOP_LENGTH, MAX_MIDI, MIN_MIDI, N_FFT, SAMPLE_RATE
-from scoresep.features import Spectrogram
+from scoresep.features import Spectrogram, StftBackend
 from scoresep.instruments import check_instruments
 from scoresep.losses import (
     aml_separator_loss,
@@ -39,6 +39,7 @@ from scoresep.losses import (
     transcription_bce,
 )
 from scoresep.losses.adversarial import AmlForm
+from scoresep.models import network_spec
 from scoresep.stages.common import EvaluatedStage, log_media
 from scoresep.stages.evaluation import SeparationEvaluation, TranscriptionEvaluation
 from scoresep.stages.separator import masked_waveforms, mixture_terms, separate
@@ -48,7 +49,8 @@ class AdversarialStage(EvaluatedStage):
     """Stage 3: joint fine-tuning with the adversarial mixture (AML) and transcription (ATL) losses.
 
     Args:
-        instruments, sample_rate, n_fft, hop_length, min_midi, max_midi: feature settings, linked from the data
+        instruments, sample_rate, n_fft, hop_length, min_midi, max_midi, stft_backend: feature settings, linked
+            from the data
             module by the CLI; both checkpoints must match them.
         separator_checkpoint: stage-2 (or stage-3) checkpoint whose separator is fine-tuned.
         transcriptor_checkpoint: stage-1 (or stage-3) checkpoint whose transcriptor (``label: notes``) is
@@ -84,6 +86,7 @@ class AdversarialStage(EvaluatedStage):
         hop_length: int = HOP_LENGTH,
         min_midi: int = MIN_MIDI,
         max_midi: int = MAX_MIDI,
+        stft_backend: StftBackend = "torch",
         separator_checkpoint: str | None = None,
         transcriptor_checkpoint: str | None = None,
         aml: bool = True,
@@ -137,7 +140,7 @@ class AdversarialStage(EvaluatedStage):
         self.transcriptor, _ = load_transcriptor(transcriptor_checkpoint or separator_checkpoint,
                                                  expected=self.features, label="notes")
         self.transcriptor.eval()  # Lightning restores the modes it finds here after each validation
-        self.spectrogram = Spectrogram(n_fft, hop_length, sample_rate, inverse=True)
+        self.spectrogram = Spectrogram(n_fft, hop_length, sample_rate, inverse=True, backend=stft_backend)
         templates = harmonic_templates(bin_frequencies(sample_rate, n_fft), self.features.n_pitches, min_midi,
                                        n_harmonics, harmonic_tolerance)
         self.register_buffer("templates", templates, persistent=False)
@@ -269,7 +272,8 @@ class AdversarialStage(EvaluatedStage):
         keep = batch["has_sources"]
         if not bool(keep.any()):
             return
-        self.transcription.update_isolated(self.transcriptor, batch["sources_mag"][keep], target[keep])
+        self.transcription.update_isolated(self.transcriptor, self.spectrogram.source_magnitudes(batch)[keep],
+                                           target[keep])
         estimates = masked_waveforms(self.spectrogram, batch, masks)[keep]
         self.separation.update(estimates, batch["sources"][keep], batch["mixture"][keep])
         if batch_idx == 0 and self.hparams.log_media and not self.trainer.sanity_checking:
@@ -289,7 +293,7 @@ class AdversarialStage(EvaluatedStage):
 
     # ---------------------------------------------------------------------------------------------- checkpoint
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        models = {"separator": {"config": asdict(self.separator.config)},
+        models = {"separator": network_spec(self.separator),
                   "transcriptor": {"config": asdict(self.transcriptor.config),
                                    "n_pitches": self.transcriptor.n_pitches, "label": "notes"}}
         checkpoint["scoresep"] = section("adversarial", self.features, models)

@@ -12,13 +12,13 @@ true stem by SI-SDR; the input mixture's SI-SDR and the improvement (SI-SDRi) ar
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
 from scoresep.checkpoints import FeatureSettings, load_transcriptor, section
 from scoresep.constants import DEFAULT_INSTRUMENTS, HOP_LENGTH, MAX_MIDI, MIN_MIDI, N_FFT, SAMPLE_RATE
-from scoresep.features import Spectrogram
+from scoresep.features import Spectrogram, StftBackend
 from scoresep.instruments import check_instruments
 from scoresep.losses import (
     bin_frequencies,
@@ -29,14 +29,14 @@ from scoresep.losses import (
     score_loss,
 )
 from scoresep.losses import supervised_loss as supervised_l1
-from scoresep.models.separator import Separator, SeparatorConfig
+from scoresep.models import SeparatorNetwork, build_separator, network_spec, separator_spec
 from scoresep.models.transcriptor import Transcriptor
 from scoresep.stages.common import EvaluatedStage, adamw, log_media
 from scoresep.stages.evaluation import SeparationEvaluation
 from scoresep.stages.transcriptor import activity_target
 
 
-def separate(separator: Separator, mixture_mag: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def separate(separator: SeparatorNetwork, mixture_mag: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(masks, separated spectrograms S_i = M_i * X)``, both ``(batch, instrument, freq, frame)``."""
     masks = separator(mixture_mag)
     return masks, masks * mixture_mag[:, None]
@@ -77,9 +77,12 @@ class SeparatorStage(EvaluatedStage):
     """Stage 2 (and the supervised upper bound, and the classifier-critic baseline).
 
     Args:
-        instruments, sample_rate, n_fft, hop_length, min_midi, max_midi: feature settings, linked from the data
+        instruments, sample_rate, n_fft, hop_length, min_midi, max_midi, stft_backend: feature settings, linked
+            from the data
             module by the CLI; they must match the critic's checkpoint.
-        model: separator size (``small`` defaults; see ``SeparatorConfig.paper()``).
+        model: the separator network, ``{class_path: scoresep.models.<Network>, init_args: {...}}`` (see
+            ``models/base.py``): ``UNetSeparator`` (the default; ``SeparatorConfig.paper()`` sizes it for a GPU) or
+            ``FrameSeparator``. Python callers may pass the network's config dataclass instead.
         critic: ``transcriptor`` (piano-roll critic), ``classifier`` (activity critic of the baseline) or
             ``none``.
         transcriptor_checkpoint: stage-1 checkpoint of the critic (``label: notes`` for ``transcriptor``,
@@ -109,7 +112,8 @@ class SeparatorStage(EvaluatedStage):
         hop_length: int = HOP_LENGTH,
         min_midi: int = MIN_MIDI,
         max_midi: int = MAX_MIDI,
-        model: SeparatorConfig | None = None,
+        stft_backend: StftBackend = "torch",
+        model: dict[str, Any] | None = None,
         critic: Literal["transcriptor", "classifier", "none"] = "transcriptor",
         transcriptor_checkpoint: str | None = None,
         supervised: bool = False,
@@ -130,9 +134,9 @@ class SeparatorStage(EvaluatedStage):
         max_nonfinite_steps: int = 10,
     ):
         super().__init__()
-        model = SeparatorConfig(**model) if isinstance(model, dict) else (model or SeparatorConfig())
+        spec = separator_spec(model)
         self.save_hyperparameters()
-        self.hparams["model"] = asdict(model)
+        self.hparams["model"] = spec  # primitives only, so checkpoints load with weights_only=True
         self.features = FeatureSettings(check_instruments(instruments), sample_rate, n_fft, hop_length, min_midi,
                                         max_midi)
         mixture_weights = {"mix_weight": mix_weight, "clip_mix_weight": clip_mix_weight,
@@ -146,7 +150,7 @@ class SeparatorStage(EvaluatedStage):
         if not supervised and not self.use_critic and not any(mixture_weights.values()):
             raise ValueError("SeparatorStage: no loss is enabled (set a critic with score_weight > 0, a mixture "
                              "loss weight, or supervised: true)")
-        self.separator = Separator(self.features.n_bins, len(instruments), model)
+        self.separator = build_separator(spec, self.features.n_bins, len(instruments))
         self.critic: Transcriptor | None = None
         if self.use_critic:
             if transcriptor_checkpoint is None:
@@ -155,7 +159,7 @@ class SeparatorStage(EvaluatedStage):
             label = "notes" if critic == "transcriptor" else "activity"
             self.critic, _ = load_transcriptor(transcriptor_checkpoint, expected=self.features, label=label)
             self.critic.eval().requires_grad_(False)
-        self.spectrogram = Spectrogram(n_fft, hop_length, sample_rate, inverse=True)
+        self.spectrogram = Spectrogram(n_fft, hop_length, sample_rate, inverse=True, backend=stft_backend)
         templates = harmonic_templates(bin_frequencies(sample_rate, n_fft), self.features.n_pitches, min_midi,
                                        n_harmonics, harmonic_tolerance)
         self.register_buffer("templates", templates, persistent=False)
@@ -177,7 +181,8 @@ class SeparatorStage(EvaluatedStage):
             keep = batch["has_sources"]
             if not bool(keep.any()):
                 raise ValueError(f"supervised training needs stems; batch tracks {batch['track']} have none")
-            terms["supervised"] = supervised_l1(separated[keep], batch["sources_mag"][keep], hp.supervised_loss).mean()
+            sources_mag = self.spectrogram.source_magnitudes(batch)
+            terms["supervised"] = supervised_l1(separated[keep], sources_mag[keep], hp.supervised_loss).mean()
             return terms
         rolls = batch["rolls"]
         if self.use_critic:
@@ -243,7 +248,7 @@ class SeparatorStage(EvaluatedStage):
 
     # ---------------------------------------------------------------------------------------------- checkpoint
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        models = {"separator": {"config": dict(self.hparams["model"])}}
+        models = {"separator": network_spec(self.separator)}
         if self.critic is not None:
             models["critic"] = {"config": asdict(self.critic.config), "n_pitches": self.critic.n_pitches,
                                 "label": "notes" if self.hparams.critic == "transcriptor" else "activity"}

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from scoresep.checkpoints import FeatureSettings, section
 from scoresep.constants import DEFAULT_INSTRUMENTS, HOP_LENGTH, MAX_MIDI, MIN_MIDI, N_FFT, SAMPLE_RATE
-from scoresep.features import Spectrogram
+from scoresep.features import Spectrogram, StftBackend
 from scoresep.instruments import check_instruments
 from scoresep.losses.score import isolated_targets
 from scoresep.models.transcriptor import Transcriptor, TranscriptorConfig
@@ -33,7 +33,8 @@ class TranscriptorStage(EvaluatedStage):
     """Stage 1: mixture magnitude -> per-instrument piano roll, trained with (weighted) BCE.
 
     Args:
-        instruments, sample_rate, n_fft, hop_length, min_midi, max_midi: feature settings; the CLI links them
+        instruments, sample_rate, n_fft, hop_length, min_midi, max_midi, stft_backend: feature settings; the CLI
+            links them
             from the data module, and a run whose data module disagrees stops at start.
         model: transcriptor size (``small`` defaults; ``paper`` in experiments/stage1_paper.yaml).
         label: ``notes`` (piano roll, P = 88) or ``activity`` (the baseline's classifier, P = 1).
@@ -58,6 +59,7 @@ class TranscriptorStage(EvaluatedStage):
         hop_length: int = HOP_LENGTH,
         min_midi: int = MIN_MIDI,
         max_midi: int = MAX_MIDI,
+        stft_backend: StftBackend = "torch",
         model: TranscriptorConfig | None = None,
         label: Literal["notes", "activity"] = "notes",
         train_on: Literal["mixture", "sources", "both", "submixtures"] = "mixture",
@@ -83,7 +85,7 @@ class TranscriptorStage(EvaluatedStage):
                              f"{pos_weight}, {threshold}, {submix_keep}")
         self.n_outputs = self.features.n_pitches if label == "notes" else 1
         self.transcriptor = Transcriptor(self.features.n_bins, len(instruments), self.n_outputs, model)
-        self.spectrogram = Spectrogram(n_fft, hop_length, sample_rate, inverse=False)
+        self.spectrogram = Spectrogram(n_fft, hop_length, sample_rate, inverse=False, backend=stft_backend)
         self._reset_evaluation()
 
     # ------------------------------------------------------------------------------------------------ training
@@ -97,9 +99,10 @@ class TranscriptorStage(EvaluatedStage):
     def _isolated_inputs(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor] | None:
         """Each stem's magnitude with a target holding only that instrument's roll: ``(B' * I, F, N)``."""
         keep = batch["has_sources"]
-        if "sources_mag" not in batch or not bool(keep.any()):
+        sources_mag = self.spectrogram.source_magnitudes(batch)
+        if sources_mag is None:
             return None
-        magnitude = batch["sources_mag"][keep]  # (b, I, F, N)
+        magnitude = sources_mag[keep]  # (b, I, F, N)
         isolated_target = isolated_targets(self.target(batch["rolls"][keep]))  # stem i -> only channel i
         return magnitude.flatten(0, 1), isolated_target.flatten(0, 1)
 
@@ -150,8 +153,8 @@ class TranscriptorStage(EvaluatedStage):
         self.add_evaluation_loss(self.bce(logits, target.float()), len(target))
         self.evaluation.update_mixture(logits, target)
         keep = batch["has_sources"]
-        if "sources_mag" in batch and bool(keep.any()):
-            self.evaluation.update_isolated(self.transcriptor, batch["sources_mag"][keep], target[keep])
+        if (sources_mag := self.spectrogram.source_magnitudes(batch)) is not None:
+            self.evaluation.update_isolated(self.transcriptor, sources_mag[keep], target[keep])
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._evaluation_step(batch)
