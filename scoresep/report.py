@@ -4,14 +4,22 @@ Input: ``<results>/evaluations/<row>.json`` (one per trained row, written by ``s
 optionally, ``<results>/reproduce.json`` (preset, machine, training time per row). Output, all in ``<results>``:
 
 - ``report.md``: header, Table 1 (separation, SI-SDR dB) and Table 2 (transcription, note accuracy) in the
-  paper's layout, each instrument as an "ours" column next to a "(paper)" column, and the chart;
+  paper's layout, each instrument as an "ours" column next to a "(paper)" column, and the chart. Our Table-1
+  cells are ``mean ± h``, h the half-width of a 95 % Student-t interval over the test tracks (from the per-track
+  results of the evaluation files), and under Table 1 a section says which differences between the main rows
+  are inside that noise (paired over the tracks both rows were evaluated on);
 - ``table1_separation.csv`` / ``table2_transcription.csv``: the same numbers for machines (empty cell = undefined
-  or not run);
+  or not run; Table 1 adds ``<column>_ci95``, the half-width, empty where there is no interval);
 - ``si_sdr.png``: grouped bars of SI-SDR per Table-1 row and instrument, with the paper's values as ticks.
 
 Why a separate step: reproducing takes hours, rendering takes a second; the tables can be re-rendered after any
 single row is re-evaluated, and a row that has not run yet is shown as "not run" rather than stopping the report.
 Every file is written atomically, so an interrupted render never leaves a truncated table behind.
+
+Why intervals: the test split is a few tracks (7 on mini-Slakh) whose SI-SDRs spread by several dB, so a
+difference of a few tenths between two rows, or between ours and the paper's, is often no difference at all.
+Table 2 has no intervals: its accuracies come from frame counts summed over tracks (a ratio of sums, not a mean
+over tracks), and the evaluation files hold per-track counts, not per-track accuracies.
 """
 
 from __future__ import annotations
@@ -21,7 +29,9 @@ import io
 import json
 import math
 import os
-from dataclasses import dataclass
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +47,15 @@ INPUT_MIXTURE = "input_mixture"
 INPUT_SOURCE_PREFERENCE = ("stage2",)
 INPUT_TOLERANCE_DB = 1e-6
 TRANSCRIPTION_SETS = (("mix", "mixture"), ("iso", "isolated tracks"))
+CONFIDENCE = 0.95
+NO_INTERVAL = "n/a"  # fewer than 2 tracks: no interval
+# Per-track means must reproduce the summary the table shows; float summation order is all that may differ.
+TRACK_TOLERANCE_DB = 1e-6
+STAGE3_ROWS = ("stage3_noadv", "stage3", "stage3_atl")
+BEST_STAGE3 = "best stage 3"  # placeholder in DIFFERENCE_CHAIN for the step-3 row with the highest average
+# The main rows in the order the paper expects their averages to be (highest first): each adjacent pair is tested.
+DIFFERENCE_CHAIN = ("supervised", BEST_STAGE3, "stage2", "baseline", INPUT_MIXTURE)
+DIFFERENCES_TITLE = "Which differences are inside the noise"
 
 
 @dataclass(frozen=True)
@@ -109,12 +128,18 @@ class ReportError(ValueError):
     """The results folder cannot be rendered: the message names the folder or file and what is wrong."""
 
 
+# Per-track results: track name -> instrument -> value, only the instruments with a defined value in that track.
+TrackValues = dict[str, dict[str, float]]
+
+
 @dataclass(frozen=True)
 class Evaluation:
     """What the report needs from one ``evaluations/<row>.json``: per-instrument numbers, ``None`` = undefined.
 
     ``separation`` / ``input_si_sdr`` are ``None`` when the file has no separation section (a transcriptor-only
     checkpoint); ``transcription`` maps ``"mix"`` / ``"iso"`` to per-instrument accuracy for the sets present.
+    ``track_si_sdr`` / ``track_input_si_sdr`` are the per-track SI-SDRs behind ``separation`` / ``input_si_sdr``
+    (the intervals are computed from them); empty when the file has no per-track separation results.
     """
 
     row: str
@@ -124,6 +149,8 @@ class Evaluation:
     separation: dict[str, float | None] | None
     input_si_sdr: dict[str, float | None] | None
     transcription: dict[str, dict[str, float | None]]
+    track_si_sdr: TrackValues = field(default_factory=dict)
+    track_input_si_sdr: TrackValues = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -205,8 +232,58 @@ def _parse_evaluation(row: str, path: Path, document: Any) -> Evaluation:
                 where = f"summary.transcription.{key}"
                 transcription[key] = _metric(section[key], instruments, "accuracy", path, where)
     split = document.get("split")
+    track_si_sdr, track_input_si_sdr = _parse_tracks(document, instruments, path)
+    if separation is not None and input_si_sdr is not None:
+        _check_tracks(separation, track_si_sdr, path, "si_sdr")
+        _check_tracks(input_si_sdr, track_input_si_sdr, path, "input_si_sdr")
     return Evaluation(row, path, instruments, split if isinstance(split, str) else None, separation, input_si_sdr,
-                      transcription)
+                      transcription, track_si_sdr, track_input_si_sdr)
+
+
+def _parse_tracks(document: dict, instruments: tuple[str, ...], path: Path) -> tuple[TrackValues, TrackValues]:
+    """The per-track SI-SDR and input SI-SDR of every ``tracks`` entry with a separation section, by track name.
+
+    Keyed by name because rows are compared track by track (paired). Entries without separation (transcription
+    only) are skipped; a file without ``tracks`` simply has no per-track results (its intervals are "n/a"). The
+    input SI-SDR is kept only where the separated SI-SDR is defined, as ``scoresep evaluate`` does for the
+    summary's ``input_si_sdr``, so that the interval is about the very number the table shows.
+    """
+    tracks = document.get("tracks", [])
+    if not isinstance(tracks, list):
+        raise ReportError(f"{path}: 'tracks' must be a list, got {type(tracks).__name__}")
+    si_sdr: TrackValues = {}
+    inputs: TrackValues = {}
+    for index, entry in enumerate(tracks):
+        where = f"tracks[{index}]"
+        if not isinstance(entry, dict):
+            raise ReportError(f"{path}: '{where}' is not a JSON object")
+        if "separation" not in entry:
+            continue
+        name = _require(entry, "track", path, where)
+        if not isinstance(name, str):
+            raise ReportError(f"{path}: '{where}.track' must be a track name, got {name!r}")
+        if name in si_sdr:
+            raise ReportError(f"{path}: track {name!r} appears twice in 'tracks'")
+        separated = _metric(entry["separation"], instruments, "si_sdr", path, f"{where}.separation")
+        mixture = _metric(entry["separation"], instruments, "input_si_sdr", path, f"{where}.separation")
+        si_sdr[name] = {key: value for key, value in separated.items() if value is not None}
+        inputs[name] = {key: value for key in si_sdr[name] if (value := mixture[key]) is not None}
+    return si_sdr, inputs
+
+
+def _check_tracks(summary: dict[str, float | None], tracks: TrackValues, path: Path, metric: str) -> None:
+    """The per-track results must average to the summary: otherwise an interval would describe other numbers.
+
+    An instrument without per-track values is not checked (nothing to check; its interval is "n/a").
+    """
+    for name, expected in summary.items():
+        values = [track[name] for track in tracks.values() if name in track]
+        if not values:
+            continue
+        mean = statistics.fmean(values)
+        if expected is None or abs(mean - expected) > TRACK_TOLERANCE_DB:
+            raise ReportError(f"{path}: summary.separation.{name}.{metric} is {expected} but its {len(values)} "
+                              f"per-track values average {mean}: the tracks and the summary disagree")
 
 
 def _load_evaluations(folder: Path) -> tuple[dict[str, Evaluation], tuple[str, ...]]:
@@ -290,28 +367,140 @@ def load_results(results_dir: str | os.PathLike) -> Results:
                    ignored, _load_reproduce(folder))
 
 
+# ----------------------------------------------------------------------------------------------- statistics
+
+
+def mean_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float | None]:
+    """Mean of ``values`` and the half-width of its two-sided Student-t confidence interval (``None``: < 2 values).
+
+    Half-width = t_{(1 + confidence) / 2, n - 1} * s / sqrt(n), s the sample standard deviation. Student-t rather
+    than the normal quantile because the test split is a handful of tracks, where the normal interval is too
+    narrow; the values are treated as independent draws (one per track). Raises ValueError for no values or a
+    non-finite one (an undefined value has to be left out by the caller, not averaged).
+    """
+    data = [float(value) for value in values]
+    if not data:
+        raise ValueError("mean_interval needs at least one value")
+    if not all(math.isfinite(value) for value in data):
+        raise ValueError(f"mean_interval needs finite values, got {data}")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    mean = statistics.fmean(data)
+    if len(data) < 2:
+        return mean, None
+    from scipy.stats import t  # here, not at module load: only rendering needs it
+
+    quantile = float(t.ppf(0.5 + confidence / 2.0, len(data) - 1))
+    return mean, quantile * statistics.stdev(data) / math.sqrt(len(data))
+
+
+def paired_difference(first: Sequence[float], second: Sequence[float],
+                      confidence: float = CONFIDENCE) -> tuple[float, float | None]:
+    """Mean of ``first[i] - second[i]`` and the half-width of its Student-t interval (``mean_interval``).
+
+    Paired because both rows were scored on the same tracks: a track that is hard for one row is hard for the
+    other, and that shared spread cancels in the per-track difference, whereas comparing the two rows' own
+    intervals would count it twice. Raises ValueError when the sequences differ in length.
+    """
+    if len(first) != len(second):
+        raise ValueError(f"paired values need the same length, got {len(first)} and {len(second)}")
+    return mean_interval([a - b for a, b in zip(first, second, strict=True)], confidence)
+
+
+def _instrument_interval(tracks: TrackValues, name: str) -> float | None:
+    """Half-width of one instrument's interval over the tracks where it has a value (a stem)."""
+    values = [track[name] for track in tracks.values() if name in track]
+    return mean_interval(values)[1] if values else None
+
+
+def _average_interval(tracks: TrackValues, names: tuple[str, ...]) -> float | None:
+    """Half-width of the avg column's interval: per track, the mean over that track's instruments with a value,
+    then the t-interval over those per-track means.
+
+    Per track first because the tracks, not the instrument cells, are the independent draws. The table's avg is
+    the mean of the per-instrument means (the paper's); both agree when every track has every stem and differ a
+    little otherwise. When an instrument has no per-track values at all, the per-track means would leave it out
+    and describe another average, so there is no interval (``None``).
+    """
+    if any(all(name not in track for track in tracks.values()) for name in names):
+        return None
+    means = [statistics.fmean(track[name] for name in names if name in track)
+             for track in tracks.values() if any(name in track for name in names)]
+    return mean_interval(means)[1] if means else None
+
+
+@dataclass(frozen=True)
+class Difference:
+    """A paired difference of two Table-1 rows' averages: ``mean`` (dB, first - second) over ``tracks`` common
+    tracks; ``half_width`` None = fewer than 2 common tracks; ``mean`` None = none. ``instruments``: those that
+    entered the comparison in at least one track (fewer than the table's when a row has no value for one)."""
+
+    first: str
+    second: str
+    mean: float | None
+    half_width: float | None
+    tracks: int
+    instruments: tuple[str, ...] = ()
+
+    @property
+    def measurable(self) -> bool | None:
+        """Whether 0 lies outside the interval (a difference the tracks can tell); None without an interval."""
+        if self.mean is None or self.half_width is None:
+            return None
+        return abs(self.mean) > self.half_width
+
+
+def average_difference(first: TrackValues, second: TrackValues, names: tuple[str, ...],
+                       labels: tuple[str, str] = ("first", "second")) -> Difference:
+    """Paired difference of two rows' per-track averages over the tracks both rows have.
+
+    Per common track, each row's mean over the instruments that both rows have a value for in that track (so a
+    stem missing from one row does not turn into a difference), then ``paired_difference`` over those tracks.
+    """
+    own, other, used = [], [], set()
+    for track, values in first.items():
+        shared = [name for name in names if name in values and name in second.get(track, {})]
+        if shared:
+            own.append(statistics.fmean(values[name] for name in shared))
+            other.append(statistics.fmean(second[track][name] for name in shared))
+            used.update(shared)
+    instruments = tuple(name for name in names if name in used)
+    if not own:
+        return Difference(*labels, None, None, 0, instruments)
+    return Difference(*labels, *paired_difference(own, other), len(own), instruments)
+
+
 # ----------------------------------------------------------------------------------------------- tables
 
 
 @dataclass(frozen=True)
 class TableRow:
-    """One table line: row id, text cells (label, marks), our numbers and the paper's; ``source`` None = not run."""
+    """One table line: row id, text cells (label, marks), our numbers and the paper's; ``source`` None = not run.
+
+    ``half_widths``: per column, the half-width of our number's 95 % interval over tracks (None: no interval);
+    empty for a table without intervals (Table 2).
+    """
 
     row: str
     labels: tuple[str, ...]
     ours: tuple[float | None, ...]
     paper: tuple[float | None, ...]
     source: Path | None
+    half_widths: tuple[float | None, ...] = ()
 
 
 @dataclass(frozen=True)
 class Table:
-    """A table independent of its rendering: text columns, then one "ours" and one "paper" value per column."""
+    """A table independent of its rendering: text columns, then one "ours" and one "paper" value per column.
+
+    ``intervals``: whether our numbers carry a half-width (rendered ``mean ± h``, CSV ``<column>_ci95``).
+    """
 
     label_header: tuple[str, ...]
     columns: tuple[str, ...]
     rows: tuple[TableRow, ...]
     decimals: int
+    intervals: bool = False
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -327,18 +516,34 @@ def _marks(spec: RowSpec, flags: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _table1(results: Results) -> Table:
-    """Table 1 as data: SI-SDR (dB) per instrument and their mean, ours and the paper's, in the paper's order."""
+    """Table 1 as data: SI-SDR (dB) per instrument and their mean, ours and the paper's, in the paper's order;
+    each of our numbers with the half-width of its 95 % interval over test tracks (see ``_average_interval``
+    for the avg column)."""
     names = results.instruments
     columns = names + (AVERAGE,)
     rows = []
     for spec in TABLE1_ROWS:
         values, source = _table1_values(results, spec.row)
         ours: tuple[float | None, ...] = (None,) * len(columns)
+        half_widths: tuple[float | None, ...] = (None,) * len(columns)
         if values is not None:
             ours = tuple(values.get(name) for name in names) + (_mean([values[n] for n in names if n in values]),)
+            tracks = _table1_tracks(results, spec.row)
+            widths = [_instrument_interval(tracks, name) for name in names] + [_average_interval(tracks, names)]
+            half_widths = tuple(None if value is None else width for value, width in zip(ours, widths, strict=True))
         paper = tuple(PAPER_TABLE1.get(spec.row, {}).get(name) for name in columns)
-        rows.append(TableRow(spec.row, (spec.label, *_marks(spec, LOSS_FLAGS)), ours, paper, source))
-    return Table(("training", *LOSS_FLAGS), columns, tuple(rows), 2)
+        rows.append(TableRow(spec.row, (spec.label, *_marks(spec, LOSS_FLAGS)), ours, paper, source, half_widths))
+    return Table(("training", *LOSS_FLAGS), columns, tuple(rows), 2, intervals=True)
+
+
+def _table1_tracks(results: Results, row: str) -> TrackValues:
+    """The per-track values behind a Table-1 row: the row's SI-SDR, or for the input mixture the input SI-SDR of
+    the evaluation the row is read from; empty when there are none."""
+    if row == INPUT_MIXTURE:
+        return next((evaluation.track_input_si_sdr for evaluation in results.evaluations.values()
+                     if evaluation.path == results.input_source), {})
+    evaluation = results.evaluations.get(row)
+    return evaluation.track_si_sdr if evaluation is not None else {}
 
 
 def _table1_values(results: Results, row: str) -> tuple[dict[str, float | None] | None, Path | None]:
@@ -378,6 +583,19 @@ def _number_cell(value: float | None, decimals: int, empty: str) -> str:
     return empty if value is None else f"{value:.{decimals}f}"
 
 
+def _ours_cell(row: TableRow, index: int, table: Table) -> str:
+    """Our number, with `` ± h`` (or `` ± n/a``) in a table with intervals; "not run" / "—" as before."""
+    if row.source is None:
+        return NOT_RUN
+    value = row.ours[index]
+    if value is None:
+        return MISSING
+    text = f"{value:.{table.decimals}f}"
+    if table.intervals:
+        text += f" ± {_number_cell(row.half_widths[index], table.decimals, NO_INTERVAL)}"
+    return text
+
+
 def _markdown_table(table: Table) -> str:
     """A GitHub table: text columns, then for each instrument our number and, beside it, the paper's."""
     header = [*table.label_header]
@@ -387,19 +605,95 @@ def _markdown_table(table: Table) -> str:
     lines = ["| " + " | ".join(_escape(name) for name in header) + " |", "|" + "|".join(align) + "|"]
     for row in table.rows:
         cells = [_escape(label) for label in row.labels]
-        for ours, paper in zip(row.ours, row.paper, strict=True):
-            cells.append(NOT_RUN if row.source is None else _number_cell(ours, table.decimals, MISSING))
+        for index, paper in enumerate(row.paper):
+            cells.append(_ours_cell(row, index, table))
             cells.append(_number_cell(paper, table.decimals, ""))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
+def _best_stage3(table: Table) -> str | None:
+    """The step-3 row with the highest average among those with separation results (report order breaks ties;
+    an undefined average ranks last); None when no step-3 row has any."""
+    candidates = [row for row in table.rows if row.row in STAGE3_ROWS and _has_numbers(row)]
+    if not candidates:
+        return None
+    return max(candidates, key=lambda row: -math.inf if row.ours[-1] is None else row.ours[-1]).row
+
+
+def _has_numbers(row: TableRow) -> bool:
+    """The row has separation results (its evaluation file exists and has a separation section)."""
+    return row.source is not None and any(value is not None for value in row.ours)
+
+
+def table1_differences(results: Results) -> tuple[Difference, ...]:
+    """The paired avg differences of adjacent rows in ``DIFFERENCE_CHAIN`` (supervised > best step-3 row > step
+    2 with both losses > baseline > input mixture), skipping the rows without separation results.
+
+    Only these rows: they are the paper's claims (each stage beats the one below it); the one-loss step-2 rows
+    and the other step-3 rows are ablations, read from the table with their intervals.
+    """
+    table = _table1(results)
+    present = {row.row for row in table.rows if _has_numbers(row)}
+    best = _best_stage3(table)
+    chain = [best if row == BEST_STAGE3 else row for row in DIFFERENCE_CHAIN]
+    chain = [row for row in chain if row is not None and row in present]
+    return tuple(average_difference(_table1_tracks(results, first), _table1_tracks(results, second),
+                                    results.instruments, (first, second))
+                 for first, second in zip(chain[:-1], chain[1:], strict=True))
+
+
+def _signed(value: float, decimals: int = 2) -> str:
+    return f"{value:+.{decimals}f}"
+
+
+def _difference_line(difference: Difference, instruments: tuple[str, ...]) -> str:
+    """One bullet: the pair (and the instruments compared, when not all of them), the mean difference, its
+    interval and whether 0 is inside it."""
+    pair = f"- `{difference.first}` vs `{difference.second}`"
+    if difference.instruments and difference.instruments != instruments:
+        pair += f" ({', '.join(difference.instruments)} only)"
+    pair += ": "
+    if difference.mean is None:
+        return pair + f"{NO_INTERVAL}: no common track with per-track results"
+    text = pair + f"{_signed(difference.mean)} dB"
+    if difference.half_width is None:
+        tracks = f"{difference.tracks} common track{'' if difference.tracks == 1 else 's'}"
+        return text + f", {NO_INTERVAL} ({tracks} with per-track results; an interval needs 2)"
+    low, high = difference.mean - difference.half_width, difference.mean + difference.half_width
+    text += f" [{_signed(low)}, {_signed(high)}] (95 % CI over {difference.tracks} tracks): "
+    if difference.measurable:
+        return text + "outside the noise (0 is not in the interval), a measurable difference"
+    return text + "inside the noise (0 is in the interval), not a measurable difference"
+
+
+def _differences_markdown(results: Results) -> str:
+    """The section under Table 1: which adjacent main rows differ by more than the track-to-track noise."""
+    best = _best_stage3(_table1(results))
+    step3 = f"`{best}`, the step-3 row with the highest avg" if best else "none evaluated"
+    lines = [f"**{DIFFERENCES_TITLE}**", "",
+             f"The avg column of the main rows, in the order the paper expects (supervised > best step-3 row "
+             f"({step3}) > step 2 with both losses > baseline > input mixture), each adjacent pair paired over "
+             f"the test tracks both rows were evaluated on: per track, the difference of the two rows' means over "
+             f"the instruments both have in it, then a 95 % Student-t interval over those tracks.", ""]
+    differences = table1_differences(results)
+    if not differences:
+        lines.append("Fewer than two of these rows have separation results: nothing to compare yet.")
+    lines += [_difference_line(difference, results.instruments) for difference in differences]
+    return "\n".join(lines)
+
+
 def _tables_markdown(results: Results) -> str:
-    """The two captioned tables, with one line saying how to read them."""
+    """The two captioned tables, Table 1's reading note and differences section, and the legend."""
     legend = (f"Each number is ours; the `(paper)` column beside it is Hung et al. (ICASSP 2021). "
               f"{MISSING} = undefined (e.g. no notes) or not in that evaluation; {NOT_RUN} = no evaluation file.")
+    intervals = (f"Table 1 cells: our mean ± the half-width of its 95 % Student-t interval over the test tracks "
+                 f"(avg: over per-track means of the instruments present in each track; {NO_INTERVAL}: fewer "
+                 f"than 2 tracks with per-track results). Table 2 has no intervals: its accuracies come from "
+                 f"frame counts summed over tracks.")
     return "\n\n".join([
-        f"**{TABLE1_TITLE.format(split=results.split)}**", _markdown_table(_table1(results)),
+        f"**{TABLE1_TITLE.format(split=results.split)}**", _markdown_table(_table1(results)), intervals,
+        _differences_markdown(results),
         f"**{TABLE2_TITLE.format(split=results.split)}**", _markdown_table(_table2(results)), legend,
     ]) + "\n"
 
@@ -451,15 +745,18 @@ def _report_markdown(results: Results) -> str:
 
 
 def _csv_text(table: Table) -> str:
-    """The table as CSV: row id, text columns, ours per column, the paper's per column (``<name>_paper``), the
-    evaluation file; an empty cell is an undefined number or a row that has not run."""
+    """The table as CSV: row id, text columns, ours per column, (with intervals) the half-width of ours per column
+    (``<name>_ci95``), the paper's per column (``<name>_paper``), the evaluation file; an empty cell is an
+    undefined number, no interval, or a row that has not run."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["row", *table.label_header, *table.columns, *(f"{name}_paper" for name in table.columns),
+    widths = tuple(f"{name}_ci95" for name in table.columns) if table.intervals else ()
+    writer.writerow(["row", *table.label_header, *table.columns, *widths, *(f"{name}_paper" for name in table.columns),
                      "source"])
     for row in table.rows:
-        numbers = ["" if value is None else value for value in row.ours + row.paper]
-        writer.writerow([row.row, *row.labels, *numbers, row.source.name if row.source else ""])
+        numbers = row.ours + (row.half_widths if table.intervals else ()) + row.paper
+        writer.writerow([row.row, *row.labels, *("" if value is None else value for value in numbers),
+                         row.source.name if row.source else ""])
     return buffer.getvalue()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -11,10 +12,25 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from scoresep.report import ReportError, markdown_tables, render_report
+from scoresep.report import (
+    ReportError,
+    average_difference,
+    load_results,
+    markdown_tables,
+    mean_interval,
+    paired_difference,
+    render_report,
+    table1_differences,
+)
 
 INSTRUMENTS = ("bass", "guitar", "piano")
 INPUT = {"bass": 1.5, "guitar": -5.25, "piano": -2.0}
+TRACKS = ("Track01", "Track02", "Track03")
+# Student-t 97.5 % quantiles in closed form (independent of scipy): 1 degree of freedom is the Cauchy
+# distribution, tan(pi (p - 1/2)); for 2, t = (2p - 1) / sqrt(2 p (1 - p)).
+T_1 = math.tan(math.pi * 0.475)  # 12.7062
+T_2 = 0.95 / math.sqrt(2 * 0.975 * 0.025)  # 4.3027
+T3 = T_2 / math.sqrt(3)  # the 95 % half-width of three values with standard deviation 1: 2.4841
 TABLE1_ORDER = ("supervised", "stage2_cmix", "stage2_hmix", "stage2", "stage3_noadv", "stage3", "stage3_atl",
                 "input_mixture", "baseline")
 TABLE2_ORDER = ("stage1", "stage3_noadv", "stage3", "stage3_atl")
@@ -29,6 +45,22 @@ def _separation(si_sdr: dict[str, float | None], inputs: dict[str, float | None]
     return section
 
 
+def _tracks(si_sdr: dict[str, float | None], spread: tuple[float, ...] = (-1.0, 0.0, 1.0),
+            inputs: dict[str, float | None] = INPUT, input_spread: tuple[float, ...] = (0.5, 0.0, -0.5)) -> list[dict]:
+    """Per-track entries whose means over the tracks are exactly ``si_sdr`` / ``inputs`` (each spread sums to 0):
+    track k has ``si_sdr + spread[k]`` for every instrument (None stays None) and ``inputs + input_spread[k]``."""
+    entries = []
+    for track, offset, input_offset in zip(TRACKS, spread, input_spread, strict=False):
+        separation = {}
+        for name, value in si_sdr.items():
+            separated = None if value is None else value + offset
+            mixture = inputs[name] + input_offset
+            separation[name] = {"si_sdr": separated, "input_si_sdr": mixture,
+                                "si_sdri": None if separated is None else separated - mixture}
+        entries.append({"track": track, "seconds": 30.0, "separation": separation})
+    return entries
+
+
 def _transcription(mix: dict[str, float | None], iso: dict[str, float | None]) -> dict:
     def per(accuracy: dict[str, float | None]) -> dict:
         return {name: {"accuracy": value, "precision": 0.5, "recall": 0.5, "f1": 0.5}
@@ -36,29 +68,36 @@ def _transcription(mix: dict[str, float | None], iso: dict[str, float | None]) -
     return {"mix": per(mix), "iso": per(iso)}
 
 
-def _write(folder: Path, row: str, summary: dict, stage: str = "separator", instruments=INSTRUMENTS) -> Path:
+def _write(folder: Path, row: str, summary: dict, stage: str = "separator", instruments=INSTRUMENTS,
+           tracks: list[dict] | None = None) -> Path:
+    """One evaluation file; ``tracks`` None: one entry without separation results (no per-track numbers)."""
     path = folder / "evaluations" / f"{row}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     document = {"format": 1, "checkpoint": f"checkpoints/{row}/best.ckpt", "stage": stage, "split": "test",
-                "data": "data/minislakh", "instruments": list(instruments), "tracks": [{"ignored": True}],
-                "summary": summary}
+                "data": "data/minislakh", "instruments": list(instruments),
+                "tracks": [{"ignored": True}] if tracks is None else tracks, "summary": summary}
     path.write_text(json.dumps(document), encoding="utf-8")
     return path
 
 
 @pytest.fixture
 def results(tmp_path: Path) -> Path:
-    """Four rows evaluated (stage2 with a null, stage3 with a null accuracy), the other six missing."""
+    """Four rows evaluated (stage2 with a null, stage3 with a null accuracy), the other six missing; the separation
+    rows on three test tracks, spread by -1/0/+1 dB (supervised, stage3) and -2/0/+2 dB (stage2) around their
+    means, the input mixture by +0.5/0/-0.5 dB."""
     folder = tmp_path / "results"
-    _write(folder, "supervised", {"separation": _separation({"bass": 9.0, "guitar": 4.0, "piano": 6.5})})
-    _write(folder, "stage2", {"separation": _separation({"bass": 7.25, "guitar": None, "piano": 3.5})})
+    supervised = {"bass": 9.0, "guitar": 4.0, "piano": 6.5}
+    _write(folder, "supervised", {"separation": _separation(supervised)}, tracks=_tracks(supervised))
+    stage2 = {"bass": 7.25, "guitar": None, "piano": 3.5}
+    _write(folder, "stage2", {"separation": _separation(stage2)}, tracks=_tracks(stage2, (-2.0, 0.0, 2.0)))
     _write(folder, "stage1", {"transcription": _transcription({"bass": 0.8, "guitar": 0.4, "piano": 0.5},
                                                                {"bass": 0.9, "guitar": 0.45, "piano": 0.625})},
            stage="transcriptor")
-    _write(folder, "stage3", {"separation": _separation({"bass": 8.0, "guitar": 2.0, "piano": 5.0}),
+    stage3 = {"bass": 8.0, "guitar": 2.0, "piano": 5.0}
+    _write(folder, "stage3", {"separation": _separation(stage3),
                               "transcription": _transcription({"bass": 0.812, "guitar": 0.41, "piano": 0.51},
                                                               {"bass": 0.91, "guitar": None, "piano": 0.61})},
-           stage="adversarial")
+           stage="adversarial", tracks=_tracks(stage3))
     return folder
 
 
@@ -124,15 +163,20 @@ def test_table1_has_ours_beside_the_paper_in_the_paper_order(results: Path) -> N
         "supervised (stems)", "step 2", "step 2", "step 2", "step 3 fine-tune", "step 3 fine-tune",
         "step 3 fine-tune", "input mixture", "baseline [16] classifier critic"]
     supervised, cmix, _, stage2, _, stage3, atl, mixture, _ = table1
-    assert (supervised["bass"], supervised["bass (paper)"]) == ("9.00", "11.10")
-    assert (supervised["avg"], supervised["avg (paper)"]) == ("6.50", "8.20")  # (9 + 4 + 6.5) / 3, not the 99 given
-    assert (stage2["guitar"], stage2["avg"], stage2["piano"]) == ("—", "—", "3.50")  # null guitar: avg undefined
+    # Our cells are "mean ± half-width of the 95 % t-interval over tracks"; spread -1/0/+1 dB: sd 1, so T3.
+    assert (supervised["bass"], supervised["bass (paper)"]) == ("9.00 ± 2.48", "11.10")
+    assert (supervised["avg"], supervised["avg (paper)"]) == ("6.50 ± 2.48", "8.20")  # (9 + 4 + 6.5) / 3, not 99
+    # Null guitar: no cell, avg undefined; spread -2/0/+2 dB doubles the half-width.
+    assert (stage2["guitar"], stage2["avg"], stage2["piano"]) == ("—", "—", "3.50 ± 4.97")
     assert (stage3["L_c-mix"], stage3["L_h-mix"], stage3["AML"], stage3["ATL"]) == ("x", "x", "x", "")
     assert (atl["AML"], atl["ATL"], atl["piano (paper)"]) == ("", "x", "5.70")
     assert (cmix["L_c-mix"], cmix["L_h-mix"]) == ("x", "")
     assert (cmix["bass"], cmix["avg"], cmix["bass (paper)"]) == ("not run", "not run", "7.50")
-    # The input mixture comes from input_si_sdr, not from si_sdr: 1.5, -5.25, -2.0 -> avg -1.92.
-    assert [mixture[name] for name in ("bass", "guitar", "piano", "avg")] == ["1.50", "-5.25", "-2.00", "-1.92"]
+    # The input mixture comes from input_si_sdr, not from si_sdr: 1.5, -5.25, -2.0 -> avg -1.92. Its per-track
+    # values are stage2's, kept where stage2's si_sdr is defined (as the summary is): none for guitar, so guitar
+    # and the avg, which would leave guitar out, have no interval.
+    assert [mixture[name] for name in ("bass", "guitar", "piano", "avg")] == [
+        "1.50 ± 1.24", "-5.25 ± n/a", "-2.00 ± 1.24", "-1.92 ± n/a"]
     assert mixture["guitar (paper)"] == "-5.80"
 
 
@@ -152,13 +196,19 @@ def test_csv_tables_read_back_with_the_csv_module(results: Path) -> None:
     paths = render_report(results)
     header, rows = _read_csv(paths["table1"])
     assert header == ["row", "training", "L_c-mix", "L_h-mix", "AML", "ATL", "bass", "guitar", "piano", "avg",
+                      "bass_ci95", "guitar_ci95", "piano_ci95", "avg_ci95",
                       "bass_paper", "guitar_paper", "piano_paper", "avg_paper", "source"]
     assert [row["row"] for row in rows] == list(TABLE1_ORDER)
     by_row = {row["row"]: row for row in rows}
     assert float(by_row["supervised"]["bass"]) == 9.0 and float(by_row["supervised"]["bass_paper"]) == 11.1
+    assert float(by_row["supervised"]["bass_ci95"]) == pytest.approx(T3)
+    assert float(by_row["supervised"]["avg_ci95"]) == pytest.approx(T3)
     assert by_row["stage2"]["guitar"] == "" and by_row["stage2"]["avg"] == ""
+    assert by_row["stage2"]["guitar_ci95"] == "" and by_row["stage2"]["avg_ci95"] == ""
+    assert float(by_row["stage2"]["piano_ci95"]) == pytest.approx(2 * T3)
     assert float(by_row["input_mixture"]["guitar"]) == -5.25 and by_row["input_mixture"]["source"] == "stage2.json"
-    assert [by_row["baseline"][name] for name in ("bass", "avg", "source")] == ["", "", ""]
+    assert by_row["input_mixture"]["guitar_ci95"] == ""  # a number without an interval
+    assert [by_row["baseline"][name] for name in ("bass", "bass_ci95", "avg", "source")] == ["", "", "", ""]
     assert float(by_row["baseline"]["avg_paper"]) == 3.8
     header, rows = _read_csv(paths["table2"])
     assert header == ["row", "training", "evaluated on", "AML", "ATL", "bass", "guitar", "piano",
@@ -195,10 +245,13 @@ def test_instruments_beyond_the_paper_get_empty_paper_cells(tmp_path: Path) -> N
                                                           inputs)}, instruments=four)
     paths = render_report(tmp_path)
     table1, _ = _paper_tables(paths["markdown"].read_text(encoding="utf-8"))
-    assert (table1[3]["strings"], table1[3]["strings (paper)"], table1[3]["avg"]) == ("0.00", "", "3.00")
-    assert table1[7]["strings"] == "-8.00"
+    # No per-track results in this file: every number, but no interval.
+    assert (table1[3]["strings"], table1[3]["strings (paper)"], table1[3]["avg"]) == ("0.00 ± n/a", "",
+                                                                                      "3.00 ± n/a")
+    assert table1[7]["strings"] == "-8.00 ± n/a"
     _, rows = _read_csv(paths["table1"])
     assert rows[3]["strings_paper"] == "" and float(rows[3]["bass_paper"]) == 8.4
+    assert rows[3]["strings_ci95"] == "" and rows[3]["avg_ci95"] == ""
 
 
 def test_disagreeing_input_mixtures_name_both_files(results: Path) -> None:
@@ -278,6 +331,135 @@ def test_transcription_only_results_still_render(tmp_path: Path) -> None:
     paths = render_report(tmp_path)
     table1, table2 = _paper_tables(paths["markdown"].read_text(encoding="utf-8"))
     assert {row["bass"] for row in table1} == {"not run"}  # the input mixture too: no separation anywhere
+    assert "Fewer than two of these rows have separation results: nothing to compare yet." in (
+        paths["markdown"].read_text(encoding="utf-8"))
     assert table2[0]["bass"] == "0.800"
     with Image.open(paths["chart"]) as image:
         assert image.size == (720, 540)  # an empty chart, 6 x 4.5 inches, with a "no separation results" note
+
+
+# ----------------------------------------------------------------------------------------------- statistics
+
+
+def test_mean_interval_known_answers() -> None:
+    mean, half = mean_interval([1.0, 2.0, 3.0])  # sd 1, n 3: t_{0.975, 2} * 1 / sqrt(3)
+    assert mean == 2.0 and half == pytest.approx(T3, abs=1e-12) and round(half, 4) == 2.4841
+    assert mean_interval([4.0, 4.0, 4.0, 4.0]) == (4.0, 0.0)
+    mean, half = mean_interval([0.0, 2.0])  # sd sqrt(2), n 2: t_{0.975, 1} * sqrt(2) / sqrt(2)
+    assert mean == 1.0 and half == pytest.approx(T_1, rel=1e-12)
+    assert mean_interval([5.0]) == (5.0, None)  # one track: no interval
+    with pytest.raises(ValueError, match="at least one"):
+        mean_interval([])
+    with pytest.raises(ValueError, match="finite"):
+        mean_interval([1.0, float("nan")])
+
+
+def test_paired_difference_known_answers() -> None:
+    assert paired_difference([1.0, 5.0, -3.0], [1.0, 5.0, -3.0]) == (0.0, 0.0)  # identical rows
+    assert paired_difference([2.5, 7.5, -1.5], [1.0, 6.0, -3.0]) == (1.5, 0.0)  # constant per-track difference
+    mean, half = paired_difference([3.0, 5.0, 7.0], [1.0, 2.0, 3.0])  # differences 2, 3, 4
+    assert mean == 3.0 and half == pytest.approx(T3)
+    assert paired_difference([1.0], [0.5]) == (0.5, None)
+    with pytest.raises(ValueError, match="same length"):
+        paired_difference([1.0, 2.0], [1.0])
+
+
+def test_average_difference_pairs_by_track_over_the_shared_instruments() -> None:
+    first = {"a": {"bass": 3.0, "piano": 1.0}, "b": {"bass": 4.0, "piano": 2.0}, "c": {"bass": 9.0}}
+    # Track "a" has no piano in the second row: only bass is compared there; "c" is not in the second row at all.
+    second = {"a": {"bass": 1.0}, "b": {"bass": 3.0, "piano": 1.0}, "d": {"bass": 0.0}}
+    difference = average_difference(first, second, ("bass", "guitar", "piano"), ("one", "two"))
+    assert (difference.first, difference.second, difference.tracks) == ("one", "two", 2)
+    assert difference.mean == 1.5 and difference.half_width == pytest.approx(T_1 * 0.5)
+    assert difference.instruments == ("bass", "piano") and difference.measurable is False
+    none = average_difference(first, {"x": {"bass": 1.0}}, ("bass",))
+    assert (none.mean, none.half_width, none.tracks, none.measurable) == (None, None, 0, None)
+
+
+# ----------------------------------------------------------------------------------------------- report intervals
+
+
+def _difference_lines(markdown: str) -> list[str]:
+    section = markdown.split("**Which differences are inside the noise**", 1)[1].split("**Table 2", 1)[0]
+    return [line for line in section.splitlines() if line.startswith("- ")]
+
+
+def test_report_shows_intervals_and_which_differences_are_inside_the_noise(results: Path) -> None:
+    markdown = render_report(results)["markdown"].read_text(encoding="utf-8")
+    table1, table2 = _paper_tables(markdown)
+    assert table1[5]["avg"] == "5.00 ± 2.48"  # stage3
+    assert all("±" not in cell for row in table2 for cell in row.values())  # Table 2: no per-track accuracies
+    assert markdown.index("Table 1: separation") < markdown.index("Which differences are inside the noise") \
+        < markdown.index("Table 2: transcription")
+    assert "(`stage3`, the step-3 row with the highest avg)" in markdown
+    # supervised - stage3 is 1.5 dB on every track: no width. stage3 - stage2 over bass and piano (stage2 has no
+    # guitar): 2.125, 1.125, 0.125 dB (sd 1). stage2 - input mixture: 3.125, 5.625, 8.125 dB (sd 2.5).
+    # The baseline has not run: the chain goes from stage2 straight to the input mixture.
+    assert _difference_lines(markdown) == [
+        "- `supervised` vs `stage3`: +1.50 dB [+1.50, +1.50] (95 % CI over 3 tracks): outside the noise "
+        "(0 is not in the interval), a measurable difference",
+        "- `stage3` vs `stage2` (bass, piano only): +1.12 dB [-1.36, +3.61] (95 % CI over 3 tracks): inside the "
+        "noise (0 is in the interval), not a measurable difference",
+        "- `stage2` vs `input_mixture` (bass, piano only): +5.62 dB [-0.59, +11.84] (95 % CI over 3 tracks): "
+        "inside the noise (0 is in the interval), not a measurable difference",
+    ]
+    differences = table1_differences(load_results(results))
+    assert [(d.first, d.second, d.tracks) for d in differences] == [
+        ("supervised", "stage3", 3), ("stage3", "stage2", 3), ("stage2", "input_mixture", 3)]
+    assert differences[1].mean == pytest.approx(1.125) and differences[1].half_width == pytest.approx(T3)
+    assert differences[2].half_width == pytest.approx(2.5 * T3)
+    assert "Which differences are inside the noise" in markdown_tables(results)
+
+
+def test_the_best_stage3_row_and_the_baseline_join_the_chain(results: Path) -> None:
+    atl = {"bass": 8.5, "guitar": 2.5, "piano": 5.5}  # avg 5.5 > stage3's 5.0 > stage3_noadv's 4.0
+    _write(results, "stage3_atl", {"separation": _separation(atl)}, tracks=_tracks(atl))
+    noadv = {"bass": 7.0, "guitar": 1.0, "piano": 4.0}
+    _write(results, "stage3_noadv", {"separation": _separation(noadv)}, tracks=_tracks(noadv))
+    baseline = {"bass": 5.0, "guitar": 0.0, "piano": 2.0}
+    _write(results, "baseline", {"separation": _separation(baseline)}, tracks=_tracks(baseline, (0.0, 0.0, 0.0)))
+    differences = table1_differences(load_results(results))
+    assert [(d.first, d.second) for d in differences] == [
+        ("supervised", "stage3_atl"), ("stage3_atl", "stage2"), ("stage2", "baseline"), ("baseline", "input_mixture")]
+    assert differences[0].mean == pytest.approx(1.0) and differences[0].half_width == pytest.approx(0.0)
+    markdown = render_report(results)["markdown"].read_text(encoding="utf-8")
+    assert "(`stage3_atl`, the step-3 row with the highest avg)" in markdown
+    table1, _ = _paper_tables(markdown)
+    assert table1[8]["avg"] == "2.33 ± 0.00"  # the baseline: the same numbers on every track
+
+
+def test_fewer_than_two_tracks_give_no_interval(tmp_path: Path) -> None:
+    one = {"bass": 7.0, "guitar": 1.0, "piano": 4.0}
+    _write(tmp_path, "stage2", {"separation": _separation(one)}, tracks=_tracks(one, (0.0,), input_spread=(0.0,)))
+    _write(tmp_path, "supervised", {"separation": _separation(one)}, tracks=_tracks(one, (0.0,), input_spread=(0.0,)))
+    paths = render_report(tmp_path)
+    markdown = paths["markdown"].read_text(encoding="utf-8")
+    table1, _ = _paper_tables(markdown)
+    assert [table1[3][name] for name in ("bass", "avg")] == ["7.00 ± n/a", "4.00 ± n/a"]
+    assert _difference_lines(markdown)[0] == ("- `supervised` vs `stage2`: +0.00 dB, n/a (1 common track with "
+                                              "per-track results; an interval needs 2)")
+    _, rows = _read_csv(paths["table1"])
+    assert float(rows[3]["bass"]) == 7.0 and rows[3]["bass_ci95"] == "" and rows[3]["avg_ci95"] == ""
+
+
+def test_tracks_that_disagree_with_the_summary_are_refused(results: Path) -> None:
+    path = results / "evaluations" / "stage3.json"
+    document = json.loads(path.read_text(encoding="utf-8"))
+    document["tracks"][0]["separation"]["piano"]["si_sdr"] += 0.3
+    path.write_text(json.dumps(document), encoding="utf-8")
+    with pytest.raises(ReportError, match=r"summary\.separation\.piano\.si_sdr is 5\.0 but its 3 per-track") as caught:
+        render_report(results)
+    assert str(path) in str(caught.value)
+
+
+def test_duplicate_or_unnamed_tracks_are_refused(results: Path) -> None:
+    path = results / "evaluations" / "supervised.json"
+    document = json.loads(path.read_text(encoding="utf-8"))
+    document["tracks"][1]["track"] = document["tracks"][0]["track"]
+    path.write_text(json.dumps(document), encoding="utf-8")
+    with pytest.raises(ReportError, match="'Track01' appears twice"):
+        render_report(results)
+    del document["tracks"][1]["track"]
+    path.write_text(json.dumps(document), encoding="utf-8")
+    with pytest.raises(ReportError, match=r"missing key 'tracks\[1\]\.track'"):
+        render_report(results)
