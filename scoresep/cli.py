@@ -177,7 +177,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="track length (default 30; with --midi-dir: whole files unless given)")
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--sample-rate", type=int, default=SAMPLE_RATE)
-    synth.add_argument("--soundfont", default=None, help="a .sf2 file (default: pretty_midi's TimGM6mb.sf2)")
+    # every soundfont option lands in args.soundfont (a list of specs that synthesise() reads, see
+    # scoresep.data.synth.resolve_soundfonts): --test-soundfont PATH is stored as the spec "test:PATH"
+    synth.add_argument("--soundfont", "--soundfonts", dest="soundfont", action="extend", nargs="+", default=None,
+                       metavar="SF", help="soundfont(s) for train/validation, one drawn per track from (seed, track): "
+                                          ".sf2/.sf3 paths, 'default' (pretty_midi's TimGM6mb.sf2, the default) or "
+                                          "'all' (every GM soundfont installed here); repeatable")
+    synth.add_argument("--test-soundfont", dest="soundfont", action="append", metavar="SF",
+                       type=lambda path: f"test:{path}",
+                       help="render the test split only with this soundfont, never used by train/validation "
+                            "(held-out timbre; same as --soundfont test:SF); repeatable")
     synth.add_argument("--midi-dir", default=None, help="render these MIDI files instead of composing music")
     synth.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     synth.set_defaults(run=command_synth)

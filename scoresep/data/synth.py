@@ -14,6 +14,7 @@ Layout written (as Slakh2100)::
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import multiprocessing
@@ -22,6 +23,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,9 +46,175 @@ _MINOR = (0, 2, 3, 5, 7, 8, 10)
 _PROGRESSIONS = ((0, 4, 5, 3), (0, 5, 3, 4), (5, 3, 0, 4), (0, 3, 4, 3), (1, 4, 0, 0), (0, 3, 0, 4), (3, 4, 2, 5))
 
 
+# ----------------------------------------------------------------------------------------------- soundfonts
+# Soundfonts looked for by ``available_soundfonts`` besides pretty_midi's own TimGM6mb, in this order (the order
+# fixes which soundfont a seeded draw picks, so it must not change). Debian installs them with
+# ``apt-get install --no-install-recommends fluid-soundfont-gm musescore-general-soundfont`` (``make install`` as
+# root). musescore-general-soundfont ships only the Vorbis-compressed .sf3 (``dpkg -L``:
+# /usr/share/sounds/sf3/MuseScore_General_Full.sf3; MuseScore_General.sf3 and default-GM.sf3 beside it are
+# update-alternatives links that another package may repoint), the .sf2 spelling is for hand-made conversions.
+# FluidSynth 2 reads .sf3 only when built with libsndfile and Vorbis (Debian's libfluidsynth3 is): elsewhere it
+# fails to load or renders silence, so every candidate must render sound (``check_soundfont``) to be listed.
+SYSTEM_SOUNDFONTS = (
+    Path("/usr/share/sounds/sf2/FluidR3_GM.sf2"),
+    Path("/usr/share/sounds/sf3/MuseScore_General_Full.sf3"),
+    Path("/usr/share/sounds/sf2/MuseScore_General.sf2"),
+)
+DEFAULT_SOUNDFONT = "default"  # spec for pretty_midi's TimGM6mb
+ALL_SOUNDFONTS = "all"  # spec for every soundfont of available_soundfonts()
+TEST_PREFIX = "test:"  # spec prefix for a held-out test soundfont: what ``--test-soundfont PATH`` expands to
+# FluidSynth dithers its 16-bit output, so even a synth with no instrument loaded gives RMS ~0.5 (int16 units),
+# not 0: "renders sound" means well above that (a GM piano note renders RMS > 100 with each soundfont above).
+_AUDIBLE_RMS = 8.0
+_DRAW_SALT = 5_003  # separates the per-song soundfont draw from the composition's random stream
+
+
 def default_soundfont() -> Path:
     """The General-MIDI soundfont that pretty_midi ships (TimGM6mb.sf2)."""
     return Path(pretty_midi.__file__).parent / "TimGM6mb.sf2"
+
+
+def _fluidsynth(instrument: pretty_midi.Instrument, sample_rate: int, soundfont: Path) -> np.ndarray:
+    """Render one instrument with a fresh FluidSynth instance (no state carried over from other stems).
+
+    .sf2 goes through pretty_midi exactly as before (datasets rendered earlier stay bit-identical). .sf3 is
+    loaded with ``synth.dynamic-sample-loading``: FluidSynth then decodes the Vorbis samples of the presets this
+    stem selects only, instead of all of them (about 3-6 s per stem for MuseScore General, more than the render).
+    """
+    if soundfont.suffix.lower() != ".sf3" or not instrument.notes:
+        return np.asarray(instrument.fluidsynth(fs=sample_rate, synthesizer=str(soundfont)), dtype=np.float64)
+    import fluidsynth  # pyfluidsynth, imported by pretty_midi already
+
+    synth = fluidsynth.Synth(samplerate=sample_rate, **{"synth.dynamic-sample-loading": 1})
+    try:
+        sfid = synth.sfload(str(soundfont))
+        if sfid == -1:
+            raise ValueError(f"{soundfont}: FluidSynth cannot load this soundfont")
+        return np.asarray(instrument.fluidsynth(fs=sample_rate, synthesizer=synth, sfid=sfid), dtype=np.float64)
+    finally:
+        synth.delete()
+
+
+@functools.cache
+def _renders_sound(soundfont: Path, size: int, mtime_ns: int) -> str | None:
+    """None when a GM piano note renders audibly with ``soundfont``, else why not (cached per file version)."""
+    piano = pretty_midi.Instrument(program=0)
+    piano.notes.append(pretty_midi.Note(100, 60, 0.0, 0.25))
+    try:
+        audio = _fluidsynth(piano, 16_000, soundfont)
+    except (ValueError, OSError) as error:
+        return str(error)
+    if audio.size == 0 or not float(np.sqrt(np.mean(audio**2))) > _AUDIBLE_RMS:
+        return (f"{soundfont}: renders silence for a General-MIDI piano note (not a GM soundfont, or FluidSynth "
+                "cannot read it: .sf3 needs a FluidSynth built with libsndfile and Vorbis)")
+    return None
+
+
+def check_soundfont(soundfont: Path) -> None:
+    """Raise ValueError naming ``soundfont`` unless FluidSynth loads it and renders sound with it.
+
+    A soundfont FluidSynth cannot read does not fail the render, it gives silent stems, so it is caught here
+    before a whole dataset is written with it.
+    """
+    stat = soundfont.stat()
+    problem = _renders_sound(soundfont.resolve(), stat.st_size, stat.st_mtime_ns)
+    if problem is not None:
+        raise ValueError(problem)
+
+
+def available_soundfonts() -> list[Path]:
+    """The General-MIDI soundfonts on this machine that render sound: TimGM6mb, then SYSTEM_SOUNDFONTS present.
+
+    What ``--soundfonts all`` means. The order is fixed, so a seeded dataset drawn from them is reproducible on
+    machines with the same soundfonts installed.
+    """
+    found = [default_soundfont()]
+    for path in SYSTEM_SOUNDFONTS:
+        if path.is_file():
+            try:
+                check_soundfont(path)
+            except ValueError as error:
+                log.warning("soundfont left out: %s", error)
+                continue
+            found.append(path)
+    return found
+
+
+@dataclass(frozen=True)
+class SoundfontPlan:
+    """Which soundfonts a dataset draws from: ``train`` for train and validation, ``test`` (if any) for test.
+
+    ``test`` empty: every split draws from ``train``. Otherwise test tracks draw only from ``test`` and the
+    train/validation tracks never use any of them: a held-out timbre.
+    """
+
+    train: tuple[Path, ...]
+    test: tuple[Path, ...] = ()
+
+    def pick(self, seed: int, index: int, split: str) -> Path:
+        """The soundfont of track ``index``: drawn from (seed, index) alone, so a dataset is reproducible."""
+        pool = self.test if split == "test" and self.test else self.train
+        if len(pool) == 1:
+            return pool[0]
+        return pool[int(np.random.default_rng([seed, index, _DRAW_SALT]).integers(len(pool)))]
+
+
+def _as_specs(value: str | os.PathLike | Sequence[str | os.PathLike] | None) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, (str, os.PathLike)):
+        return [os.fspath(value)]
+    return [os.fspath(item) for item in value]
+
+
+def _expand(specs: list[str]) -> list[Path]:
+    paths: list[Path] = []
+    for spec in specs:
+        if spec == DEFAULT_SOUNDFONT:
+            paths.append(default_soundfont())
+        elif spec == ALL_SOUNDFONTS:
+            paths.extend(available_soundfonts())
+        else:
+            paths.append(Path(spec).expanduser().absolute())  # absolute: metadata names the file wherever run
+    unique: dict[Path, Path] = {}  # first spelling of each file, in order
+    for path in paths:
+        unique.setdefault(path.resolve(), path)
+    return list(unique.values())
+
+
+def resolve_soundfonts(
+    soundfont: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
+    test_soundfont: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
+) -> SoundfontPlan:
+    """Turn soundfont specs into a checked SoundfontPlan; raises before anything is rendered.
+
+    A spec is a path to an .sf2/.sf3 file, ``"default"`` (pretty_midi's TimGM6mb), ``"all"``
+    (``available_soundfonts()``) or ``"test:PATH"`` (held out for the test split; the same as passing PATH in
+    ``test_soundfont``). No training spec: TimGM6mb. Duplicates count once. A held-out soundfont that is also
+    among the training ones is dropped from the training pool (so ``all`` plus a held-out one means "all the
+    others for train/validation"). Missing files: one FileNotFoundError naming every missing path; a file that
+    FluidSynth cannot render with: ValueError naming it.
+    """
+    specs = _as_specs(soundfont)
+    train_specs = [spec for spec in specs if not spec.startswith(TEST_PREFIX)]
+    test_specs = [spec[len(TEST_PREFIX):] for spec in specs if spec.startswith(TEST_PREFIX)]
+    test_specs += _as_specs(test_soundfont)
+    train, test = _expand(train_specs or [DEFAULT_SOUNDFONT]), _expand(test_specs)
+    missing = [str(path) for path in (*train, *test) if not path.is_file()]
+    if missing:
+        raise FileNotFoundError(f"{', '.join(missing)}: soundfont not found (pass --soundfont PATH to an .sf2 or "
+                                ".sf3 file, 'default' or 'all')")
+    held_out = {path.resolve() for path in test}
+    if any(path.resolve() in held_out for path in train):
+        log.info("held-out test soundfont(s) %s left out of the train/validation soundfonts",
+                 ", ".join(path.name for path in test))
+        train = [path for path in train if path.resolve() not in held_out]
+        if not train:
+            raise ValueError(f"{', '.join(map(str, test))}: the held-out test soundfont is the only training "
+                             "soundfont; give train/validation another one (--soundfont PATH, default or all)")
+    for path in (*train, *test):
+        check_soundfont(path)
+    return SoundfontPlan(tuple(train), tuple(test))
 
 
 @dataclass
@@ -271,8 +439,7 @@ def song_from_midi(path: Path, max_seconds: float | None, seed: int, index: int)
 # ----------------------------------------------------------------------------------------------- rendering
 def render_stem(part: StemPart, sample_rate: int, n_samples: int, soundfont: Path) -> np.ndarray:
     """Render one stem alone with FluidSynth, trimmed or zero-padded to ``n_samples``: ``(time,)`` float64."""
-    audio = part.instrument.fluidsynth(fs=sample_rate, synthesizer=str(soundfont))
-    audio = np.asarray(audio, dtype=np.float64)[:n_samples]
+    audio = _fluidsynth(part.instrument, sample_rate, Path(soundfont))[:n_samples]
     if audio.size < n_samples:
         audio = np.pad(audio, (0, n_samples - audio.size))
     return audio
@@ -314,8 +481,12 @@ def _write_midi(path: Path, instruments: list[pretty_midi.Instrument], tempo: fl
     os.replace(temp_name, path)
 
 
-def write_track(track_dir: Path, song: Song, sample_rate: int, soundfont: Path) -> dict:
-    """Render ``song`` into ``track_dir`` in the Slakh layout; returns a one-line summary dict."""
+def write_track(track_dir: Path, song: Song, sample_rate: int, soundfont: Path, held_out: bool = False) -> dict:
+    """Render ``song`` into ``track_dir`` in the Slakh layout with ``soundfont``; returns a one-line summary dict.
+
+    metadata.yaml records the soundfont (``soundfont``: file name, ``soundfont_path``, and ``soundfont_held_out``:
+    whether it is a held-out test soundfont) besides Slakh's own ``plugin_name`` per stem and ``synthesizer``.
+    """
     (track_dir / "stems").mkdir(parents=True, exist_ok=True)
     (track_dir / "MIDI").mkdir(exist_ok=True)
     n_samples = int(round(song.seconds * sample_rate))
@@ -350,10 +521,13 @@ def write_track(track_dir: Path, song: Song, sample_rate: int, soundfont: Path) 
         "target_peak": round(20 * math.log10(_PEAK), 3),
         "sample_rate": sample_rate,
         "synthesizer": f"scoresep {__version__} (FluidSynth, {soundfont.name})",
+        "soundfont": soundfont.name,
+        "soundfont_path": str(soundfont),
+        "soundfont_held_out": held_out,
         "stems": stem_meta,
     }
     _write_yaml(track_dir / "metadata.yaml", metadata)  # written last: a track without it is incomplete
-    return {"track": track_dir.name, "stems": len(song.parts), "seconds": song.seconds}
+    return {"track": track_dir.name, "stems": len(song.parts), "seconds": song.seconds, "soundfont": soundfont.name}
 
 
 @dataclass
@@ -365,6 +539,7 @@ class _Job:
     sample_rate: int
     soundfont: Path
     midi_path: Path | None
+    held_out: bool = False
 
 
 def _run_job(job: _Job) -> dict:
@@ -372,7 +547,7 @@ def _run_job(job: _Job) -> dict:
         song = compose_song(job.seed, job.index, job.seconds)
     else:
         song = song_from_midi(job.midi_path, job.seconds, job.seed, job.index)
-    return write_track(job.track_dir, song, job.sample_rate, job.soundfont)
+    return write_track(job.track_dir, song, job.sample_rate, job.soundfont, job.held_out)
 
 
 def synthesise(
@@ -381,20 +556,27 @@ def synthesise(
     seconds: float | None = 30.0,
     seed: int = 0,
     sample_rate: int = 16_000,
-    soundfont: str | os.PathLike | None = None,
+    soundfont: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
     midi_dir: str | os.PathLike | None = None,
     workers: int | None = None,
     progress: bool = True,
+    *,
+    soundfonts: Sequence[str | os.PathLike] | None = None,
+    test_soundfont: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
 ) -> list[dict]:
     """Write a mini-Slakh under ``out``; returns one summary per track.
 
     With ``midi_dir`` the ``*.mid``/``*.midi`` files found there (recursively, sorted) are rendered instead
     of composed music; ``tracks`` then caps their number and ``seconds`` (None: whole files) their length.
+
+    Timbre variety: ``soundfont`` (one spec or several, as ``--soundfont`` gives them) and ``soundfonts`` are
+    pooled (specs: see ``resolve_soundfonts``; none: TimGM6mb) and each track draws one from (seed, track index),
+    so the same arguments give the same dataset. ``test_soundfont``: the test split is rendered only with it (or
+    them) and train/validation never are, to measure how far learnt timbre carries over. Every soundfont is
+    checked before the first track is rendered.
     """
     out = Path(out)
-    soundfont = Path(soundfont) if soundfont is not None else default_soundfont()
-    if not soundfont.is_file():
-        raise FileNotFoundError(f"{soundfont}: soundfont not found (pass --soundfont PATH to an .sf2 file)")
+    plan = resolve_soundfonts([*_as_specs(soundfont), *_as_specs(soundfonts)], test_soundfont)
     if midi_dir is not None:
         midi_files = sorted(p for p in Path(midi_dir).rglob("*") if p.suffix.lower() in (".mid", ".midi"))
         if not midi_files:
@@ -406,9 +588,12 @@ def synthesise(
             raise ValueError("seconds must be positive for composed tracks")
         midi_files, n_tracks = [], tracks
     splits = assign_splits(n_tracks, seed)
+    if plan.test and "test" not in splits:
+        log.warning("%d tracks give no test split: the held-out test soundfont is not used", n_tracks)
     jobs = [
-        _Job(i, out / splits[i] / f"Track{i + 1:05d}", seed, seconds, sample_rate, soundfont,
-             midi_files[i] if midi_files else None)
+        _Job(i, out / splits[i] / f"Track{i + 1:05d}", seed, seconds, sample_rate,
+             plan.pick(seed, i, splits[i]), midi_files[i] if midi_files else None,
+             held_out=bool(plan.test) and splits[i] == "test")
         for i in range(n_tracks)
     ]
     workers = workers or min(os.cpu_count() or 1, n_tracks)
@@ -433,4 +618,5 @@ def _progress(enabled: bool, done: int, total: int, summary: dict, started: floa
     if enabled:
         elapsed = time.perf_counter() - started
         print(f"[synth {done:>4}/{total}] {summary['track']}: {summary['stems']} stems, "
-              f"{summary['seconds']:.1f} s  ({elapsed:.1f} s elapsed)", file=sys.stderr, flush=True)
+              f"{summary['seconds']:.1f} s, {summary['soundfont']}  ({elapsed:.1f} s elapsed)",
+              file=sys.stderr, flush=True)
