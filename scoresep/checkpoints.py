@@ -119,12 +119,22 @@ def load_transcriptor(path: str | os.PathLike, expected: FeatureSettings | None 
         raise CheckpointError(f"{path}: transcriptor was trained with label={info['label']!r}, "
                               f"this run needs label={label!r}")
     model = Transcriptor(features.n_bins, len(features.instruments), info["n_pitches"],
-                         TranscriptorConfig(**info["config"]))
+                         TranscriptorConfig(**info["config"]), features.sample_rate, features.min_midi)
     try:
         model.load_state_dict(_sub_state(checkpoint["state_dict"], f"{name}."), strict=True)
     except RuntimeError as error:
         raise CheckpointError(f"{path}: transcriptor weights do not fit its saved configuration ({error})") from error
     return model, {**info, "features": features, "stage": meta["stage"]}
+
+
+def checkpoint_thresholds(info: dict, override: float | None = None) -> list[float]:
+    """Per-instrument note thresholds for a transcriptor loaded by ``load_transcriptor``: ``override`` for every
+    instrument when given, else the checkpoint's calibrated ones, else 0.5 (checkpoints written before
+    calibration existed)."""
+    n_instruments = len(info["features"].instruments)
+    if override is not None:
+        return [float(override)] * n_instruments
+    return [float(t) for t in info.get("thresholds") or [0.5] * n_instruments]
 
 
 def load_separator(path: str | os.PathLike,

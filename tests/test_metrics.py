@@ -87,3 +87,40 @@ def test_wrong_channel_rate_counts_notes_heard_elsewhere():
     prediction[0, 0, 30, :5] = True  # heard as bass in 5 frames
     prediction[0, 1, 30, 3:7] = True  # heard as guitar in 4 frames
     assert wrong_channel_rate(prediction, target[:, :, :], channel=0).tolist() == [4, 10]
+
+
+def test_threshold_calibration_picks_the_best_accuracy_per_instrument_by_hand():
+    from scoresep.stages.evaluation import ThresholdCalibration
+
+    calibration = ThresholdCalibration(2, n_bins=10)
+    # instrument 0: non-notes at 0.15 and 0.25, notes at 0.35 and 0.95 -> any threshold in [0.3, 0.3] separates
+    # them perfectly; instrument 1 has no note cell at all -> keeps its fallback threshold
+    probabilities = torch.tensor([[0.15, 0.25, 0.35, 0.95], [0.05, 0.55, 0.65, 0.75]]).view(1, 2, 1, 4)
+    target = torch.tensor([[False, False, True, True], [False, False, False, False]]).view(1, 2, 1, 4)
+    calibration.update(probabilities, target)
+    chosen = calibration.best(lambda tensor: tensor, fallback=torch.tensor([0.5, 0.8]))
+    assert torch.allclose(chosen, torch.tensor([0.3, 0.8]))
+    counts = ThresholdCalibration.counts(calibration.histogram)  # (instrument, candidate k = 1..9, [tp, fp, fn])
+    assert counts[0, 2].tolist() == [2, 0, 0]  # threshold 0.3: both notes, no false note
+    assert counts[0, 0].tolist() == [2, 2, 0]  # threshold 0.1: everything is a note
+    assert counts[0, 8].tolist() == [1, 0, 1]  # threshold 0.9: only the confident note
+
+
+def test_transcription_metrics_are_read_at_the_calibrated_thresholds():
+    from scoresep.checkpoints import FeatureSettings
+    from scoresep.stages.evaluation import TranscriptionEvaluation
+
+    features = FeatureSettings(("bass", "piano"), 16_000, 1024, 256, 21, 22)
+    evaluation = TranscriptionEvaluation(features, notes=False, thresholds=0.5, onset_tolerance=0.05)
+    # a transcriptor that is right but under-confident: notes at probability 0.3, silence at 0.1
+    target = torch.zeros(1, 2, 2, 8, dtype=torch.bool)
+    target[..., :4] = True
+    logits = torch.logit(torch.where(target, torch.tensor(0.3), torch.tensor(0.1)))
+    evaluation.update_mixture(logits, target)
+    before = evaluation.results("val", lambda tensor: tensor)
+    assert before["val/mix/accuracy/bass"] == 0.0  # nothing crosses 0.5
+    thresholds = evaluation.calibrate(lambda tensor: tensor)
+    assert ((thresholds > 0.1) & (thresholds <= 0.3)).all()
+    after = evaluation.results("val", lambda tensor: tensor)
+    assert after["val/mix/accuracy/bass"] == after["val/mix/accuracy/piano"] == 1.0
+    assert after["val/threshold/bass"] == float(thresholds[0])

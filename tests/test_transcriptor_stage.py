@@ -102,3 +102,35 @@ def test_evaluation_reports_per_instrument_mixture_and_isolated_scores(minislakh
             assert f"test/{kind}/onset_f1/{name}" in results
     assert 0.0 <= results["test/iso/wrong_channel/piano"] <= 1.0
     assert "| mix/accuracy |" in capsys.readouterr().out
+
+
+def test_thresholds_are_calibrated_on_validation_kept_in_the_checkpoint_and_used_downstream(minislakh, tmp_path):
+    from scoresep.inference.transcription import Transcriber
+
+    datamodule = tiny_datamodule(minislakh, tmp_path)
+    stage = TranscriptorStage(model=TranscriptorConfig(**TINY, bands_per_semitone=2, log_eps=1e-3))
+    trainer = quiet_trainer(tmp_path, max_steps=3, limit_val_batches=2, num_sanity_val_steps=0)
+    trainer.fit(stage, datamodule)
+    logged = [float(trainer.callback_metrics[f"val/threshold/{name}"]) for name in ("bass", "guitar", "piano")]
+    assert stage.thresholds.tolist() == pytest.approx(logged)
+    assert logged != [0.5, 0.5, 0.5]  # a few steps of weighted BCE are far from calibrated at 0.5
+    path = tmp_path / "calibrated.ckpt"
+    trainer.save_checkpoint(path)
+    _, info = load_transcriptor(path)
+    assert info["thresholds"] == pytest.approx(logged)
+    assert Transcriber.from_checkpoint(path, device="cpu").thresholds.tolist() == pytest.approx(logged)
+    assert Transcriber.from_checkpoint(path, threshold=0.7, device="cpu").thresholds.tolist() == pytest.approx(
+        [0.7] * 3)
+    assert "filterbank" not in "".join(torch.load(path, weights_only=True)["state_dict"])  # fixed, rebuilt
+
+
+def test_log_frequency_input_maps_bins_to_semitone_bands():
+    from scoresep.models.log_frequency import log_frequency_filterbank
+
+    bank = log_frequency_filterbank(16_000, 1024, 21, 2)
+    assert bank.shape == (197, 513)  # A0 - 1/2 semitone up to 8 kHz, two bands per semitone
+    assert torch.allclose(bank.sum(1), torch.ones(197))  # every band averages at least one bin
+    # a pure tone at A4 (440 Hz) lands in the band centred on MIDI 69: row 2 * (69 - 20.5) = 97
+    tone = torch.sin(2 * torch.pi * 440 * torch.arange(16_000) / 16_000)
+    magnitude = torch.stft(tone, 1024, 256, window=torch.hann_window(1024), return_complex=True).abs()
+    assert int((bank @ magnitude).mean(-1).argmax()) == 97

@@ -195,7 +195,9 @@ def add_commands(commands) -> None:
                             help="transcribe each separated instrument instead of the mixture")
     transcribe.add_argument("--separator-ckpt", default=None,
                             help="with --from-separated: the separator's checkpoint (default: --ckpt)")
-    transcribe.add_argument("--threshold", type=float, default=0.5, help="note probability threshold")
+    transcribe.add_argument("--threshold", type=float, default=None,
+                            help="note probability threshold for every instrument (default: the checkpoint's "
+                                 "calibrated per-instrument thresholds; 0.5 for checkpoints without)")
     transcribe.add_argument("--chunk-seconds", type=float, default=30.0, help="audio per chunk (memory bound)")
     transcribe.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: CUDA when available)")
     transcribe.set_defaults(run=command_transcribe)
@@ -208,7 +210,9 @@ def add_commands(commands) -> None:
     evaluate.add_argument("--cache", default="data/cache", help="cache folder (default data/cache)")
     evaluate.add_argument("--mixture", default="instruments", choices=("instruments", "full"),
                           help="instruments: sum of the instruments' stems (the paper); full: the mix file")
-    evaluate.add_argument("--threshold", type=float, default=0.5, help="note probability threshold")
+    evaluate.add_argument("--threshold", type=float, default=None,
+                          help="note probability threshold for every instrument (default: the checkpoint's "
+                               "calibrated per-instrument thresholds; 0.5 for checkpoints without)")
     evaluate.add_argument("--chunk-seconds", type=float, default=30.0, help="audio per chunk")
     evaluate.add_argument("--device", default=None, help="cpu, cuda (default: CUDA when available)")
     evaluate.add_argument("--workers", type=int, default=None, help="processes for building the cache")

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from scoresep.checkpoints import load_separator, load_transcriptor, read_checkpoint
+from scoresep.checkpoints import checkpoint_thresholds, load_separator, load_transcriptor, read_checkpoint
 from scoresep.data.cache import atomic_write_bytes, load_index, prepare
 from scoresep.data.dataset import CachedTrack
 from scoresep.data.slakh import DatasetError
@@ -134,9 +134,12 @@ def summarise(tracks: list[dict], instruments: tuple[str, ...]) -> dict:
 
 def evaluate_checkpoint(checkpoint: str | os.PathLike, data: str | os.PathLike, split: str = "test",
                         cache_dir: str | os.PathLike = "data/cache", mixture: str = "instruments",
-                        chunk_seconds: float = 30.0, threshold: float = 0.5, device: str | None = None,
+                        chunk_seconds: float = 30.0, threshold: float | None = None, device: str | None = None,
                         workers: int | None = None, progress: bool = True) -> dict:
-    """Evaluate one stage checkpoint on the whole tracks of ``split``; returns the JSON-ready result."""
+    """Evaluate one stage checkpoint on the whole tracks of ``split``; returns the JSON-ready result.
+
+    ``threshold`` None reads notes at the checkpoint's calibrated per-instrument thresholds (recorded in the
+    result as ``threshold``, one per instrument)."""
     if mixture not in ("instruments", "full"):
         raise ValueError(f"mixture must be 'instruments' or 'full', got {mixture!r}")
     meta = read_checkpoint(checkpoint)["scoresep"]
@@ -147,7 +150,8 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, data: str | os.PathLike, 
         separator = Separator(network, info["features"], chunk_seconds, device)
     if meta["stage"] in ("transcriptor", "adversarial"):
         network, info = load_transcriptor(checkpoint)
-        transcriber = Transcriber(network, info["features"], threshold, chunk_seconds, device=device)
+        transcriber = Transcriber(network, info["features"], checkpoint_thresholds(info, threshold), chunk_seconds,
+                                  device=device)
     features = (separator or transcriber).features
     folder, records = _split_tracks(data, cache_dir, features, split, workers)
     instruments = features.instruments
@@ -175,7 +179,8 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, data: str | os.PathLike, 
     return {
         "format": FORMAT, "checkpoint": str(checkpoint), "stage": meta["stage"], "split": split, "data": str(data),
         "mixture": mixture, "instruments": list(instruments), "features": features.to_dict(),
-        "threshold": threshold, "seconds": time.perf_counter() - started, "machine": platform.platform(),
+        "threshold": transcriber.thresholds.tolist() if transcriber is not None else threshold,
+        "seconds": time.perf_counter() - started, "machine": platform.platform(),
         "skipped": skipped, "tracks": tracks, "summary": summarise(tracks, instruments),
     }
 

@@ -8,12 +8,13 @@ except for rare cells near chunk borders, and memory depends only on the chunk l
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import numpy as np
 import pretty_midi
 import torch
 
-from scoresep.checkpoints import CheckpointError, FeatureSettings, load_transcriptor
+from scoresep.checkpoints import CheckpointError, FeatureSettings, checkpoint_thresholds, load_transcriptor
 from scoresep.constants import n_frames as frame_count
 from scoresep.data.audio import AudioError
 from scoresep.features import Spectrogram
@@ -30,7 +31,8 @@ class Transcriber:
     Args:
         network: the transcriptor network (stage 1, stage 3, or the critic a stage-2 checkpoint carries).
         features: the feature settings it was trained with.
-        threshold: note probability above which a cell is a note.
+        threshold: note probability above which a cell is a note: one per instrument (what a checkpoint's
+            calibration chose) or one number for all.
         chunk_seconds: kept audio per chunk.
         context_seconds: audio on each side of a chunk that the network sees but whose output is discarded.
         device: where to compute (default: CUDA when available).
@@ -39,29 +41,33 @@ class Transcriber:
     MIDI note ``features.min_midi + p``, frame ``n`` is time ``n * hop_length / sample_rate``.
     """
 
-    def __init__(self, network: Transcriptor, features: FeatureSettings, threshold: float = 0.5,
+    def __init__(self, network: Transcriptor, features: FeatureSettings, threshold: float | Sequence[float] = 0.5,
                  chunk_seconds: float = 30.0, context_seconds: float = 4.0, device: str | torch.device | None = None):
-        if not 0.0 < threshold < 1.0:
+        thresholds = np.broadcast_to(np.asarray(threshold, dtype=np.float32).flatten(),
+                                     (len(features.instruments),)).copy()
+        if not ((thresholds > 0) & (thresholds < 1)).all():
             raise ValueError(f"threshold must be in (0, 1), got {threshold}")
         if chunk_seconds <= 0 or context_seconds < 0:
             raise ValueError(f"need chunk_seconds > 0 and context_seconds >= 0, got {chunk_seconds}, "
                              f"{context_seconds}")
         self.device = pick_device(device)
         self.network = network.to(self.device).eval()
-        self.features, self.threshold = features, threshold
+        self.features, self.thresholds = features, thresholds
         self.chunk_seconds, self.context_seconds = chunk_seconds, context_seconds
         self.spectrogram = Spectrogram(features.n_fft, features.hop_length, features.sample_rate,
                                        inverse=False).to(self.device)
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, threshold: float = 0.5, chunk_seconds: float = 30.0,
+    def from_checkpoint(cls, path: str | os.PathLike, threshold: float | None = None, chunk_seconds: float = 30.0,
                         context_seconds: float = 4.0, device: str | torch.device | None = None) -> Transcriber:
-        """Load the transcriptor of a stage-1, stage-2 (its critic) or stage-3 checkpoint."""
+        """Load the transcriptor of a stage-1, stage-2 (its critic) or stage-3 checkpoint. ``threshold`` None
+        takes the checkpoint's calibrated per-instrument thresholds (0.5 for checkpoints without)."""
         network, info = load_transcriptor(path)
         if info["label"] != "notes":
             raise CheckpointError(f"{path}: this transcriptor was trained with label={info['label']!r} (an "
                                   "instrument-activity classifier); it cannot write notes")
-        return cls(network, info["features"], threshold, chunk_seconds, context_seconds, device)
+        return cls(network, info["features"], checkpoint_thresholds(info, threshold), chunk_seconds, context_seconds,
+                   device)
 
     @property
     def instruments(self) -> tuple[str, ...]:
@@ -113,7 +119,7 @@ class Transcriber:
 
     def transcribe_source(self, source: Source, separator: Separator | None = None) -> np.ndarray:
         """Bool piano rolls ``(instrument, pitch, frame)`` of a whole source."""
-        return self.probabilities(source, separator) > self.threshold
+        return self.probabilities(source, separator) > self.thresholds[:, None, None]
 
     def __call__(self, waveform: torch.Tensor | np.ndarray, sample_rate: int,
                  separator: Separator | None = None) -> dict[str, torch.Tensor]:

@@ -1,7 +1,9 @@
 """Transcriptor: magnitude spectrogram -> per-instrument piano-roll logits.
 
-An onsets-and-frames-style acoustic model: log compression and per-frequency batch normalisation of the
-input (so separated spectrograms, whose level differs from mixtures, can be fed later), a 2-D CNN front end
+An onsets-and-frames-style acoustic model: optionally a fixed map from STFT bins to semitone-spaced bands
+(``bands_per_semitone``; see log_frequency.py), log compression ``log(log_eps + x)`` and per-band batch
+normalisation of the input (so separated spectrograms, whose level differs from mixtures, can be fed later),
+a 2-D CNN front end
 that pools along frequency only, a dense projection per frame, an optional bidirectional GRU over time, and
 a linear head to ``instruments x pitches`` logits per frame.
 
@@ -10,10 +12,14 @@ With ``n_pitches=1`` the same network is the baseline's frame-level instrument-a
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from scoresep.constants import MIN_MIDI, SAMPLE_RATE
+from scoresep.models.log_frequency import log_frequency_filterbank
 
 
 @dataclass
@@ -27,6 +33,10 @@ class TranscriptorConfig:
         hidden: width of the per-frame projection and of the (bidirectional) GRU output.
         rnn_layers: GRU layers over time (0: none, frames are independent after the CNN).
         dropout: dropout after each block and the projection.
+        bands_per_semitone: 0 reads the linear STFT bins; ``b`` > 0 first maps them to ``b`` bands per semitone
+            (log frequency: 2.1x cheaper forward + backward at 2, and pitch shifts become shifts).
+        log_eps: input compression ``log(log_eps + magnitude)``. 1 is ``log1p``, which leaves the quiet partials
+            nearly linear (81 % of a mini-Slakh mixture's cells are below 1); 1e-3 compresses the top ~100 dB.
     """
 
     channels: int = 8
@@ -34,6 +44,8 @@ class TranscriptorConfig:
     hidden: int = 256
     rnn_layers: int = 1
     dropout: float = 0.1
+    bands_per_semitone: int = 0
+    log_eps: float = 1.0
 
     @classmethod
     def paper(cls) -> TranscriptorConfig:
@@ -44,6 +56,8 @@ class TranscriptorConfig:
             raise ValueError(f"transcriptor size: channels, conv_blocks, hidden must be >= 1, got {self}")
         if self.hidden % 2:
             raise ValueError(f"transcriptor size: hidden must be even (bidirectional GRU), got {self.hidden}")
+        if self.bands_per_semitone < 0 or not self.log_eps > 0:
+            raise ValueError(f"transcriptor: need bands_per_semitone >= 0 and log_eps > 0, got {self}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"transcriptor size: dropout must be in [0, 1), got {self.dropout}")
 
@@ -56,14 +70,22 @@ class Transcriptor(nn.Module):
         n_instruments: output channels I.
         n_pitches: pitch rows P (88 for notes, 1 for the activity classifier).
         config: network size.
+        sample_rate, lowest_midi: where the log-frequency bands lie (used when ``bands_per_semitone`` > 0).
     """
 
-    def __init__(self, n_bins: int, n_instruments: int, n_pitches: int, config: TranscriptorConfig | None = None):
+    def __init__(self, n_bins: int, n_instruments: int, n_pitches: int, config: TranscriptorConfig | None = None,
+                 sample_rate: int = SAMPLE_RATE, lowest_midi: int = MIN_MIDI):
         super().__init__()
         config = config or TranscriptorConfig()
         self.n_bins, self.n_instruments, self.n_pitches, self.config = n_bins, n_instruments, n_pitches, config
-        self.input_norm = nn.BatchNorm1d(n_bins)
-        blocks, in_channels, bins = [], 1, n_bins
+        if config.bands_per_semitone:
+            bank = log_frequency_filterbank(sample_rate, 2 * (n_bins - 1), lowest_midi, config.bands_per_semitone)
+            self.register_buffer("filterbank", bank, persistent=False)  # fixed: rebuilt, never checkpointed
+        else:
+            self.filterbank = None
+        bins = n_bins if self.filterbank is None else self.filterbank.shape[0]
+        self.input_norm = nn.BatchNorm1d(bins)
+        blocks, in_channels = [], 1
         for _ in range(config.conv_blocks):
             blocks += [
                 nn.Conv2d(in_channels, config.channels, 3, padding=1, bias=False),
@@ -90,7 +112,11 @@ class Transcriptor(nn.Module):
             raise ValueError(f"Transcriptor expects a magnitude (batch, freq={self.n_bins}, frame), "
                              f"got shape {tuple(magnitude.shape)}")
         batch, _, frames = magnitude.shape
-        features = self.input_norm(torch.log1p(magnitude.clamp_min(0)))
+        magnitude = magnitude.clamp_min(0)
+        if self.filterbank is not None:
+            magnitude = torch.matmul(self.filterbank.to(magnitude.dtype), magnitude)  # (batch, band, frame)
+        eps = self.config.log_eps
+        features = self.input_norm(torch.log(magnitude + eps) - math.log(eps))  # >= 0; log1p when eps = 1
         features = self.frontend(features.unsqueeze(1))  # (batch, channels, bins', frame)
         features = self.projection(features.flatten(1, 2).transpose(1, 2))  # (batch, frame, hidden)
         if self.rnn is not None:

@@ -71,7 +71,11 @@ class AdversarialStage(EvaluatedStage):
         separator_lr, transcriptor_lr, weight_decay: AdamW settings of each model (constant rate).
         gradient_clip_val: gradient-norm clip of each half-step (0: none). Set here, not on the Trainer:
             Lightning clips only automatically optimised modules.
-        threshold, onset_tolerance: transcription metrics (as in stage 1).
+        threshold: note threshold of every instrument when the transcriptor's checkpoint holds no calibrated
+            thresholds (checkpoints written before calibration existed).
+        calibrate_thresholds: re-choose the per-instrument thresholds after each validation pass (as in stage 1:
+            the transcriptor is fine-tuned here, so its operating point moves); they are kept in the checkpoint.
+        onset_tolerance: note-onset matching of the transcription metrics (seconds).
         seed: AML pairing randomness.
         log_media: log separated audio and mask images of the first validation batch.
         max_nonfinite_steps: training steps in a row with a NaN/inf loss (each one skipped) before the run
@@ -112,6 +116,7 @@ class AdversarialStage(EvaluatedStage):
         weight_decay: float = 0.0,
         gradient_clip_val: float = 1.0,
         threshold: float = 0.5,
+        calibrate_thresholds: bool = True,
         onset_tolerance: float = 0.05,
         seed: int = 0,
         log_media: bool = True,
@@ -137,8 +142,10 @@ class AdversarialStage(EvaluatedStage):
             raise ValueError("AdversarialStage: separator_checkpoint is required (the stage-2 checkpoint, e.g. "
                              "--model.separator_checkpoint checkpoints/stage2/best.ckpt)")
         self.separator, _ = load_separator(separator_checkpoint, expected=self.features)
-        self.transcriptor, _ = load_transcriptor(transcriptor_checkpoint or separator_checkpoint,
-                                                 expected=self.features, label="notes")
+        self.transcriptor, transcriptor_info = load_transcriptor(transcriptor_checkpoint or separator_checkpoint,
+                                                                 expected=self.features, label="notes")
+        thresholds = transcriptor_info.get("thresholds") or [threshold] * len(instruments)
+        self.register_buffer("thresholds", torch.tensor(thresholds, dtype=torch.float32))
         self.transcriptor.eval()  # Lightning restores the modes it finds here after each validation
         self.spectrogram = Spectrogram(n_fft, hop_length, sample_rate, inverse=True, backend=stft_backend)
         templates = harmonic_templates(bin_frequencies(sample_rate, n_fft), self.features.n_pitches, min_midi,
@@ -263,7 +270,7 @@ class AdversarialStage(EvaluatedStage):
     def _reset_evaluation(self) -> None:
         hp = self.hparams
         self.separation = SeparationEvaluation(self.features.instruments)
-        self.transcription = TranscriptionEvaluation(self.features, True, hp.threshold, hp.onset_tolerance)
+        self.transcription = TranscriptionEvaluation(self.features, True, self.thresholds, hp.onset_tolerance)
 
     def _evaluation_step(self, batch: dict, batch_idx: int) -> None:
         masks, _ = self.separate(batch["mixture_mag"])
@@ -286,6 +293,8 @@ class AdversarialStage(EvaluatedStage):
         self._evaluation_step(batch, batch_idx)
 
     def _log_evaluation(self, prefix: str) -> dict[str, float]:
+        if prefix == "val" and self.hparams.calibrate_thresholds:
+            self.thresholds.copy_(self.transcription.calibrate(self.sum_over_processes))
         results = self.separation.results(prefix, self.sum_over_processes)
         results.update(self.transcription.results(prefix, self.sum_over_processes))
         self.log_dict(results, sync_dist=False)
@@ -295,5 +304,6 @@ class AdversarialStage(EvaluatedStage):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         models = {"separator": network_spec(self.separator),
                   "transcriptor": {"config": asdict(self.transcriptor.config),
-                                   "n_pitches": self.transcriptor.n_pitches, "label": "notes"}}
+                                   "n_pitches": self.transcriptor.n_pitches, "label": "notes",
+                                   "thresholds": self.thresholds.tolist()}}
         checkpoint["scoresep"] = section("adversarial", self.features, models)

@@ -58,6 +58,48 @@ class SeparationEvaluation:
         return results
 
 
+class ThresholdCalibration:
+    """Per-instrument histograms of note probabilities on note and non-note cells, to choose thresholds.
+
+    A transcriptor trained with a positive weight ``w`` is miscalibrated: the optimum of its weighted BCE crosses
+    0.5 where the true note probability is only ``1 / (w + 1)``, so a fixed 0.5 is an operating point nobody
+    chose (and no formula fixes it: measured accuracies move up for some instruments and down for others). The
+    thresholds are therefore chosen on data: the one of ``n_bins - 1`` evenly spaced candidates with the best
+    frame accuracy ``TP / (TP + FP + FN)`` (the metric of Table 2), per instrument.
+    """
+
+    def __init__(self, n_instruments: int, n_bins: int = 200):
+        self.n_bins = n_bins
+        self.histogram = torch.zeros(n_instruments, 2, n_bins, dtype=torch.long)  # [instrument, note?, bin]
+
+    def update(self, probabilities: torch.Tensor, target: torch.Tensor) -> None:
+        """probabilities, target: ``(batch, instrument, pitch, frame)`` (float in [0, 1], bool)."""
+        bins = (probabilities.detach().float() * self.n_bins).long().clamp_(0, self.n_bins - 1)
+        n_instruments = bins.shape[1]
+        index = (torch.arange(n_instruments, device=bins.device).view(1, -1, 1, 1) * 2 + target.long()) * self.n_bins
+        flat = torch.bincount((index + bins).flatten(), minlength=n_instruments * 2 * self.n_bins)
+        self.histogram += flat.view(n_instruments, 2, self.n_bins).cpu()
+
+    @staticmethod
+    def counts(histogram: torch.Tensor) -> torch.Tensor:
+        """``(instrument, candidate, 3)`` TP/FP/FN when cells in bins ``>= k`` count as notes, ``k = 1..n-1``."""
+        above = histogram.flip(-1).cumsum(-1).flip(-1)[..., 1:]  # cells in bin >= k: (instrument, 2, n - 1)
+        true_positive, false_positive = above[:, 1], above[:, 0]
+        false_negative = histogram[:, 1].sum(-1, keepdim=True) - true_positive
+        return torch.stack([true_positive, false_positive, false_negative], dim=-1)
+
+    def best(self, gather: Gather, fallback: torch.Tensor) -> torch.Tensor:
+        """Thresholds ``(instrument,)`` with the best accuracy over every process's cells; ``fallback[i]`` where
+        instrument ``i`` had no note cell (nothing to calibrate on)."""
+        histogram = gather(self.histogram)
+        counts = self.counts(histogram).double()
+        accuracy = counts[..., 0] / counts.sum(-1).clamp_min(1)
+        candidates = torch.arange(1, self.n_bins, dtype=torch.float32) / self.n_bins
+        chosen = candidates[accuracy.argmax(-1)]
+        has_notes = histogram[:, 1].sum(-1) > 0
+        return torch.where(has_notes, chosen, fallback.float().cpu())
+
+
 class TranscriptionEvaluation:
     """Frame accuracy/P/R/F1 and note-onset F1 per instrument, on mixtures (``mix``) and on each isolated stem
     (``iso``, the transcriptor applied to the true stem), plus the wrong-channel rate on isolated stems.
@@ -66,20 +108,33 @@ class TranscriptionEvaluation:
         features: feature settings (instruments, frame rate, lowest pitch).
         notes: the model outputs piano rolls (onset F1 and the per-pitch metrics make sense); False for the
             activity classifier (one row).
-        threshold: probability above which a cell counts as a note.
+        thresholds: per-instrument probability above which a cell counts as a note ``(instrument,)``, or one
+            number for all.
         onset_tolerance: seconds for note-onset matching.
+
+    Mixture predictions are also collected in a ``ThresholdCalibration`` (``calibration``), so a stage can
+    choose the next thresholds from this pass.
     """
 
-    def __init__(self, features: FeatureSettings, notes: bool, threshold: float, onset_tolerance: float):
+    def __init__(self, features: FeatureSettings, notes: bool, thresholds: torch.Tensor | float,
+                 onset_tolerance: float):
         self.features, self.notes = features, notes
-        self.threshold, self.onset_tolerance = threshold, onset_tolerance
+        n = len(features.instruments)
+        self.thresholds = torch.as_tensor(thresholds, dtype=torch.float32).flatten().expand(n).clone()
+        self.onset_tolerance = onset_tolerance
         self.reset()
+
+    def _predict(self, logits: torch.Tensor) -> torch.Tensor:
+        """Notes ``(batch, instrument, pitch, frame)`` bool from logits of the same shape."""
+        return torch.sigmoid(logits.float()) > self.thresholds.to(logits.device).view(1, -1, 1, 1)
 
     def reset(self) -> None:
         n = len(self.features.instruments)
         self.counts = {"mix": torch.zeros(n, 3, dtype=torch.long), "iso": torch.zeros(n, 3, dtype=torch.long)}
         self.onsets = {"mix": np.zeros((n, 3), dtype=np.int64), "iso": np.zeros((n, 3), dtype=np.int64)}
         self.wrong = torch.zeros(n, 2, dtype=torch.long)
+        self.calibration = ThresholdCalibration(n)
+        self._calibrated_counts: torch.Tensor | None = None
 
     def _accumulate(self, kind: str, prediction: torch.Tensor, target: torch.Tensor) -> None:
         """prediction, target: ``(batch, instrument, pitch, frame)`` bool."""
@@ -94,7 +149,8 @@ class TranscriptionEvaluation:
 
     def update_mixture(self, logits: torch.Tensor, target: torch.Tensor) -> None:
         """logits: transcriptor output on mixtures ``(batch, instrument, pitch, frame)``; target: same, bool."""
-        self._accumulate("mix", torch.sigmoid(logits.float()) > self.threshold, target)
+        self.calibration.update(torch.sigmoid(logits.float()), target)
+        self._accumulate("mix", self._predict(logits), target)
 
     def update_isolated(self, transcribe: Callable[[torch.Tensor], torch.Tensor], sources_mag: torch.Tensor,
                         target: torch.Tensor) -> None:
@@ -102,10 +158,21 @@ class TranscriptionEvaluation:
         channel ``i`` against instrument ``i``'s roll; notes that land in other channels are wrong-channel."""
         own = []
         for channel in range(sources_mag.shape[1]):
-            prediction = torch.sigmoid(transcribe(sources_mag[:, channel]).float()) > self.threshold
+            prediction = self._predict(transcribe(sources_mag[:, channel]))
             own.append(prediction[:, channel])
             self.wrong[channel] += wrong_channel_rate(prediction, target[:, channel], channel).cpu()
         self._accumulate("iso", torch.stack(own, dim=1), target)
+
+    def calibrate(self, gather: Gather) -> torch.Tensor:
+        """Choose per-instrument thresholds on this pass's mixtures and re-score the mixture frame metrics at them
+        (exact: they are read from the histograms). Onset F1 and the isolated-stem metrics of this pass stay at
+        the thresholds it ran with. Returns the thresholds ``(instrument,)``."""
+        self.thresholds = self.calibration.best(gather, self.thresholds)
+        histogram = gather(self.calibration.histogram)
+        counts = ThresholdCalibration.counts(histogram)  # (instrument, candidate, 3)
+        steps = (self.thresholds * self.calibration.n_bins).round().long().clamp(1, self.calibration.n_bins - 1)
+        self._calibrated_counts = counts[torch.arange(len(steps)), steps - 1]
+        return self.thresholds
 
     def results(self, prefix: str, gather: Gather) -> dict[str, float]:
         n = len(self.features.instruments)
@@ -116,6 +183,8 @@ class TranscriptionEvaluation:
         ])
         parts = gather(packed).split([3 * n, 3 * n, 3 * n, 3 * n, 2 * n])
         counts = {"mix": parts[0].view(n, 3), "iso": parts[1].view(n, 3)}
+        if self._calibrated_counts is not None:
+            counts["mix"] = self._calibrated_counts
         onsets = {"mix": parts[2].view(n, 3), "iso": parts[3].view(n, 3)}
         instruments = self.features.instruments
         results: dict[str, float] = {}
@@ -132,6 +201,7 @@ class TranscriptionEvaluation:
             results[f"{prefix}/{kind}/accuracy"] = float(np.nanmean(accuracies)) if not all(
                 np.isnan(accuracies)) else float("nan")
         for index, name in enumerate(instruments):
+            results[f"{prefix}/threshold/{name}"] = float(self.thresholds[index])
             wrong, notes = (int(v) for v in parts[4].view(n, 2)[index])
             if notes:
                 results[f"{prefix}/iso/wrong_channel/{name}"] = wrong / notes

@@ -157,7 +157,8 @@ class SeparatorStage(EvaluatedStage):
                 raise ValueError(f"SeparatorStage: critic={critic!r} needs transcriptor_checkpoint (the stage-1 "
                                  "checkpoint, e.g. --model.transcriptor_checkpoint checkpoints/stage1/best.ckpt)")
             label = "notes" if critic == "transcriptor" else "activity"
-            self.critic, _ = load_transcriptor(transcriptor_checkpoint, expected=self.features, label=label)
+            self.critic, critic_info = load_transcriptor(transcriptor_checkpoint, expected=self.features, label=label)
+            self.critic_thresholds = critic_info.get("thresholds")  # kept so the critic transcribes as calibrated
             self.critic.eval().requires_grad_(False)
         self.spectrogram = Spectrogram(n_fft, hop_length, sample_rate, inverse=True, backend=stft_backend)
         templates = harmonic_templates(bin_frequencies(sample_rate, n_fft), self.features.n_pitches, min_midi,
@@ -251,5 +252,6 @@ class SeparatorStage(EvaluatedStage):
         models = {"separator": network_spec(self.separator)}
         if self.critic is not None:
             models["critic"] = {"config": asdict(self.critic.config), "n_pitches": self.critic.n_pitches,
-                                "label": "notes" if self.hparams.critic == "transcriptor" else "activity"}
+                                "label": "notes" if self.hparams.critic == "transcriptor" else "activity",
+                                "thresholds": self.critic_thresholds}
         checkpoint["scoresep"] = section("separator", self.features, models)

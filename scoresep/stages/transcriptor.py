@@ -44,7 +44,12 @@ class TranscriptorStage(EvaluatedStage):
             Tracks without stems always train on the mixture.
         pos_weight: BCE weight of positive (note) cells; notes fill ~1-2 % of the roll and plain BCE
             learns to predict silence, so positives count ``pos_weight`` times.
-        threshold: probability above which a cell counts as a note in the metrics.
+        threshold: probability above which a cell counts as a note until the first validation has calibrated the
+            thresholds (and always, with ``calibrate_thresholds: false``).
+        calibrate_thresholds: after each validation pass, choose one threshold per instrument on the validation
+            mixtures (best frame accuracy; ``stages.evaluation.ThresholdCalibration``). They are logged as
+            ``val/threshold/<instrument>``, kept in the checkpoint, used by ``test``, stage 3, ``transcribe`` and
+            ``evaluate``, and ``val/mix/*`` frame metrics (so ``best.ckpt``) are read at them.
         lr, weight_decay: AdamW settings. scheduler: ``cosine`` decays to 0 over the run, ``none`` keeps lr.
         onset_tolerance: seconds for note-onset matching (mir_eval default 0.05).
         max_nonfinite_steps: training steps in a row with a NaN/inf loss (each one skipped) before the run
@@ -66,6 +71,7 @@ class TranscriptorStage(EvaluatedStage):
         submix_keep: float = 0.7,
         pos_weight: float = 20.0,
         threshold: float = 0.5,
+        calibrate_thresholds: bool = True,
         lr: float = 3e-3,
         weight_decay: float = 1e-4,
         scheduler: Literal["cosine", "none"] = "cosine",
@@ -84,8 +90,10 @@ class TranscriptorStage(EvaluatedStage):
             raise ValueError(f"TranscriptorStage: need pos_weight > 0, 0 < threshold < 1, 0 < submix_keep <= 1; got "
                              f"{pos_weight}, {threshold}, {submix_keep}")
         self.n_outputs = self.features.n_pitches if label == "notes" else 1
-        self.transcriptor = Transcriptor(self.features.n_bins, len(instruments), self.n_outputs, model)
+        self.transcriptor = Transcriptor(self.features.n_bins, len(instruments), self.n_outputs, model, sample_rate,
+                                        min_midi)
         self.spectrogram = Spectrogram(n_fft, hop_length, sample_rate, inverse=False, backend=stft_backend)
+        self.register_buffer("thresholds", torch.full((len(instruments),), float(threshold)))
         self._reset_evaluation()
 
     # ------------------------------------------------------------------------------------------------ training
@@ -143,7 +151,7 @@ class TranscriptorStage(EvaluatedStage):
     # ---------------------------------------------------------------------------------------------- evaluation
     def _reset_evaluation(self) -> None:
         hp = self.hparams
-        self.evaluation = TranscriptionEvaluation(self.features, hp.label == "notes", hp.threshold,
+        self.evaluation = TranscriptionEvaluation(self.features, hp.label == "notes", self.thresholds,
                                                   hp.onset_tolerance)
         self.reset_evaluation_loss()
 
@@ -163,6 +171,8 @@ class TranscriptorStage(EvaluatedStage):
         self._evaluation_step(batch)
 
     def _log_evaluation(self, prefix: str) -> dict[str, float]:
+        if prefix == "val" and self.hparams.calibrate_thresholds:
+            self.thresholds.copy_(self.evaluation.calibrate(self.sum_over_processes))
         results = self.evaluation.results(prefix, self.sum_over_processes)
         results[f"{prefix}/loss"] = self.evaluation_loss()
         self.log_dict(results, sync_dist=False, rank_zero_only=False)
@@ -170,5 +180,6 @@ class TranscriptorStage(EvaluatedStage):
 
     # ---------------------------------------------------------------------------------------------- checkpoint
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        info = {"config": dict(self.hparams["model"]), "n_pitches": self.n_outputs, "label": self.hparams.label}
+        info = {"config": dict(self.hparams["model"]), "n_pitches": self.n_outputs, "label": self.hparams.label,
+                "thresholds": self.thresholds.tolist()}
         checkpoint["scoresep"] = section("transcriptor", self.features, {"transcriptor": info})
