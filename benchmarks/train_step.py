@@ -49,6 +49,7 @@ def current_settings(row: str) -> dict:
     """What ``make reproduce`` trains for ``row``: the experiment YAML merged with the mini preset's overrides."""
     preset = yaml.safe_load((ROOT / "experiments/reproduce/mini.yaml").read_text())
     config = yaml.safe_load((ROOT / "experiments" / YAML[row]).read_text())
+    config = _deep_merge(config, {"data": preset.get("data") or {}})
     config = _deep_merge(config, preset.get("overrides") or {})
     config = _deep_merge(config, (preset["rows"].get(row) or {}).get("overrides") or {})
     return config

@@ -11,7 +11,8 @@ from scoresep.models.transcriptor import TranscriptorConfig
 from scoresep.stages import SeparatorStage, TranscriptorStage
 
 TINY_T = {"channels": 4, "conv_blocks": 1, "hidden": 16, "rnn_layers": 1, "dropout": 0.0}  # transcriptor size
-TINY_S = {"channels": 4, "depth": 2}  # separator size
+TINY_S = {"channels": 4, "depth": 2}  # U-Net separator size
+TINY_FRAME = {"class_path": "scoresep.models.FrameSeparator", "init_args": {"hidden": 16, "blocks": 2}}  # YAMLs' net
 
 
 def tiny_datamodule(root, tmp_path, **kwargs) -> SlakhDataModule:

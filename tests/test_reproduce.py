@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 import yaml
-from helpers import TINY_S, TINY_T, train_tiny_stages
+from helpers import TINY_FRAME, TINY_T, train_tiny_stages
 
 from scoresep.cli import main
 from scoresep.data.cache import load_index
@@ -27,7 +27,7 @@ def _preset(tmp_path, minislakh, extra_rows=None) -> str:
                    "overrides": {"trainer": TINY_TRAINER, "model": {"init_args": {"model": TINY_T}}}},
         "stage2": {"config": "experiments/stage2.yaml", "checkpoints": {"transcriptor_checkpoint": "stage1"},
                    "overrides": {"trainer": TINY_TRAINER,
-                                 "model": {"init_args": {"model": TINY_S, "log_media": False}}}},
+                                 "model": {"init_args": {"model": TINY_FRAME, "log_media": False}}}},
         **(extra_rows or {}),
     }
     path = tmp_path / "tiny.yaml"
