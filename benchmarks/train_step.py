@@ -3,8 +3,8 @@
 For each row kind (stage 1, stage 2 c+h, supervised, baseline, stage 3 with AML, stage 3 with ATL) it builds the
 stage twice on random batches of the right shapes: with the *previous* defaults (nnAudio2 STFT, the 2-D U-Net
 separator of 12 channels / depth 3, a transcriptor on linear STFT bins, 8 x 4-s crops, the stems' spectrograms
-computed on every batch) and with the *current* defaults, read from ``experiments/*.yaml`` and
-``experiments/reproduce/mini.yaml`` (so this script always measures what ``make reproduce`` runs). Rows 1-4 are
+computed on every batch) and with the *current* defaults: each row's config as ``experiments/reproduce/mini.yaml``
+builds it (so this script always measures what ``make reproduce`` runs). Rows 1-4 are
 timed in a plain PyTorch loop, phase by phase; stage 3 (manual optimisation, two optimisers) through a Lightning
 fit. Then stage 2's step time under ``Trainer.fit`` is compared with the plain loop on the same model and batch.
 
@@ -16,7 +16,6 @@ Its last two lines are ``stage-2 speed-up over previous defaults: N.Nx`` and ``l
 from __future__ import annotations
 
 import argparse
-import copy
 import logging
 import tempfile
 import time
@@ -24,41 +23,27 @@ import warnings
 from pathlib import Path
 
 import torch
-import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
 PREVIOUS = {
     "stft_backend": "nnaudio2", "segment_seconds": 4.0, "batch_size": 8, "sources_always": True,
     "separator": {"class_path": "scoresep.models.UNetSeparator", "init_args": {"channels": 12, "depth": 3}},
     "transcriptor": {"channels": 8, "conv_blocks": 1, "hidden": 256, "rnn_layers": 1, "dropout": 0.1},
 }
 ROWS = ("stage1", "stage2", "supervised", "baseline", "stage3", "stage3_atl")
-YAML = {"stage1": "stage1.yaml", "stage2": "stage2.yaml", "supervised": "supervised.yaml", "baseline": "baseline.yaml",
-        "stage3": "stage3.yaml", "stage3_atl": "stage3_atl.yaml", "classifier": "baseline_classifier.yaml"}
-
-
-def _deep_merge(base: dict, extra: dict) -> dict:
-    merged = copy.deepcopy(base)
-    for key, value in (extra or {}).items():
-        merged[key] = _deep_merge(merged[key], value) if isinstance(value, dict) and isinstance(
-            merged.get(key), dict) else value
-    return merged
 
 
 def current_settings(row: str) -> dict:
-    """What ``make reproduce`` trains for ``row``: the experiment YAML merged with the mini preset's overrides."""
-    preset = yaml.safe_load((ROOT / "experiments/reproduce/mini.yaml").read_text())
-    config = yaml.safe_load((ROOT / "experiments" / YAML[row]).read_text())
-    config = _deep_merge(config, {"data": preset.get("data") or {}})
-    config = _deep_merge(config, preset.get("overrides") or {})
-    config = _deep_merge(config, (preset["rows"].get(row) or {}).get("overrides") or {})
-    return config
+    """What ``make reproduce`` trains for ``row``: the row's config as the mini preset builds it."""
+    from scoresep.reproduce import load_preset, row_config
+
+    preset = load_preset("mini")
+    return row_config(preset, preset.rows[row], Path(tempfile.gettempdir()) / "train_step")
 
 
 def _current(row: str) -> dict:
     config = current_settings(row)
     data, init = config["data"], config["model"]["init_args"]
-    critic_row = {"stage2": "stage1", "baseline": "classifier", "stage3": "stage1", "stage3_atl": "stage1",
+    critic_row = {"stage2": "stage1", "baseline": "baseline_classifier", "stage3": "stage1", "stage3_atl": "stage1",
                   "supervised": "stage1"}.get(row, row)
     critic = current_settings(critic_row)["model"]["init_args"]["model"]
     separator = init.get("model") if row in ("stage2", "supervised", "baseline") else current_settings(

@@ -125,10 +125,15 @@ def order_rows(rows: dict[str, Row], path: Path | str = "preset") -> list[str]:
 
 
 def deep_merge(base: dict, overrides: dict) -> dict:
-    """``base`` with ``overrides`` merged in (nested dicts merged key by key, anything else replaced)."""
+    """``base`` with ``overrides`` merged in (nested dicts merged key by key, anything else replaced).
+
+    A dict naming another ``class_path`` than the one it overrides replaces it whole, as LightningCLI does: the
+    old class's ``init_args`` mean nothing to the new class."""
     merged = copy.deepcopy(base)
     for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+        switches_class = (isinstance(value, dict) and isinstance(merged.get(key), dict) and "class_path" in value
+                          and value["class_path"] != merged[key].get("class_path"))
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and not switches_class:
             merged[key] = deep_merge(merged[key], value)
         else:
             merged[key] = copy.deepcopy(value)

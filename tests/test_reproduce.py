@@ -14,7 +14,7 @@ from scoresep.data.cache import load_index
 from scoresep.data.dataset import CachedTrack
 from scoresep.inference.evaluate import evaluate_checkpoint
 from scoresep.metrics import si_sdr
-from scoresep.reproduce import ReproduceError, load_preset, order_rows, reproduce, row_config
+from scoresep.reproduce import ReproduceError, deep_merge, load_preset, order_rows, reproduce, row_config
 
 TINY_TRAINER = {"max_epochs": 1, "limit_train_batches": 2, "limit_val_batches": 1, "enable_progress_bar": False}
 
@@ -174,3 +174,24 @@ def test_every_row_config_of_the_presets_parses_with_the_cli(preset_name, tmp_pa
         printed = yaml.safe_load(capsys.readouterr().out)
         for argument, needed in row.checkpoints.items():
             assert printed["model"]["init_args"][argument].endswith(f"rows/{needed}/checkpoints/best.ckpt")
+
+
+def test_every_separator_row_of_both_presets_names_a_buildable_network(tmp_path):
+    """A row override that switches the network's class replaces its init_args (the paper preset's U-Net over the
+    YAMLs' frame separator); merging them key by key would hand the U-Net the frame separator's fields."""
+    from scoresep.models import separator_spec
+
+    for name in ("mini", "paper"):
+        preset = load_preset(name)
+        for row in preset.rows.values():
+            init = row_config(preset, row, tmp_path)["model"]["init_args"]
+            if "critic" in init or "supervised" in init:  # a SeparatorStage row
+                spec = separator_spec(init["model"])
+                expected = "UNetSeparator" if name == "paper" else "FrameSeparator"
+                assert spec["class_path"] == f"scoresep.models.{expected}", (name, row.name, spec)
+    merged = deep_merge({"model": {"class_path": "a.B", "init_args": {"x": 1}}},
+                        {"model": {"class_path": "a.C", "init_args": {"y": 2}}})
+    assert merged == {"model": {"class_path": "a.C", "init_args": {"y": 2}}}
+    assert deep_merge({"model": {"class_path": "a.B", "init_args": {"x": 1}}},
+                      {"model": {"init_args": {"y": 2}}}) == {"model": {"class_path": "a.B", "init_args": {"x": 1,
+                                                                                                          "y": 2}}}
