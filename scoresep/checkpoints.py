@@ -22,6 +22,9 @@ from scoresep.models import SeparatorNetwork, build_separator
 from scoresep.models.transcriptor import Transcriptor, TranscriptorConfig
 
 FORMAT = 1
+# What a transcriptor read before its input settings existed (linear STFT bins, log1p): checkpoints without
+# those keys were trained that way, whatever the defaults are now.
+LEGACY_TRANSCRIPTOR_INPUT = {"bands_per_semitone": 0, "log_eps": 1.0}
 
 
 class CheckpointError(RuntimeError):
@@ -119,7 +122,8 @@ def load_transcriptor(path: str | os.PathLike, expected: FeatureSettings | None 
         raise CheckpointError(f"{path}: transcriptor was trained with label={info['label']!r}, "
                               f"this run needs label={label!r}")
     model = Transcriptor(features.n_bins, len(features.instruments), info["n_pitches"],
-                         TranscriptorConfig(**info["config"]), features.sample_rate, features.min_midi)
+                         TranscriptorConfig(**{**LEGACY_TRANSCRIPTOR_INPUT, **info["config"]}), features.sample_rate,
+                         features.min_midi)
     try:
         model.load_state_dict(_sub_state(checkpoint["state_dict"], f"{name}."), strict=True)
     except RuntimeError as error:

@@ -29,7 +29,7 @@ def _randomise_batchnorm(network: torch.nn.Module) -> None:
 
 
 def test_specs_name_the_network_and_refuse_unknown_fields():
-    assert separator_spec(None)["class_path"] == "scoresep.models.UNetSeparator"
+    assert separator_spec(None)["class_path"] == "scoresep.models.FrameSeparator"
     assert separator_spec({"channels": 4, "depth": 2}) == separator_spec(SeparatorConfig(channels=4, depth=2))
     spec = separator_spec(FrameSeparatorConfig(hidden=8))
     assert spec == {"class_path": "scoresep.models.FrameSeparator",

@@ -134,3 +134,21 @@ def test_log_frequency_input_maps_bins_to_semitone_bands():
     tone = torch.sin(2 * torch.pi * 440 * torch.arange(16_000) / 16_000)
     magnitude = torch.stft(tone, 1024, 256, window=torch.hann_window(1024), return_complex=True).abs()
     assert int((bank @ magnitude).mean(-1).argmax()) == 97
+
+
+def test_checkpoints_from_before_the_input_settings_load_with_linear_bins_and_log1p(tmp_path):
+    stage = TranscriptorStage(model=TranscriptorConfig(**TINY, bands_per_semitone=0, log_eps=1.0))
+    checkpoint = {"state_dict": stage.state_dict()}
+    stage.on_save_checkpoint(checkpoint)
+    for key in ("bands_per_semitone", "log_eps"):  # what a checkpoint of the earlier format holds
+        del checkpoint["scoresep"]["models"]["transcriptor"]["config"][key]
+    del checkpoint["scoresep"]["models"]["transcriptor"]["thresholds"]
+    torch.save(checkpoint, tmp_path / "old.ckpt")
+    model, info = load_transcriptor(tmp_path / "old.ckpt")
+    assert model.filterbank is None and model.config.log_eps == 1.0
+    magnitude = torch.rand(1, 513, 20)
+    stage.transcriptor.eval(), model.eval()
+    assert torch.equal(model(magnitude), stage.transcriptor(magnitude))
+    from scoresep.checkpoints import checkpoint_thresholds
+
+    assert checkpoint_thresholds(info) == [0.5, 0.5, 0.5]

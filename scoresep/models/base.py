@@ -78,14 +78,15 @@ def _network_class(class_path: str) -> type[SeparatorNetwork]:
 def separator_spec(model: Any) -> dict[str, Any]:
     """Normalise the stages' ``model`` argument to ``{"class_path", "init_args"}`` (primitives only).
 
-    Accepts such a dict, a network config dataclass instance (the Python API), ``None`` (the U-Net's
-    defaults), or a dict of U-Net fields without ``class_path`` (the form of YAMLs before networks had class
-    paths). Unknown ``init_args`` fields raise ValueError naming them.
+    Accepts such a dict, a network config dataclass instance (the Python API), ``None`` (the frame separator's
+    defaults, what the YAMLs train), or a dict of U-Net fields without ``class_path`` (the form of YAMLs before
+    networks had class paths). Unknown ``init_args`` fields raise ValueError naming them.
     """
-    from scoresep.models.separator import UNetSeparator  # the U-Net: the default architecture
+    from scoresep.models.frame_separator import FrameSeparator
+    from scoresep.models.separator import UNetSeparator
 
     if model is None:
-        model = {"class_path": class_path_of(UNetSeparator), "init_args": {}}
+        model = {"class_path": class_path_of(FrameSeparator), "init_args": {}}
     if isinstance(model, dict) and "class_path" not in model and "init_args" not in model:
         model = {"class_path": class_path_of(UNetSeparator), "init_args": model}
     if is_dataclass(model) and not isinstance(model, type):

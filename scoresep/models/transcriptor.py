@@ -44,12 +44,13 @@ class TranscriptorConfig:
     hidden: int = 256
     rnn_layers: int = 1
     dropout: float = 0.1
-    bands_per_semitone: int = 0
-    log_eps: float = 1.0
+    bands_per_semitone: int = 2
+    log_eps: float = 1e-3
 
     @classmethod
     def paper(cls) -> TranscriptorConfig:
-        return cls(channels=48, conv_blocks=3, hidden=512, rnn_layers=2, dropout=0.25)
+        return cls(channels=48, conv_blocks=3, hidden=512, rnn_layers=2, dropout=0.25, bands_per_semitone=2,
+                   log_eps=1e-3)
 
     def __post_init__(self) -> None:
         if min(self.channels, self.conv_blocks, self.hidden) < 1 or self.rnn_layers < 0:

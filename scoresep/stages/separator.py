@@ -81,8 +81,8 @@ class SeparatorStage(EvaluatedStage):
             from the data
             module by the CLI; they must match the critic's checkpoint.
         model: the separator network, ``{class_path: scoresep.models.<Network>, init_args: {...}}`` (see
-            ``models/base.py``): ``UNetSeparator`` (the default; ``SeparatorConfig.paper()`` sizes it for a GPU) or
-            ``FrameSeparator``. Python callers may pass the network's config dataclass instead.
+            ``models/base.py``): ``FrameSeparator`` (the default) or ``UNetSeparator`` (``SeparatorConfig.paper()``
+            sizes it for a GPU). Python callers may pass the network's config dataclass instead.
         critic: ``transcriptor`` (piano-roll critic), ``classifier`` (activity critic of the baseline) or
             ``none``.
         transcriptor_checkpoint: stage-1 checkpoint of the critic (``label: notes`` for ``transcriptor``,
