@@ -13,7 +13,7 @@ MAX_MIDI = 108  # C8, highest piano key
 N_PITCHES = MAX_MIDI - MIN_MIDI + 1
 DEFAULT_INSTRUMENTS = ("bass", "guitar", "piano")
 # Bumped whenever the cache's content or layout changes, so old caches are rebuilt, never reused.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 def n_frames(n_samples: int, hop_length: int) -> int:

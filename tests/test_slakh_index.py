@@ -150,6 +150,9 @@ def test_known_bad_slakh_stems_are_skipped_with_their_reason(minislakh_copy, cap
     metadata = _metadata(renamed)
     metadata["stems"]["S01"]["inst_class"] = inst_class
     _write_metadata(renamed, metadata)
+    assert "Track01931" in {t.track for t in scan(minislakh_copy, INSTRUMENTS)[0]}  # rendered by scoresep: kept
+    del metadata["synthesizer"]  # as in Slakh2100's own metadata
+    _write_metadata(renamed, metadata)
     with caplog.at_level(logging.INFO):
         tracks, problems = scan(minislakh_copy, INSTRUMENTS)
     assert "wrong pitch" in caplog.text
