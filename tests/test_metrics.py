@@ -98,7 +98,7 @@ def test_threshold_calibration_picks_the_best_accuracy_per_instrument_by_hand():
     probabilities = torch.tensor([[0.15, 0.25, 0.35, 0.95], [0.05, 0.55, 0.65, 0.75]]).view(1, 2, 1, 4)
     target = torch.tensor([[False, False, True, True], [False, False, False, False]]).view(1, 2, 1, 4)
     calibration.update(probabilities, target)
-    chosen = calibration.best(lambda tensor: tensor, fallback=torch.tensor([0.5, 0.8]))
+    chosen, _ = calibration.best(lambda tensor: tensor, fallback=torch.tensor([0.5, 0.8]))
     assert torch.allclose(chosen, torch.tensor([0.3, 0.8]))
     counts = ThresholdCalibration.counts(calibration.histogram)  # (instrument, candidate k = 1..9, [tp, fp, fn])
     assert counts[0, 2].tolist() == [2, 0, 0]  # threshold 0.3: both notes, no false note

@@ -88,16 +88,19 @@ class ThresholdCalibration:
         false_negative = histogram[:, 1].sum(-1, keepdim=True) - true_positive
         return torch.stack([true_positive, false_positive, false_negative], dim=-1)
 
-    def best(self, gather: Gather, fallback: torch.Tensor) -> torch.Tensor:
-        """Thresholds ``(instrument,)`` with the best accuracy over every process's cells; ``fallback[i]`` where
-        instrument ``i`` had no note cell (nothing to calibrate on)."""
+    def best(self, gather: Gather, fallback: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Thresholds ``(instrument,)`` with the best accuracy over every process's cells (``fallback[i]`` where
+        instrument ``i`` had no note cell: nothing to calibrate on), and the TP/FP/FN counts ``(instrument, 3)``
+        at them. The histograms are gathered once."""
         histogram = gather(self.histogram)
-        counts = self.counts(histogram).double()
-        accuracy = counts[..., 0] / counts.sum(-1).clamp_min(1)
+        counts = self.counts(histogram)  # (instrument, candidate, 3)
+        as_float = counts.double()
+        accuracy = as_float[..., 0] / as_float.sum(-1).clamp_min(1)
         candidates = torch.arange(1, self.n_bins, dtype=torch.float32) / self.n_bins
-        chosen = candidates[accuracy.argmax(-1)]
         has_notes = histogram[:, 1].sum(-1) > 0
-        return torch.where(has_notes, chosen, fallback.float().cpu())
+        thresholds = torch.where(has_notes, candidates[accuracy.argmax(-1)], fallback.float().cpu())
+        steps = (thresholds * self.n_bins).round().long().clamp(1, self.n_bins - 1)
+        return thresholds, counts[torch.arange(len(steps)), steps - 1]
 
 
 class TranscriptionEvaluation:
@@ -167,11 +170,7 @@ class TranscriptionEvaluation:
         """Choose per-instrument thresholds on this pass's mixtures and re-score the mixture frame metrics at them
         (exact: they are read from the histograms). Onset F1 and the isolated-stem metrics of this pass stay at
         the thresholds it ran with. Returns the thresholds ``(instrument,)``."""
-        self.thresholds = self.calibration.best(gather, self.thresholds)
-        histogram = gather(self.calibration.histogram)
-        counts = ThresholdCalibration.counts(histogram)  # (instrument, candidate, 3)
-        steps = (self.thresholds * self.calibration.n_bins).round().long().clamp(1, self.calibration.n_bins - 1)
-        self._calibrated_counts = counts[torch.arange(len(steps)), steps - 1]
+        self.thresholds, self._calibrated_counts = self.calibration.best(gather, self.thresholds)
         return self.thresholds
 
     def results(self, prefix: str, gather: Gather) -> dict[str, float]:
