@@ -28,7 +28,7 @@ PREVIOUS = {
     "stft_backend": "nnaudio2", "segment_seconds": 4.0, "batch_size": 8, "sources_always": True,
     "separator": {"class_path": "scoresep.models.UNetSeparator", "init_args": {"channels": 12, "depth": 3}},
     "transcriptor": {"channels": 8, "conv_blocks": 1, "hidden": 256, "rnn_layers": 1, "dropout": 0.1,
-                     "bands_per_semitone": 0, "log_eps": 1.0},
+                     "bands_per_semitone": 0, "log_eps": 1.0, "harmonics": []},
 }
 ROWS = ("stage1", "stage2", "supervised", "baseline", "stage3", "stage3_atl")
 

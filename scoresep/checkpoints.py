@@ -22,9 +22,9 @@ from scoresep.models import SeparatorNetwork, build_separator
 from scoresep.models.transcriptor import Transcriptor, TranscriptorConfig
 
 FORMAT = 1
-# What a transcriptor read before its input settings existed (linear STFT bins, log1p): checkpoints without
-# those keys were trained that way, whatever the defaults are now.
-LEGACY_TRANSCRIPTOR_INPUT = {"bands_per_semitone": 0, "log_eps": 1.0}
+# What a transcriptor read before its input settings existed (linear STFT bins, log1p, no harmonic stack):
+# checkpoints without those keys were trained that way, whatever the defaults are now.
+LEGACY_TRANSCRIPTOR_INPUT = {"bands_per_semitone": 0, "log_eps": 1.0, "harmonics": []}
 
 
 class CheckpointError(RuntimeError):

@@ -99,7 +99,7 @@ def _tiny_models():
     # nearly equal bands, and these checks are about the losses' gradients, not the input representation
     transcriptor = Transcriptor(BINS, 3, PITCHES, TranscriptorConfig(channels=4, conv_blocks=1, hidden=16,
                                                                      rnn_layers=1, dropout=0.0, bands_per_semitone=0,
-                                                                     log_eps=1.0)).eval()
+                                                                     log_eps=1.0, harmonics=[])).eval()
     separator = UNetSeparator(BINS, 3, SeparatorConfig(channels=4, depth=2)).eval()
     mixture = torch.rand(4, BINS, FRAMES) * 10
     rolls = (torch.rand(4, 3, PITCHES, FRAMES) < 0.2).float()

@@ -137,10 +137,10 @@ def test_log_frequency_input_maps_bins_to_semitone_bands():
 
 
 def test_checkpoints_from_before_the_input_settings_load_with_linear_bins_and_log1p(tmp_path):
-    stage = TranscriptorStage(model=TranscriptorConfig(**TINY, bands_per_semitone=0, log_eps=1.0))
+    stage = TranscriptorStage(model=TranscriptorConfig(**TINY, bands_per_semitone=0, log_eps=1.0, harmonics=[]))
     checkpoint = {"state_dict": stage.state_dict()}
     stage.on_save_checkpoint(checkpoint)
-    for key in ("bands_per_semitone", "log_eps"):  # what a checkpoint of the earlier format holds
+    for key in ("bands_per_semitone", "log_eps", "harmonics"):  # what a checkpoint of the earlier format holds
         del checkpoint["scoresep"]["models"]["transcriptor"]["config"][key]
     del checkpoint["scoresep"]["models"]["transcriptor"]["thresholds"]
     torch.save(checkpoint, tmp_path / "old.ckpt")
@@ -152,3 +152,24 @@ def test_checkpoints_from_before_the_input_settings_load_with_linear_bins_and_lo
     from scoresep.checkpoints import checkpoint_thresholds
 
     assert checkpoint_thresholds(info) == [0.5, 0.5, 0.5]
+
+
+def test_harmonic_stack_lines_each_partial_up_with_its_fundamental():
+    model = Transcriptor(513, 3, 88, TranscriptorConfig(**TINY, harmonics=[0.5, 1, 2, 3]))
+    assert model.harmonic_shifts == [-24, 0, 24, 38]  # 2 bands per semitone: an octave is 24 bands
+    bands = torch.arange(100.0).view(1, 100, 1).expand(2, 100, 3)  # each band holds its own index
+    stacked = model.harmonic_stack(bands)
+    assert stacked.shape == (2, 4, 100, 3)
+    assert torch.equal(stacked[:, 1], bands)
+    assert stacked[0, 2, 10, 0] == 34 and stacked[0, 3, 10, 0] == 48  # 2nd / 3rd partial of band 10
+    assert stacked[0, 0, 30, 0] == 6  # the sub-octave
+    assert stacked[0, 0, 10, 0] == 0 and stacked[0, 3, 70, 0] == 0  # beyond either end: zeros, never wrapped
+    assert model(torch.rand(2, 513, 7)).shape == (2, 3, 88, 7)
+
+
+def test_harmonics_need_log_frequency_bands_and_distinct_positive_factors():
+    with pytest.raises(ValueError, match="harmonics need log-frequency bands"):
+        TranscriptorConfig(**TINY, bands_per_semitone=0, harmonics=[1, 2])
+    with pytest.raises(ValueError, match="distinct and > 0"):
+        TranscriptorConfig(**TINY, harmonics=[1, 1, 2])
+    assert Transcriptor(513, 3, 88, TranscriptorConfig(**TINY, harmonics=[1])).harmonic_shifts == []

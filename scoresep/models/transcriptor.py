@@ -3,6 +3,8 @@
 An onsets-and-frames-style acoustic model: optionally a fixed map from STFT bins to semitone-spaced bands
 (``bands_per_semitone``; see log_frequency.py), log compression ``log(log_eps + x)`` and per-band batch
 normalisation of the input (so separated spectrograms, whose level differs from mixtures, can be fed later),
+optionally a harmonic stack of the log-frequency input (``harmonics``: the bands shifted so that harmonic ``h`` of
+every pitch lines up with its fundamental, one input channel per ``h``, as in Bittner et al.'s harmonic CQT),
 a 2-D CNN front end
 that pools along frequency only, a dense projection per frame, an optional bidirectional GRU over time, and
 a linear head to ``instruments x pitches`` logits per frame.
@@ -13,7 +15,7 @@ With ``n_pitches=1`` the same network is the baseline's frame-level instrument-a
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -37,6 +39,10 @@ class TranscriptorConfig:
             (log frequency: 2.1x cheaper forward + backward at 2, and pitch shifts become shifts).
         log_eps: input compression ``log(log_eps + magnitude)``. 1 is ``log1p``, which leaves the quiet partials
             nearly linear (81 % of a mini-Slakh mixture's cells are below 1); 1e-3 compresses the top ~100 dB.
+        harmonics: with log-frequency bands, stack the input shifted by ``12 * log2(h)`` semitones for each ``h``
+            as convolution channels (``[1]`` or ``[]``: the input alone). A 3x3 convolution then sees a pitch's
+            partials together although they lie octaves apart on the band axis; the low notes, whose fundamentals
+            the 1024-point STFT does not resolve, are read from their partials.
     """
 
     channels: int = 8
@@ -46,11 +52,12 @@ class TranscriptorConfig:
     dropout: float = 0.1
     bands_per_semitone: int = 2
     log_eps: float = 1e-3
+    harmonics: list[float] = field(default_factory=lambda: [0.5, 1.0, 2.0, 3.0, 4.0, 5.0])
 
     @classmethod
     def paper(cls) -> TranscriptorConfig:
         return cls(channels=48, conv_blocks=3, hidden=512, rnn_layers=2, dropout=0.25, bands_per_semitone=2,
-                   log_eps=1e-3)
+                   log_eps=1e-3, harmonics=[0.5, 1.0, 2.0, 3.0, 4.0, 5.0])
 
     def __post_init__(self) -> None:
         if min(self.channels, self.conv_blocks, self.hidden) < 1 or self.rnn_layers < 0:
@@ -59,6 +66,12 @@ class TranscriptorConfig:
             raise ValueError(f"transcriptor size: hidden must be even (bidirectional GRU), got {self.hidden}")
         if self.bands_per_semitone < 0 or not self.log_eps > 0:
             raise ValueError(f"transcriptor: need bands_per_semitone >= 0 and log_eps > 0, got {self}")
+        self.harmonics = [float(h) for h in self.harmonics]
+        if any(not h > 0 for h in self.harmonics) or len(set(self.harmonics)) != len(self.harmonics):
+            raise ValueError(f"transcriptor: harmonics must be distinct and > 0, got {self.harmonics}")
+        if self.harmonics not in ([], [1.0]) and not self.bands_per_semitone:
+            raise ValueError("transcriptor: harmonics need log-frequency bands (bands_per_semitone > 0), "
+                             f"got harmonics={self.harmonics} with bands_per_semitone=0")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"transcriptor size: dropout must be in [0, 1), got {self.dropout}")
 
@@ -86,7 +99,9 @@ class Transcriptor(nn.Module):
             self.filterbank = None
         bins = n_bins if self.filterbank is None else self.filterbank.shape[0]
         self.input_norm = nn.BatchNorm1d(bins)
-        blocks, in_channels = [], 1
+        shifts = [round(12 * math.log2(h) * config.bands_per_semitone) for h in config.harmonics]
+        self.harmonic_shifts = shifts if shifts not in ([], [0]) else []
+        blocks, in_channels = [], max(1, len(self.harmonic_shifts))
         for _ in range(config.conv_blocks):
             blocks += [
                 nn.Conv2d(in_channels, config.channels, 3, padding=1, bias=False),
@@ -118,9 +133,26 @@ class Transcriptor(nn.Module):
             magnitude = torch.matmul(self.filterbank.to(magnitude.dtype), magnitude)  # (batch, band, frame)
         eps = self.config.log_eps
         features = self.input_norm(torch.log(magnitude + eps) - math.log(eps))  # >= 0; log1p when eps = 1
-        features = self.frontend(features.unsqueeze(1))  # (batch, channels, bins', frame)
+        features = self.frontend(self.harmonic_stack(features))  # (batch, channels, bins', frame)
         features = self.projection(features.flatten(1, 2).transpose(1, 2))  # (batch, frame, hidden)
         if self.rnn is not None:
             features, _ = self.rnn(features)
         logits = self.head(features)  # (batch, frame, instrument * pitch)
         return logits.view(batch, frames, self.n_instruments, self.n_pitches).permute(0, 2, 3, 1)
+
+    def harmonic_stack(self, features: torch.Tensor) -> torch.Tensor:
+        """``(batch, band, frame)`` -> ``(batch, harmonic, band, frame)``: channel ``j`` at band ``k`` holds band
+        ``k + shift_j`` (zero beyond the ends), so harmonic ``h_j`` of the pitch at band ``k`` sits at ``k``."""
+        if not self.harmonic_shifts:
+            return features.unsqueeze(1)
+        bands = features.shape[1]
+        channels = []
+        for shift in self.harmonic_shifts:
+            shifted = torch.zeros_like(features)
+            if shift >= 0:
+                if shift < bands:
+                    shifted[:, :bands - shift] = features[:, shift:]
+            elif -shift < bands:
+                shifted[:, -shift:] = features[:, :bands + shift]
+            channels.append(shifted)
+        return torch.stack(channels, 1)
