@@ -13,6 +13,8 @@ The weights stay in Lightning's ``state_dict`` under ``<model name>.``. Spectrog
 from __future__ import annotations
 
 import os
+import pickle
+import warnings
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -79,12 +81,82 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file not found")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols before it fails on foreign files
+            warnings.simplefilter("ignore")
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # truncated file, not a torch file, unsafe pickle
-        raise CheckpointError(f"{path}: cannot read checkpoint ({type(error).__name__}: {error})") from error
+        raise CheckpointError(f"{path}: cannot read checkpoint ({describe_load_error(error)})") from None
     if not isinstance(checkpoint, dict) or "scoresep" not in checkpoint or "state_dict" not in checkpoint:
         raise CheckpointError(f"{path}: not a scoresep stage checkpoint (no 'scoresep' section)")
     return checkpoint
+
+
+def describe_load_error(error: Exception) -> str:
+    """One line saying why ``torch.load`` failed, without torch's multi-paragraph advice (which suggests
+    ``weights_only=False``: never right for a file that is not a trusted checkpoint)."""
+    message = str(error)
+    if isinstance(error, EOFError) or not message.strip():
+        return "the file is empty or ends too early"
+    if "zip archive" in message or "central directory" in message:
+        return "truncated or corrupted: not a complete PyTorch archive"
+    if isinstance(error, pickle.UnpicklingError):
+        detail = message.split("WeightsUnpickler error:", 1)[-1].strip().split("\n", 1)[0].strip()
+        return f"not a PyTorch checkpoint, or it holds objects other than tensors and plain data ({detail})"
+    return f"{type(error).__name__}: {message.strip().splitlines()[0]}"
+
+
+# What `--ckpt_path` must share with the run it resumes or tests, beyond the stage class and the feature settings:
+# the settings that make a stage another row of the paper (stage 1 vs the baseline's activity classifier, stage 2
+# vs the supervised upper bound). LightningCLI takes every model setting from the checkpoint, so a checkpoint that
+# differs here would silently turn the YAML's run into another one and overwrite its checkpoints.
+RUN_IDENTITY = ("label", "supervised", "critic")
+# The stage class of a checkpoint written outside LightningCLI (no ``_class_path`` among its hyper-parameters).
+STAGE_CLASS_PATHS = {"transcriptor": "scoresep.stages.TranscriptorStage",
+                     "separator": "scoresep.stages.SeparatorStage",
+                     "adversarial": "scoresep.stages.AdversarialStage"}
+
+
+def _same_class(first: str, second: str) -> bool:
+    """Whether two import paths name one class (``scoresep.stages.X`` and ``scoresep.stages.module.X`` do)."""
+    if first == second:
+        return True
+    try:
+        return _import_object(first) is _import_object(second)
+    except (ImportError, AttributeError, ValueError):
+        return False
+
+
+def _import_object(path: str):
+    import importlib
+
+    module, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def check_run_checkpoint(path: str | os.PathLike, class_path: str, features: FeatureSettings,
+                         settings: dict, config: str = "the config") -> None:
+    """Refuse a ``--ckpt_path`` that is not a checkpoint of the run ``config`` describes.
+
+    ``--ckpt_path`` resumes (fit) or evaluates (validate, test, predict) the same stage; a checkpoint of another
+    stage class, of another row (``RUN_IDENTITY``) or of other feature settings raises CheckpointError naming the
+    file, what it holds and what the config asks for, before anything is built or written."""
+    checkpoint = read_checkpoint(path)
+    hyper_parameters = checkpoint.get("hyper_parameters") or {}
+    stage = checkpoint["scoresep"].get("stage")
+    saved_class = hyper_parameters.get("_class_path") or STAGE_CLASS_PATHS.get(stage)
+    hint = ("--ckpt_path resumes or evaluates the same stage; to start from another stage's checkpoint give it to "
+            "the model (transcriptor_checkpoint, separator_checkpoint)")
+    if saved_class and not _same_class(saved_class, class_path):
+        raise CheckpointError(f"{path}: a {stage} checkpoint ({saved_class}), but {config} trains {class_path}; "
+                              f"{hint}")
+    differing = [f"{key}={hyper_parameters[key]!r} (checkpoint) vs {key}={settings[key]!r} ({config})"
+                 for key in RUN_IDENTITY
+                 if key in hyper_parameters and key in settings and hyper_parameters[key] != settings[key]]
+    if differing:
+        raise CheckpointError(f"{path}: a checkpoint of another {stage} run: {'; '.join(differing)}; {hint}")
+    saved = FeatureSettings.from_dict(checkpoint["scoresep"]["features"])
+    if problems := features.mismatches(saved, config, "checkpoint"):
+        raise CheckpointError(f"{path}: trained with other feature settings: {'; '.join(problems)}")
 
 
 def _sub_state(state_dict: dict, prefix: str) -> dict:

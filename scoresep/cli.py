@@ -46,11 +46,20 @@ def lightning_main(args: list[str] | None) -> None:
     from pytorch_lightning.cli import LightningCLI
 
     from scoresep.data.datamodule import SlakhDataModule
+    from scoresep.training import SaveConfig, Trainer
 
     class ScoresepCLI(LightningCLI):
         def add_arguments_to_parser(self, parser) -> None:
             for key in FEATURE_LINKS:
                 parser.link_arguments(f"data.{key}", f"model.init_args.{key}")
+
+        def _parse_ckpt_path(self) -> None:
+            # LightningCLI rebuilds the model from a --ckpt_path's saved hyper-parameters: a checkpoint of another
+            # stage would silently replace the YAML's model and overwrite its checkpoints. Refuse it first.
+            subcommand = self.config.get("subcommand")
+            if subcommand:
+                check_ckpt_path(self.config[subcommand])
+            super()._parse_ckpt_path()
 
     from pytorch_lightning.utilities.exceptions import SIGTERMException
 
@@ -58,8 +67,10 @@ def lightning_main(args: list[str] | None) -> None:
     # run on SIGUSR1 by returning normally: a run that did not reach its end must not look finished to a script,
     # a scheduler or `scoresep reproduce`, so both exit with 128 + the signal's number.
     try:
-        cli = ScoresepCLI(pl.LightningModule, SlakhDataModule, subclass_mode_model=True, args=args,
-                          save_config_kwargs={"overwrite": True}, auto_configure_optimizers=False)
+        cli = ScoresepCLI(pl.LightningModule, SlakhDataModule, trainer_class=Trainer, subclass_mode_model=True,
+                          args=args,
+                          save_config_callback=SaveConfig, save_config_kwargs={"overwrite": True},
+                          auto_configure_optimizers=False)
         stopped_by = interrupting_signal(cli.trainer) if cli.subcommand == "fit" else None
     except SIGTERMException:
         stopped_by = signal.SIGTERM
@@ -71,6 +82,48 @@ def lightning_main(args: list[str] | None) -> None:
         print(f"scoresep: stopped by {stopped_by.name} before the end of training; {saved}. Resume with "
               "--ckpt_path last", file=sys.stderr)
         raise SystemExit(128 + stopped_by.value)
+
+
+# --ckpt_path values that Lightning resolves itself (the newest/best checkpoint of this run's own callbacks)
+LIGHTNING_CKPT_ALIASES = ("last", "best", "hpc", "registry")
+
+
+def check_ckpt_path(config) -> None:
+    """Refuse a ``--ckpt_path`` (of fit, validate, test or predict) that is not a checkpoint of the run
+    ``config`` (one subcommand's namespace) describes: see ``checkpoints.check_run_checkpoint``."""
+    from scoresep.checkpoints import FeatureSettings, check_run_checkpoint
+
+    ckpt_path = config.get("ckpt_path")
+    model = config.get("model")
+    if not ckpt_path or str(ckpt_path) in LIGHTNING_CKPT_ALIASES or model is None or not model.get("class_path"):
+        return
+    data = config.data
+    features = FeatureSettings(tuple(data.instruments), data.sample_rate, data.n_fft, data.hop_length,
+                               data.min_midi, data.max_midi)
+    sources = [str(source) for source in (config.get("config") or []) if source]
+    where = ", ".join(sources) if sources else "the config"
+    check_run_checkpoint(ckpt_path, model.class_path, features, dict(model.get("init_args") or {}), where)
+
+
+UNION_WRAPPER = "Does not validate against any of the Union subtypes"
+
+
+def user_error(error: BaseException) -> BaseException:
+    """The error to show the user: jsonargparse wraps an exception raised while building a class (an unreadable
+    checkpoint, an unknown instrument) in a Union-validation message that ends with a dump of the namespace;
+    the first error of the chain that is not such a wrapper says what is wrong."""
+    seen, current = set(), error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if not str(current).startswith(UNION_WRAPPER):
+            return current
+        current = current.__cause__ or current.__context__
+    return error
+
+
+def one_line(error: BaseException) -> str:
+    """The message of ``error`` on one line: the user's last line must say what is wrong."""
+    return "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
 
 
 def _close_process_group() -> None:
@@ -91,8 +144,8 @@ def interrupting_signal(trainer) -> signal.Signals | None:
     if trainer.received_sigterm:
         return signal.SIGTERM
     for callback in trainer.callbacks:
-        if isinstance(callback, PreemptionCheckpoint) and callback.stopped:
-            return signal.Signals[callback.signal_name]
+        if isinstance(callback, PreemptionCheckpoint) and callback.stopped_by:
+            return signal.Signals[callback.stopped_by]
     return None
 
 
@@ -231,8 +284,11 @@ def main(argv: list[str] | None = None) -> None:
         try:
             lightning_main(argv if args_given else None)
         except _user_errors() as error:  # bad data, checkpoint or settings: the message says which file and why
-            print(f"scoresep {argv[0]}: error: {error}", file=sys.stderr)
+            print(f"scoresep {argv[0]}: error: {one_line(user_error(error))}", file=sys.stderr)
             raise SystemExit(1) from None
+        except KeyboardInterrupt:  # Ctrl-C before training started (a fit's first Ctrl-C saves and stops instead)
+            print(f"scoresep {argv[0]}: interrupted (Ctrl-C)", file=sys.stderr)
+            raise SystemExit(128 + signal.SIGINT) from None
         return
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
@@ -242,8 +298,11 @@ def main(argv: list[str] | None = None) -> None:
     try:
         args.run(args)
     except _user_errors() as error:
-        print(f"scoresep {args.command}: error: {error}", file=sys.stderr)
+        print(f"scoresep {args.command}: error: {one_line(user_error(error))}", file=sys.stderr)
         raise SystemExit(1) from None
+    except KeyboardInterrupt:  # every output is written to a temp file and renamed: nothing is half-written
+        print(f"scoresep {args.command}: interrupted (Ctrl-C)", file=sys.stderr)
+        raise SystemExit(128 + signal.SIGINT) from None
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
-"""Never lose a run: atomic checkpoint files, a checkpoint on pre-emption (SIGUSR1), and random-number state
-carried in checkpoints so a resumed run continues exactly where it stopped.
+"""Never lose a run: atomic checkpoint files, a checkpoint on pre-emption (SIGUSR1) and on Ctrl-C, and
+random-number state carried in checkpoints so a resumed run continues exactly where it stopped.
 
-All three are named in every experiment YAML (``trainer.plugins`` / ``trainer.callbacks``).
+All three are named in every experiment YAML (``trainer.plugins`` / ``trainer.callbacks``). ``Trainer`` is the
+``scoresep fit`` trainer: Lightning's, with the batch limits read as the user wrote them.
 """
 
 from __future__ import annotations
@@ -18,8 +19,27 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+from pytorch_lightning.cli import SaveConfigCallback
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 from pytorch_lightning.utilities import rank_zero_info
+
+BatchLimit = int | float | None
+
+
+class Trainer(pl.Trainer):
+    """Lightning's Trainer with ``limit_{train,val,test,predict}_batches`` typed ``int | float`` instead of
+    Lightning's ``float | int``.
+
+    Lightning reads an int as a number of batches and a float as a fraction of them; its signature lists float
+    first, so the command line's ``--trainer.limit_val_batches=1`` parsed as 1.0, *all* batches, silently. Here
+    ``1`` is one batch and ``1.0`` (or ``0.25``) a fraction, as Lightning's documentation means them. Every other
+    argument is Lightning's own."""
+
+    def __init__(self, *, limit_train_batches: BatchLimit = None, limit_val_batches: BatchLimit = None,
+                 limit_test_batches: BatchLimit = None, limit_predict_batches: BatchLimit = None, **kwargs: Any):
+        super().__init__(limit_train_batches=limit_train_batches, limit_val_batches=limit_val_batches,
+                         limit_test_batches=limit_test_batches, limit_predict_batches=limit_predict_batches,
+                         **kwargs)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -70,38 +90,54 @@ class RandomStateCheckpoint(Callback):
 
 
 class PreemptionCheckpoint(Callback):
-    """On ``signal_name`` (SLURM sends SIGUSR1 before the time limit with ``--signal=SIGUSR1@90``): finish the
-    current batch, write ``last.ckpt`` where the run's ``last`` ModelCheckpoint writes (so ``--ckpt_path last``
-    resumes from it), stop training cleanly and, inside a SLURM job with ``requeue: true``, requeue it.
+    """On ``signal_name`` (SLURM sends SIGUSR1 before the time limit with ``--signal=SIGUSR1@90``) and, with
+    ``ctrl_c``, on the first Ctrl-C (SIGINT): finish the current batch, write ``last.ckpt`` where the run's
+    ``last`` ModelCheckpoint writes (so ``--ckpt_path last`` resumes from it), stop training cleanly and, for the
+    pre-emption signal inside a SLURM job with ``requeue: true``, requeue it. A second Ctrl-C stops at once, as
+    Ctrl-C does without this callback (nothing saved at that step).
 
     Every process handles the signal; the decision to stop is shared across processes, so all of them save
     and stop at the same batch.
 
     Args:
-        signal_name: the signal to catch (``SIGUSR1``, or ``SIGTERM`` for schedulers that send it).
+        signal_name: the pre-emption signal to catch (``SIGUSR1``, or ``SIGTERM`` for schedulers that send it).
         requeue: run ``scontrol requeue $SLURM_JOB_ID`` from rank 0 after saving, when inside a SLURM job.
+        ctrl_c: treat the first Ctrl-C like the pre-emption signal (never requeued): a keystroke does not lose the
+            training since the last epoch end. The run exits with status 130.
     """
 
-    def __init__(self, signal_name: str = "SIGUSR1", requeue: bool = True):
-        if not hasattr(signal, signal_name):
-            raise ValueError(f"PreemptionCheckpoint: unknown signal {signal_name!r}")
-        self.signal_name, self.requeue = signal_name, requeue
-        self.requested = False
-        self.stopped = False  # True once this callback stopped a run: the run is not finished
-        self._previous = None
+    def __init__(self, signal_name: str = "SIGUSR1", requeue: bool = True, ctrl_c: bool = True):
+        if not hasattr(signal, signal_name) or signal_name == "SIGINT":
+            raise ValueError(f"PreemptionCheckpoint: unknown or reserved signal {signal_name!r} "
+                             "(SIGINT is Ctrl-C: use ctrl_c)")
+        self.signal_name, self.requeue, self.ctrl_c = signal_name, requeue, ctrl_c
+        self.requested: str | None = None  # the name of the signal received and not yet acted on
+        self.stopped_by: str | None = None  # the signal that stopped the run (the run is not finished)
+        self._previous: dict[int, Any] = {}
+
+    @property
+    def stopped(self) -> bool:
+        return self.stopped_by is not None
 
     def _handle(self, signum, frame) -> None:
-        self.requested = True
+        name = signal.Signals(signum).name
+        self.requested = self.requested or name
+        if signum == signal.SIGINT:  # the next Ctrl-C interrupts at once
+            signal.signal(signal.SIGINT, self._previous.get(signal.SIGINT, signal.default_int_handler))
+            rank_zero_info("Ctrl-C: saving last.ckpt after this batch, then stopping (Ctrl-C again: stop now, "
+                           "nothing saved)")
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        self.stopped = False
+        self.stopped_by, self.requested = None, None
         if stage == "fit" and threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(getattr(signal, self.signal_name), self._handle)
+            signals = [getattr(signal, self.signal_name)] + ([signal.SIGINT] if self.ctrl_c else [])
+            for signum in signals:
+                self._previous[signum] = signal.signal(signum, self._handle)
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if self._previous is not None:
-            signal.signal(getattr(signal, self.signal_name), self._previous)
-            self._previous = None
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous = {}
 
     def checkpoint_path(self, trainer: pl.Trainer) -> Path:
         for callback in trainer.checkpoint_callbacks:
@@ -111,14 +147,45 @@ class PreemptionCheckpoint(Callback):
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch,
                            batch_idx: int) -> None:
-        if not trainer.strategy.reduce_boolean_decision(self.requested, all=False):
+        if not trainer.strategy.reduce_boolean_decision(self.requested is not None, all=False):
             return
+        # a process that did not receive the signal itself stops for the pre-emption signal
+        received = self.requested or self.signal_name
         path = self.checkpoint_path(trainer)
         trainer.save_checkpoint(path)
-        rank_zero_info(f"{self.signal_name}: saved {path} at step {trainer.global_step}; stopping "
+        rank_zero_info(f"{received}: saved {path} at step {trainer.global_step}; stopping "
                        "(resume with --ckpt_path last)")
         trainer.should_stop = True
-        self.requested, self.stopped = False, True
+        self.requested, self.stopped_by = None, received
         job = os.environ.get("SLURM_JOB_ID")
-        if self.requeue and job and trainer.is_global_zero:
+        if self.requeue and received != "SIGINT" and job and trainer.is_global_zero:
             subprocess.run(["scontrol", "requeue", job], check=False)
+
+
+# What Lightning and the config callback write into a run's log folder before its first training step.
+_RUN_START_FILES = ("config.yaml", "hparams.yaml", "metrics.csv")
+
+
+class SaveConfig(SaveConfigCallback):
+    """LightningCLI's config.yaml writer, which also takes back what a run wrote when it fails before its first
+    training step (a bad data folder, a missing split, a checkpoint refused in ``setup``): otherwise every
+    failed attempt leaves a ``lightning_logs/<name>/version_N/`` holding only a config, and the next run's
+    version number says nothing. Only the files Lightning writes at the start are removed, then the folders
+    they were in if that left them empty; a run that trained a step keeps its logs."""
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        if trainer.global_step > 0 or not trainer.is_global_zero:
+            return
+        for logger in trainer.loggers:
+            log_dir, save_dir = getattr(logger, "log_dir", None), getattr(logger, "save_dir", None)
+            if not log_dir or not Path(log_dir).is_dir():
+                continue
+            folder = Path(log_dir)
+            for name in _RUN_START_FILES:
+                (folder / name).unlink(missing_ok=True)
+            top = Path(save_dir).resolve() if save_dir else folder.parent
+            while folder.resolve() != top.parent and not any(folder.iterdir()):
+                folder.rmdir()  # empty: nothing of the user's is lost
+                if folder.resolve() == top:
+                    break
+                folder = folder.parent

@@ -162,7 +162,7 @@ def test_mixed_precision_trains_every_stage(minislakh, tmp_path, tiny_checkpoint
     assert all(isinstance(v, float) for v in results.values())
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1, signal.SIGINT])
 def test_a_fit_stopped_by_a_signal_exits_non_zero_so_it_never_looks_finished(signum, minislakh, tmp_path, capsys,
                                                                              monkeypatch):
     """Lightning stops cleanly on SIGTERM and returns normally; `scoresep fit` must then exit 128 + signal, or
@@ -183,3 +183,5 @@ def test_a_fit_stopped_by_a_signal_exits_non_zero_so_it_never_looks_finished(sig
         main(args)
     assert exit_.value.code == 128 + int(signum)
     assert f"stopped by {signal.Signals(signum).name} before the end of training" in capsys.readouterr().err
+    if signum != signal.SIGTERM:  # SIGUSR1 and Ctrl-C save the step they stopped at
+        assert torch.load(tmp_path / "checkpoints" / "stage1" / "last.ckpt", weights_only=True)["global_step"] == 2

@@ -7,6 +7,7 @@ partial read of a long stem is cheap and a bad file gives an error that names it
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -20,12 +21,58 @@ class AudioError(RuntimeError):
     """An audio file cannot be read or written; the message names the file."""
 
 
+# Bytes per sample of the uncompressed subtypes, to turn a data chunk's missing bytes into missing samples.
+_SAMPLE_BYTES = {"PCM_S8": 1, "PCM_U8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8,
+                 "ULAW": 1, "ALAW": 1}
+# libsndfile's header log: a data chunk (WAV/WAVEX ``data``, AIFF ``SSND``, AU ``Data Size``) whose declared
+# length runs past the end of the file is logged as ``data : 160000 (should be 99956)``.
+_DATA_CHUNK = re.compile(r"^\s*(?:data|SSND|Data Size)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+# RF64 keeps the length in its ds64 chunk; libsndfile logs the disagreement with the file's size.
+_DS64_FRAMES = re.compile(r"Calculated frame count (\d+) does not match value from 'ds64' chunk of (\d+)")
+# Lengths that streaming writers (ffmpeg or sox on a pipe) put in a header when they do not know it yet.
+_UNKNOWN_LENGTHS = (0xFFFFFFFF, 0x7FFFFFFF)
+
+
+def _truncation(info) -> str | None:
+    """Why a file is shorter than its header says, or None.
+
+    For WAV, AIFF, AU and RF64, libsndfile quietly shortens the stream to the bytes present when the header
+    declares more, so a truncated file would read as a shorter, valid one. The header's own length is in the log
+    libsndfile keeps while parsing it (``extra_info``, collected by ``soundfile.info`` anyway): checking it costs
+    no decoding. Formats that declare no length in their header (Ogg) cannot be checked here; a FLAC (whose
+    header does declare it) fails to decode instead.
+    """
+    log = info.extra_info or ""
+    match = _DS64_FRAMES.search(log)
+    if match and int(match[2]) > int(match[1]):
+        return f"truncated audio: header declares {int(match[2])} samples, file holds {info.frames}"
+    match = _DATA_CHUNK.search(log)
+    if not match:
+        return None
+    declared, present = int(match[1]), int(match[2])
+    if declared <= present or declared in _UNKNOWN_LENGTHS:
+        return None
+    sample_bytes = _SAMPLE_BYTES.get(info.subtype)
+    if sample_bytes is None:  # compressed subtype (ADPCM, GSM, ...): no fixed bytes per sample
+        return f"truncated audio: header declares {declared} bytes of audio data, file holds {present}"
+    # The file may end inside a frame; ceil counts that partial frame as missing, which gives the header's count.
+    missing = -(-(declared - present) // (sample_bytes * info.channels))
+    return f"truncated audio: header declares {info.frames + missing} samples, file holds {info.frames}"
+
+
 def audio_info(path: str | os.PathLike) -> tuple[int, int, int]:
-    """``(sample_rate, frames, channels)`` of an audio file, without decoding it."""
+    """``(sample_rate, frames, channels)`` of an audio file, without decoding it.
+
+    Raises AudioError naming the file when the header cannot be read or declares more samples than the file
+    holds (a truncated WAV would otherwise read as a shorter, valid file).
+    """
     try:
         info = soundfile.info(str(path))
     except Exception as error:  # soundfile raises LibsndfileError/RuntimeError for bad files
         raise AudioError(f"{path}: cannot read audio header ({error})") from error
+    problem = _truncation(info)
+    if problem is not None:
+        raise AudioError(f"{path}: {problem}")
     return info.samplerate, info.frames, info.channels
 
 
@@ -35,7 +82,8 @@ def read_audio(
     """Read ``[start, stop)`` frames of an audio file as mono float32.
 
     Returns ``(waveform (time,), sample_rate)``. Multichannel files are averaged to mono. A corrupt or
-    truncated file raises AudioError naming the file.
+    truncated file raises AudioError naming the file: one whose header declares more samples than it holds
+    (``audio_info``), or one that decodes fewer samples than its header declares (FLAC, MP3).
     """
     _, frames, _ = audio_info(path)
     try:
@@ -44,8 +92,29 @@ def read_audio(
         raise AudioError(f"{path}: cannot decode audio ({error})") from error
     expected = min(frames, stop if stop is not None else frames) - start
     if data.shape[0] < expected:
-        raise AudioError(f"{path}: truncated: header says {frames} frames, only {start + data.shape[0]} decode")
+        raise AudioError(f"{path}: truncated audio: header declares {frames} samples, only "
+                         f"{start + data.shape[0]} decode")
     return data.mean(axis=1), sample_rate
+
+
+def default_file_mode() -> int:
+    """The permission bits a plain ``open()`` gives a new file: 0o666 minus the process's umask.
+
+    Files written atomically start as ``tempfile.mkstemp`` temp files, which are 0600: renamed as they are,
+    a dataset or cache would be unreadable to the other users of a shared machine. The umask is read from
+    ``/proc/self/status`` where Linux has it, because ``os.umask`` can only read it by changing it, which
+    briefly affects every thread of the process.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def resample(waveform: np.ndarray, orig_sample_rate: int, sample_rate: int) -> np.ndarray:
@@ -63,7 +132,8 @@ def load_audio(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
 
 
 def write_audio(path: str | os.PathLike, waveform: np.ndarray, sample_rate: int, subtype: str = "PCM_16") -> None:
-    """Write a mono ``(time,)`` waveform (float in [-1, 1] or int16) atomically (temp file + rename)."""
+    """Write a mono ``(time,)`` waveform (float in [-1, 1] or int16) atomically (temp file + rename), with the
+    permissions the umask gives a new file (``default_file_mode``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     audio_format = {".flac": "FLAC", ".wav": "WAV"}.get(path.suffix.lower())
@@ -73,6 +143,7 @@ def write_audio(path: str | os.PathLike, waveform: np.ndarray, sample_rate: int,
     os.close(handle)
     try:
         soundfile.write(temp_name, waveform, sample_rate, subtype=subtype, format=audio_format)
+        os.chmod(temp_name, default_file_mode())  # mkstemp made it 0600
         os.replace(temp_name, path)
     except Exception as error:
         Path(temp_name).unlink(missing_ok=True)

@@ -11,8 +11,14 @@ Layout of one cache (a folder under ``cache_dir`` named after the dataset and a 
 Audio of one track shares one scale (``waveform = int16 * scale``) so that the sources still add up to the
 mixture. The cache key covers the dataset path, instruments, sample rate, hop, pitch range and
 ``CACHE_VERSION``; a track's fingerprint covers its input files' paths, sizes and modification times, so
-re-running skips unchanged tracks and rebuilds changed ones. Every file is written to a temporary name and
-renamed; ``entry.json`` is written last, so an interrupted track is simply redone.
+re-running skips unchanged tracks and rebuilds changed ones (and every track after a change of
+``BUILD_RULES``). Every file is written to a temporary name and renamed, with the permissions the umask gives a
+new file; ``entry.json`` is written last, so an interrupted track is simply redone.
+
+A track is skipped, with a problem naming the file, when its audio cannot be decoded or is truncated, a MIDI
+file does not parse, or a stem of a configured instrument sounds while its MIDI holds no notes (the score
+would be incomplete: the stem's sound stays in the mixture while its labels say "absent"). A stem that is
+silent too (peak below ``SILENT_PEAK_DBFS``) is fine: the instrument is absent from the track.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import multiprocessing
 import os
 import sys
@@ -31,13 +38,20 @@ from pathlib import Path
 import numpy as np
 
 from scoresep.constants import CACHE_VERSION, n_frames
-from scoresep.data.audio import AudioError, load_audio
+from scoresep.data.audio import AudioError, default_file_mode, load_audio
 from scoresep.data.midi import MidiError, load_midi, midi_notes, piano_roll
 from scoresep.data.slakh import DatasetError, IndexProblem, TrackEntry, scan
 from scoresep.instruments import check_instruments
 
 log = logging.getLogger(__name__)
 INDEX_NAME = "index.json"
+# Part of every track's fingerprint: bumped when the rules of what a track's build accepts change, so that
+# tracks cached under older rules are built again (and refused if they now must be). 2: truncated WAV/AIFF/AU
+# audio and stems that sound while their MIDI holds no notes are refused.
+BUILD_RULES = 2
+# A stem whose peak is below this is silent (-60 dBFS = 0.001 of full scale: FluidSynth's dither and the
+# noise floor of a 16-bit render stay far below it, a played note far above).
+SILENT_PEAK_DBFS = -60.0
 
 
 @dataclass(frozen=True)
@@ -69,16 +83,11 @@ def cache_path(cache_dir: str | os.PathLike, settings: CacheSettings) -> Path:
     return Path(cache_dir) / settings.folder_name()
 
 
-def default_file_mode() -> int:
-    """The permission bits a plain ``open()`` would give a new file (0666 minus the umask); temp files from
-    ``mkstemp`` are 0600 and get these before they are renamed into place."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
 def atomic_write_bytes(path: Path, write) -> None:
-    """Call ``write(stream)`` on a temporary file next to ``path``, then rename it onto ``path``."""
+    """Call ``write(stream)`` on a temporary file next to ``path``, then rename it onto ``path``.
+
+    The file gets the permissions a plain ``open()`` would give it (``default_file_mode``), not mkstemp's 0600.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -103,7 +112,7 @@ def _save_json(path: Path, data: dict) -> None:
 
 def _fingerprint(entry: TrackEntry, settings: CacheSettings) -> str:
     files = [entry.mixture] + [p for stems in entry.sources.values() for s in stems for p in (s.audio, s.midi) if p]
-    parts = [json.dumps(asdict(settings), sort_keys=True), json.dumps(
+    parts = [f"rules {BUILD_RULES}", json.dumps(asdict(settings), sort_keys=True), json.dumps(
         {name: [s.stem_id for s in stems] for name, stems in entry.sources.items()}, sort_keys=True)]
     for path in files:
         stat = path.stat()
@@ -127,8 +136,29 @@ def _fit_length(waveform: np.ndarray, n_samples: int) -> np.ndarray:
     return np.pad(waveform, (0, n_samples - waveform.size))
 
 
+def peak_dbfs(waveform: np.ndarray) -> float:
+    """Peak level of a float waveform in dB relative to full scale (-inf for digital silence)."""
+    peak = float(np.abs(waveform).max()) if waveform.size else 0.0
+    return 20 * math.log10(peak) if peak > 0 else -math.inf
+
+
+class IncompleteScore(DatasetError):
+    """A stem sounds but its MIDI file holds no notes; ``path`` is the MIDI file, ``reason`` says why."""
+
+    def __init__(self, path: Path, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = path, reason
+
+    def __reduce__(self):  # rebuilt from both fields when it crosses a process boundary
+        return type(self), (self.path, self.reason)
+
+
 def build_track(entry: TrackEntry, settings: CacheSettings, out_dir: Path) -> dict:
-    """Decode, resample and write one track; returns its index entry. Raises AudioError/MidiError."""
+    """Decode, resample and write one track; returns its index entry.
+
+    Raises AudioError/MidiError for a file that cannot be read, IncompleteScore for a stem that is not silent
+    (peak at or above ``SILENT_PEAK_DBFS``) while its MIDI holds no notes.
+    """
     mixture = load_audio(entry.mixture, settings.sample_rate)
     n_samples = mixture.size
     if n_samples == 0:
@@ -141,8 +171,13 @@ def build_track(entry: TrackEntry, settings: CacheSettings, out_dir: Path) -> di
         for stem in entry.sources.get(name, []):
             notes = midi_notes(load_midi(stem.midi))
             rolls[row] |= piano_roll(notes, frames, frame_rate, settings.min_midi, settings.max_midi)
+            needed = stem.audio is not None and (sources is not None or notes.size == 0)
+            audio = load_audio(stem.audio, settings.sample_rate) if needed else None
+            if audio is not None and notes.size == 0 and peak_dbfs(audio) >= SILENT_PEAK_DBFS:
+                raise IncompleteScore(stem.midi, f"MIDI holds no notes but its stem {stem.audio} is not silent "
+                                      f"(peak {peak_dbfs(audio):.1f} dBFS): the score would be incomplete")
             if sources is not None:
-                sources[row] += _fit_length(load_audio(stem.audio, settings.sample_rate), n_samples)
+                sources[row] += _fit_length(audio, n_samples)
     peak = float(np.abs(mixture).max())
     if sources is not None:
         peak = max(peak, float(np.abs(sources).max()))
@@ -171,9 +206,11 @@ def _work(job: tuple[TrackEntry, CacheSettings, Path, str]) -> tuple[dict | None
     entry, settings, out_dir, fingerprint = job
     try:
         record = build_track(entry, settings, out_dir)
+    except IncompleteScore as error:
+        return None, IndexProblem(error.path, error.reason, f"track {entry.track} skipped")
     except (AudioError, MidiError) as error:
         path, _, reason = str(error).partition(": ")
-        return None, IndexProblem(Path(path), f"{reason}; track {entry.track} skipped")
+        return None, IndexProblem(Path(path), reason, f"track {entry.track} skipped")
     record["fingerprint"] = fingerprint
     _save_json(out_dir / "entry.json", record)
     return record, None
@@ -205,7 +242,8 @@ def prepare(
 ) -> Path:
     """Build (or bring up to date) the cache of ``root``; returns the cache folder.
 
-    Tracks that cannot be decoded are skipped with a warning naming the file (``strict`` raises).
+    Tracks that cannot be used are skipped with a warning naming the file; ``strict`` raises DatasetError at
+    the first problem instead (its message ends "stopped (--strict)"), before the index is written.
     """
     root = Path(root).resolve()
     settings = CacheSettings(str(root), check_instruments(instruments), sample_rate, hop_length, min_midi, max_midi)
@@ -231,13 +269,11 @@ def prepare(
     if workers > 1:
         # spawn, not fork: torch and OpenMP thread pools deadlock in forked children
         with multiprocessing.get_context("spawn").Pool(workers) as pool:
-            results = list(_with_progress(pool.imap_unordered(_work, jobs), len(jobs), progress, started))
+            results = _collect(_with_progress(pool.imap_unordered(_work, jobs), len(jobs), progress, started), strict)
     else:
-        results = list(_with_progress(map(_work, jobs), len(jobs), progress, started))
+        results = _collect(_with_progress(map(_work, jobs), len(jobs), progress, started), strict)
     new_problems = [problem for _, problem in results if problem is not None]
     for problem in new_problems:
-        if strict:
-            raise DatasetError(str(problem))
         log.warning("%s", problem)
     records.update({record["track"]: record for record, _ in results if record is not None})
     if not records:
@@ -252,6 +288,17 @@ def prepare(
         print(f"[prepare] done: {len(records)} tracks, {len(problems) + len(new_problems)} problems, "
               f"{time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
     return out
+
+
+def _collect(results, strict: bool) -> list[tuple[dict | None, IndexProblem | None]]:
+    """All results of the track builds; with ``strict`` the first problem raises DatasetError at once (the
+    pool is closed on the way out), saying that the run stopped rather than that the track was skipped."""
+    collected = []
+    for record, problem in results:
+        if strict and problem is not None:
+            raise DatasetError(problem.stopped())
+        collected.append((record, problem))
+    return collected
 
 
 def _with_progress(results, total: int, enabled: bool, started: float):

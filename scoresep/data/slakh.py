@@ -14,7 +14,8 @@ Reads Slakh2100 (orig, split2, redux: ``{train,validation,test}/TrackNNNNN``, 44
 - several stems of one instrument are summed into one source and their notes merged;
 - stems on the shipped known-issues list are skipped with their reason.
 
-Problems are collected as ``IndexProblem`` (file + reason) and logged; ``strict=True`` raises instead.
+Problems are collected as ``IndexProblem`` (file + reason + what was done) and logged; ``strict=True`` raises
+DatasetError at the first one instead, whose message says the run stopped (nothing was skipped).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 
 AUDIO_SUFFIXES = (".flac", ".wav")
 _TRACK_NAME = re.compile(r"^Track\d+$")
+SKIPPED = "track skipped"
+STOPPED = "stopped (--strict)"  # what a strict run says instead of what it would have done
 
 
 class DatasetError(RuntimeError):
@@ -44,13 +47,22 @@ class DatasetError(RuntimeError):
 
 @dataclass(frozen=True)
 class IndexProblem:
-    """Something wrong with one file of the dataset, and what was done about it."""
+    """Something wrong with one file of the dataset, and what was done about it.
+
+    ``str()`` is the log line of a run that goes on (``PATH: REASON; track skipped``); ``stopped()`` is the
+    error of a strict run, which did not skip anything but stopped there.
+    """
 
     path: Path
     reason: str
+    action: str = SKIPPED
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.reason}"
+        return f"{self.path}: {self.reason}; {self.action}"
+
+    def stopped(self) -> str:
+        """The message of a strict run that stops at this problem (``PATH: REASON; stopped (--strict)``)."""
+        return f"{self.path}: {self.reason}; {STOPPED}"
 
 
 @dataclass(frozen=True)
@@ -105,6 +117,14 @@ def _subdir(track_dir: Path, metadata: dict, key: str, default: str) -> Path:
     return track_dir / default
 
 
+def yaml_problem(error: Exception) -> str:
+    """One line for a YAML error (PyYAML's message spans several lines with a drawing of the place)."""
+    problem, mark = getattr(error, "problem", None), getattr(error, "problem_mark", None)
+    if problem and mark is not None:
+        return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
+    return " ".join(str(error).split())
+
+
 def read_metadata(track_dir: Path) -> dict:
     """Parse ``metadata.yaml`` of a track; raises DatasetError naming the file when missing or invalid."""
     path = track_dir / "metadata.yaml"
@@ -113,7 +133,7 @@ def read_metadata(track_dir: Path) -> dict:
     try:
         metadata = yaml.safe_load(path.read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as error:
-        raise DatasetError(f"{path}: cannot parse metadata.yaml ({error})") from error
+        raise DatasetError(f"{path}: cannot parse metadata.yaml ({yaml_problem(error)})") from error
     if not isinstance(metadata, dict) or not isinstance(metadata.get("stems"), dict):
         raise DatasetError(f"{path}: metadata.yaml has no 'stems' mapping")
     return metadata
@@ -150,8 +170,8 @@ def index_track(
         reason = None if rendered_here else known_issues().get((track_dir.name, stem_id))
         if reason is not None:
             if name in instruments:
-                problems.append(IndexProblem(audio_dir / stem_id, f"known-bad Slakh stem ({name}): {reason}; "
-                                             "track skipped (its labels would be wrong)"))
+                problems.append(IndexProblem(audio_dir / stem_id, f"known-bad Slakh stem ({name}): {reason} "
+                                             "(its labels would be wrong)"))
                 return None
             log.info("%s: skipping known-bad Slakh stem %s (%s)", track_dir, stem_id, reason)
             continue
@@ -160,13 +180,13 @@ def index_track(
         if not score_only and audio is None:
             if stem_meta.get("audio_rendered", False) and midi is not None:
                 problems.append(IndexProblem(audio_dir / f"{stem_id}.flac", f"stem {stem_id} ({name}) is listed "
-                                             "as rendered in metadata.yaml but missing on disk; left out"))
+                                             "as rendered in metadata.yaml but missing on disk", "left out"))
             continue
         if midi is None:
             if score_only:
                 continue
             problems.append(IndexProblem(midi_dir / f"{stem_id}.mid", f"stem {stem_id} ({name}) has audio but "
-                                         "its MIDI file is missing; track skipped (its score is incomplete)"))
+                                         "its MIDI file is missing: the score would be incomplete"))
             return None
         entry.sources[name].append(Stem(stem_id, audio, midi, int(program or 0), is_drum))
         complete_sources &= audio is not None
@@ -174,7 +194,7 @@ def index_track(
     return entry
 
 
-def _track_dirs(root: Path) -> list[tuple[str, Path]]:
+def track_folders(root: Path) -> list[tuple[str, Path]]:
     """``(split, folder)`` of every track: split folders when present, else a flat layout (BabySlakh)."""
     split_dirs = [(split, root / split) for split in SPLITS if (root / split).is_dir()]
     if split_dirs:
@@ -193,13 +213,13 @@ def scan(
 
     Returns ``(tracks, problems)``. Tracks with none of the instruments are kept (they are valid
     mixtures) but a dataset where no track has any of them raises DatasetError. With ``strict`` the first
-    problem raises DatasetError instead of being logged.
+    problem raises DatasetError (its message ends "stopped (--strict)") instead of being logged.
     """
     root = Path(root)
     instruments = check_instruments(instruments)
     if not root.is_dir():
         raise DatasetError(f"{root}: dataset folder not found (make one with `scoresep synth --out {root}`)")
-    folders = _track_dirs(root)
+    folders = track_folders(root)
     if not folders:
         raise DatasetError(f"{root}: no TrackNNNNN folders found (expected {{train,validation,test}}/TrackNNNNN)")
     tracks, problems = [], []
@@ -207,7 +227,7 @@ def scan(
         before = len(problems)
         entry = index_track(folder, split, instruments, problems)
         if strict and len(problems) > before:
-            raise DatasetError(str(problems[before]))
+            raise DatasetError(problems[before].stopped())
         if entry is not None:
             tracks.append(entry)
     for problem in problems:

@@ -10,17 +10,20 @@ Layout written (as Slakh2100)::
 
     OUT/{train,validation,test}/TrackNNNNN/
         metadata.yaml  mix.flac  all_src.mid  stems/SNN.flac  MIDI/SNN.mid
+
+Every file is written atomically (temp file + rename) with the permissions the umask gives a new file (0644
+under umask 022), so that the other users of a shared machine can read the dataset.
 """
 
 from __future__ import annotations
 
 import functools
+import io
 import logging
 import math
 import multiprocessing
 import os
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Sequence
@@ -33,6 +36,7 @@ import yaml
 
 from scoresep import __version__
 from scoresep.data.audio import write_audio
+from scoresep.data.cache import atomic_write_bytes
 from scoresep.data.loudness import integrated_loudness
 from scoresep.data.midi import load_midi
 from scoresep.data.splits import assign_splits
@@ -466,19 +470,18 @@ def quantise_song(stems: list[np.ndarray], gains_db: list[float]) -> tuple[np.nd
 
 
 def _write_yaml(path: Path, data: dict) -> None:
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(handle, "w") as stream:
-        yaml.safe_dump(data, stream, sort_keys=False)
-    os.replace(temp_name, path)
+    """Write ``data`` as YAML atomically, readable as the umask allows (``atomic_write_bytes``)."""
+    text = yaml.safe_dump(data, sort_keys=False)
+    atomic_write_bytes(path, lambda stream: stream.write(text.encode()))
 
 
 def _write_midi(path: Path, instruments: list[pretty_midi.Instrument], tempo: float) -> None:
+    """Write a MIDI file of ``instruments`` atomically, readable as the umask allows (``atomic_write_bytes``)."""
     midi = pretty_midi.PrettyMIDI(initial_tempo=tempo)
     midi.instruments.extend(instruments)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    midi.write(temp_name)
-    os.replace(temp_name, path)
+    buffer = io.BytesIO()
+    midi.write(buffer)
+    atomic_write_bytes(path, lambda stream: stream.write(buffer.getvalue()))
 
 
 def write_track(track_dir: Path, song: Song, sample_rate: int, soundfont: Path, held_out: bool = False) -> dict:

@@ -1,18 +1,20 @@
 """The everyday commands: ``scoresep separate``, ``scoresep transcribe`` and ``scoresep evaluate``.
 
-Everything a command can check is checked before any work starts (checkpoint, inputs, output folder); every
-output appears whole or not at all. A failing input in a batch is reported and the others still run; the
-command then exits non-zero.
+Everything a command can check is checked before any work starts (device, output path, inputs, checkpoint),
+cheapest first, and nothing is created before those checks pass; every output appears whole or not at all, and
+an output folder that a failed run created and left empty is removed again. A failing input in a batch is
+reported and the others still run; the command then exits non-zero.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from scoresep.data.audio import AudioError
-from scoresep.inference.writers import AUDIO_FORMATS, StemWriter, check_writable_folder
+from scoresep.inference.writers import AUDIO_FORMATS, StemWriter, output_folder
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".oga", ".aif", ".aiff")
 SILENCE = 1e-5  # peak amplitude below which a whole input counts as silent
@@ -64,11 +66,14 @@ def separate_file(separator, path: Path, out_dir: Path, audio_format: str, show_
     for note in source.notes:
         print(f"{path}: note: {note}", file=sys.stderr)
     target = out_dir / path.stem
-    target.mkdir(parents=True, exist_ok=True)
+    if os.path.lexists(target) and not target.is_dir():
+        raise AudioError(f"{target}: a file of that name is in the way of this input's output folder")
     suffix = "flac" if audio_format == "flac" else "wav"
     paths = [target / f"{name}.{suffix}" for name in (*separator.instruments, "residual")]
     peak = 0.0
-    with StemWriter(paths, separator.sample_rate, audio_format) as writer, \
+    # the input's folder goes again if nothing was written into it, unless it was there before (the user's)
+    with output_folder(target, check_writable=False), \
+            StemWriter(paths, separator.sample_rate, audio_format) as writer, \
             _progress(source.n_samples, path.name, show_progress) as bar:
         for _, pieces in separator.stream(source):
             peak = max(peak, float(abs(pieces.sum(axis=0)).max()))
@@ -83,85 +88,104 @@ def separate_file(separator, path: Path, out_dir: Path, audio_format: str, show_
     return written
 
 
-def _remove_if_empty(folder: Path) -> None:
-    if folder.is_dir() and not any(folder.iterdir()):
-        folder.rmdir()
+def out_folder_argument(out: str) -> Path:
+    """``--out`` that must be a folder (it may not exist yet): refused at once when it names an existing file."""
+    path = Path(out)
+    if os.path.lexists(path) and not path.is_dir():
+        raise NotADirectoryError(f"{path}: --out is an existing file, not a folder")
+    return path
 
 
 def command_separate(args: argparse.Namespace) -> None:
-    from scoresep.inference.separation import Separator
+    from scoresep.inference.separation import Separator, pick_device
 
+    device = pick_device(args.device, "--device")
+    out = out_folder_argument(args.out)
     files = audio_inputs(args.inputs)
-    separator = Separator.from_checkpoint(args.ckpt, chunk_seconds=args.chunk_seconds, device=args.device)
-    out_dir = check_writable_folder(args.out)
+    separator = Separator.from_checkpoint(args.ckpt, chunk_seconds=args.chunk_seconds, device=device)
     failures = 0
-    for path in files:
-        try:
-            written = separate_file(separator, path, out_dir, args.format, not args.quiet)
-        except (AudioError, OSError) as error:
-            failures += 1
-            _remove_if_empty(out_dir / path.stem)
-            print(f"scoresep separate: error: {error}", file=sys.stderr)
-            continue
-        print(f"{path} -> {', '.join(str(p) for p in written)}")
-    if failures:
-        raise SystemExit(f"scoresep separate: {failures} of {len(files)} input(s) failed")
+    with output_folder(out) as out_dir:
+        for path in files:
+            try:
+                written = separate_file(separator, path, out_dir, args.format, not args.quiet)
+            except (AudioError, OSError) as error:
+                failures += 1
+                print(f"scoresep separate: error: {error}", file=sys.stderr)
+                continue
+            print(f"{path} -> {', '.join(str(p) for p in written)}")
+    if failures:  # one input: its error line is the last line, naming the file
+        raise SystemExit(f"scoresep separate: {failures} of {len(files)} input(s) failed" if len(files) > 1 else 1)
 
 
-def _midi_targets(files: list[Path], out: str) -> list[Path]:
+def _midi_targets(files: list[Path], out: str) -> tuple[list[Path], Path]:
+    """``(one MIDI path per input, the folder they go in)`` for ``--out`` (a .mid file or a folder); checks the
+    kind of an existing ``--out`` but creates nothing."""
     target = Path(out)
     if target.suffix.lower() in (".mid", ".midi"):
+        if target.is_dir():
+            raise ValueError(f"{target}: --out is an existing folder, not a MIDI file")
         if len(files) != 1:
             raise ValueError(f"--out {out} names one MIDI file but {len(files)} inputs were given; give a folder")
-        check_writable_folder(target.parent if str(target.parent) else Path("."))
-        return [target]
-    folder = check_writable_folder(target)
-    return [folder / f"{path.stem}.mid" for path in files]
+        return [target], target.parent
+    folder = out_folder_argument(out)
+    return [folder / f"{path.stem}.mid" for path in files], folder
 
 
 def command_transcribe(args: argparse.Namespace) -> None:
     from scoresep.inference.midi_out import write_midi
-    from scoresep.inference.separation import Separator
+    from scoresep.inference.separation import Separator, pick_device
     from scoresep.inference.sources import FileSource
     from scoresep.inference.transcription import Transcriber
 
+    device = pick_device(args.device, "--device")
     files = audio_inputs(args.inputs)
+    targets, folder = _midi_targets(files, args.out)
     transcriber = Transcriber.from_checkpoint(args.ckpt, threshold=args.threshold, chunk_seconds=args.chunk_seconds,
-                                              device=args.device)
+                                              device=device)
     separator = None
     if args.from_separated:
         separator = Separator.from_checkpoint(args.separator_ckpt or args.ckpt, chunk_seconds=args.chunk_seconds,
-                                              device=args.device)
-    targets = _midi_targets(files, args.out)
+                                              device=device)
     failures = 0
-    for path, target in zip(files, targets, strict=True):
-        try:
-            source = FileSource(path, transcriber.sample_rate)
-            for note in source.notes:
-                print(f"{path}: note: {note}", file=sys.stderr)
-            if peak_amplitude(source) < SILENCE:
-                raise AudioError(f"{path}: the audio is silent; nothing to transcribe")
-            rolls = transcriber.transcribe_source(source, separator)
-            write_midi(target, transcriber.to_midi(rolls))
-        except (AudioError, OSError) as error:
-            failures += 1
-            print(f"scoresep transcribe: error: {error}", file=sys.stderr)
-            continue
-        counts = ", ".join(f"{name} {len(track.notes)}" for name, track in
-                           zip(transcriber.instruments, transcriber.to_midi(rolls).instruments, strict=True))
-        print(f"{path} -> {target} (notes: {counts})")
-    if failures:
-        raise SystemExit(f"scoresep transcribe: {failures} of {len(files)} input(s) failed")
+    with output_folder(folder):
+        for path, target in zip(files, targets, strict=True):
+            try:
+                source = FileSource(path, transcriber.sample_rate)
+                for note in source.notes:
+                    print(f"{path}: note: {note}", file=sys.stderr)
+                if peak_amplitude(source) < SILENCE:
+                    raise AudioError(f"{path}: the audio is silent; nothing to transcribe")
+                if target.is_dir():
+                    raise AudioError(f"{target}: a folder of that name is in the way of the MIDI file")
+                midi = transcriber.to_midi(transcriber.transcribe_source(source, separator))
+                write_midi(target, midi)
+            except (AudioError, OSError) as error:
+                failures += 1
+                print(f"scoresep transcribe: error: {error}", file=sys.stderr)
+                continue
+            counts = ", ".join(f"{name} {len(track.notes)}" for name, track in
+                               zip(transcriber.instruments, midi.instruments, strict=True))
+            print(f"{path} -> {target} (notes: {counts})")
+    if failures:  # one input: its error line is the last line, naming the file
+        raise SystemExit(f"scoresep transcribe: {failures} of {len(files)} input(s) failed" if len(files) > 1 else 1)
 
 
 def command_evaluate(args: argparse.Namespace) -> None:
     from scoresep.inference.evaluate import evaluate_checkpoint, write_json
+    from scoresep.inference.separation import pick_device
 
+    device = pick_device(args.device, "--device")
     out = Path(args.out) if args.out else Path(args.ckpt).with_suffix(f".{args.split}.json")
-    check_writable_folder(out.parent)
-    result = evaluate_checkpoint(args.ckpt, args.data, args.split, args.cache, args.mixture, args.chunk_seconds,
-                                 args.threshold, args.device, args.workers, progress=not args.quiet)
-    write_json(out, result)
+    if out.is_dir():
+        given = "--out is" if args.out else "the default result file (next to the checkpoint) is"
+        raise ValueError(f"{out}: {given} an existing folder, not a JSON file")
+    with output_folder(out.parent):
+        result = evaluate_checkpoint(args.ckpt, args.data, args.split, args.cache, args.mixture, args.chunk_seconds,
+                                     args.threshold, device, args.workers, progress=not args.quiet)
+        write_json(out, result)
+    if result["skipped"]:
+        print(f"scoresep evaluate: note: {len(result['skipped'])} '{args.split}' track(s) skipped; each is listed "
+              f"with the reason under \"skipped\" in {out}", file=sys.stderr)
     summary = result["summary"]
     for name, scores in summary.get("separation", {}).items():
         if scores["si_sdr"] is not None:

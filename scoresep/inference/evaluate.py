@@ -4,7 +4,9 @@ Separation: SI-SDR of each separated instrument against its true stem over the w
 SI-SDR and the improvement (SI-SDRi); stems that are silent for a whole track are left out (undefined).
 Transcription (stage-1 and stage-3 checkpoints): frame-level counts on the mixture (``mix``) and on each
 isolated stem (``iso``), summed over tracks before dividing, plus the wrong-channel rate on isolated stems.
-The result is one JSON (format 1), written atomically; ``summary`` holds the table numbers.
+The result is one JSON (format 1), written atomically; ``summary`` holds the table numbers and ``skipped``
+names every track of the split that was not scored, with the reason (the dataset index left it out, or it has
+no stems to sum), so that a table's track count can be checked from the file alone.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import torch
 from scoresep.checkpoints import checkpoint_thresholds, load_separator, load_transcriptor, read_checkpoint
 from scoresep.data.cache import atomic_write_bytes, load_index, prepare
 from scoresep.data.dataset import CachedTrack
-from scoresep.data.slakh import DatasetError
+from scoresep.data.slakh import DatasetError, track_folders
 from scoresep.inference.separation import Separator
 from scoresep.inference.sources import ArraySource
 from scoresep.inference.transcription import Transcriber
@@ -36,14 +38,36 @@ def _number(value: float) -> float | None:
     return None if value is None or not math.isfinite(value) else float(value)
 
 
+def dropped_tracks(root: Path, split: str, indexed: set[str], problems: list[str]) -> list[dict]:
+    """``{"track", "reason"}`` of every track folder of ``split`` under ``root`` that is not among the
+    ``indexed`` names: the dataset index left it out (unreadable metadata, undecodable audio, missing MIDI).
+
+    The reason is the index's own problem message(s) about files inside that track's folder (``path: reason``,
+    the path under the resolved ``root`` as ``prepare`` records it), so the result file says why, not only the
+    log."""
+    dropped = []
+    for track_split, directory in track_folders(root):
+        if track_split != split or directory.name in indexed:
+            continue
+        prefix = f"{directory}{os.sep}"
+        reasons = [problem for problem in problems if problem.startswith(prefix)]
+        dropped.append({"track": directory.name, "reason": "; ".join(reasons) if reasons else
+                        f"{directory}: not in the dataset index (no problem was recorded for it)"})
+    return dropped
+
+
 def _split_tracks(root: str | os.PathLike, cache_dir: str | os.PathLike, features, split: str,
-                  workers: int | None) -> tuple[Path, list[dict]]:
+                  workers: int | None) -> tuple[Path, list[dict], list[dict]]:
+    """``(cache folder, index records of split, tracks of split the index left out with the reason)``."""
     folder = prepare(root, cache_dir, features.instruments, features.sample_rate, features.hop_length,
                      features.min_midi, features.max_midi, workers=workers, progress=False)
-    records = [r for r in load_index(folder)["tracks"] if r["split"] == split]
+    index = load_index(folder)
+    records = [r for r in index["tracks"] if r["split"] == split]
+    dropped = dropped_tracks(Path(root).resolve(), split, {r["track"] for r in records}, index.get("problems", []))
     if not records:
-        raise DatasetError(f"{root}: no '{split}' tracks with usable audio (cache {folder})")
-    return folder, records
+        first = f"; {len(dropped)} left out, the first: {dropped[0]['reason']}" if dropped else ""
+        raise DatasetError(f"{root}: no '{split}' tracks with usable audio (cache {folder}){first}")
+    return folder, records, dropped
 
 
 def separation_scores(separated: np.ndarray, sources: np.ndarray, mixture: np.ndarray,
@@ -153,9 +177,9 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, data: str | os.PathLike, 
         transcriber = Transcriber(network, info["features"], checkpoint_thresholds(info, threshold), chunk_seconds,
                                   device=device)
     features = (separator or transcriber).features
-    folder, records = _split_tracks(data, cache_dir, features, split, workers)
+    folder, records, skipped = _split_tracks(data, cache_dir, features, split, workers)
     instruments = features.instruments
-    started, tracks, skipped = time.perf_counter(), [], []
+    started, tracks = time.perf_counter(), []
     for number, record in enumerate(records, start=1):
         track = CachedTrack(folder / "tracks" / record["track"], record, features.n_pitches)
         sources = track.sources(0, track.n_samples) if track.has_sources else None
@@ -181,7 +205,8 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, data: str | os.PathLike, 
         "mixture": mixture, "instruments": list(instruments), "features": features.to_dict(),
         "threshold": transcriber.thresholds.tolist() if transcriber is not None else threshold,
         "seconds": time.perf_counter() - started, "machine": platform.platform(),
-        "skipped": skipped, "tracks": tracks, "summary": summarise(tracks, instruments),
+        "skipped": sorted(skipped, key=lambda entry: entry["track"]), "tracks": tracks,
+        "summary": summarise(tracks, instruments),
     }
 
 

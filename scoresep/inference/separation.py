@@ -25,11 +25,33 @@ from scoresep.models import SeparatorNetwork
 Source = ArraySource | FileSource
 
 
-def pick_device(device: str | torch.device | None) -> torch.device:
-    """``None`` means the first CUDA device when there is one, else the CPU."""
+def pick_device(device: str | torch.device | None, option: str = "device") -> torch.device:
+    """The device to compute on: ``None`` means the first CUDA device when there is one, else the CPU.
+
+    A device this machine cannot use (no CUDA, a CUDA index past the last GPU, an unknown name) is refused here
+    with a ValueError that names it as ``option`` (the command's ``--device``), before any model is moved: torch
+    would otherwise fail deep inside with a driver message."""
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    use = f"use {option} cpu" if option.startswith("-") else f"use {option}='cpu'"
+    label = f"{option} {device}" if option.startswith("-") else f"{option}={str(device)!r}"
+    try:
+        chosen = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"{label}: not a device name (use cpu, cuda or cuda:N)") from None
+    if chosen.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"{label}: no CUDA device is visible on this machine (torch.cuda.is_available() is "
+                             f"False); {use}")
+        count = torch.cuda.device_count()
+        if chosen.index is not None and chosen.index >= count:
+            raise ValueError(f"{label}: only {count} CUDA device(s) are visible (cuda:0 to cuda:{count - 1})")
+    elif chosen.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError(f"{label}: no Apple MPS device is available on this machine; {use}")
+    elif chosen.type != "cpu":
+        raise ValueError(f"{label}: {chosen.type} devices are not supported (use cpu, cuda or cuda:N)")
+    return chosen
 
 
 def as_mono(waveform: torch.Tensor | np.ndarray, sample_rate: int, target_rate: int) -> np.ndarray:

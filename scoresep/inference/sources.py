@@ -18,7 +18,7 @@ import soundfile
 import torch
 import torchaudio.functional as audio_functional
 
-from scoresep.data.audio import AudioError
+from scoresep.data.audio import AudioError, audio_info
 
 # Native samples of context around each piece when resampling; torchaudio's default filter (6 zero crossings)
 # reaches far fewer samples than this even for strong down-sampling.
@@ -59,11 +59,8 @@ class FileSource:
         self.path, self.sample_rate, self.name = Path(path), sample_rate, str(path)
         if not self.path.is_file():
             raise AudioError(f"{path}: file not found")
-        try:
-            info = soundfile.info(str(self.path))
-        except Exception as error:  # libsndfile: unknown format, corrupt header
-            raise AudioError(f"{path}: cannot read audio ({error})") from error
-        self.native_rate, self.native_frames, self.channels = info.samplerate, info.frames, info.channels
+        # the header, checked against the file's size: a truncated WAV is refused, not read as a shorter one
+        self.native_rate, self.native_frames, self.channels = audio_info(self.path)
         if self.native_frames <= 0:
             raise AudioError(f"{path}: the file holds no audio samples")
         divisor = math.gcd(self.native_rate, sample_rate)
@@ -87,8 +84,8 @@ class FileSource:
             except Exception as error:
                 raise AudioError(f"{self.path}: cannot decode audio at sample {first} ({error})") from error
             if data.shape[0] < last - first:
-                raise AudioError(f"{self.path}: truncated: header says {self.native_frames} frames, only "
-                                 f"{first + data.shape[0]} decode")
+                raise AudioError(f"{self.path}: truncated audio: header declares {self.native_frames} samples, "
+                                 f"only {first + data.shape[0]} decode")
         mono = data.mean(axis=1) if data.shape[0] else np.zeros(0, dtype=np.float32)
         return np.pad(mono, (first - start, stop - start - (first - start) - mono.shape[0])).astype(np.float32)
 

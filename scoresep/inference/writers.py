@@ -15,8 +15,7 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from scoresep.data.audio import AudioError
-from scoresep.data.cache import default_file_mode
+from scoresep.data.audio import AudioError, default_file_mode
 
 AUDIO_FORMATS = {"wav": ("WAV", "PCM_16"), "flac": ("FLAC", "PCM_16"), "wav32": ("WAV", "FLOAT")}
 
@@ -31,8 +30,17 @@ def _write_errors_named(path: Path) -> Iterator[None]:
         raise AudioError(f"{path}: cannot write audio ({type(error).__name__}: {error})") from error
 
 
+def _file_in_the_way(folder: Path) -> Path | None:
+    """``folder`` itself or its nearest ancestor when that is an existing file (not a folder), else None."""
+    for path in (folder, *folder.parents):
+        if os.path.lexists(path):
+            return path if not path.is_dir() else None
+    return None
+
+
 def check_writable_folder(folder: str | os.PathLike) -> Path:
-    """Create ``folder`` if needed and check that files can be created in it (PermissionError naming it)."""
+    """Create ``folder`` if needed and check that files can be created in it (PermissionError naming it, and
+    saying so when a file stands where the folder or one of its parents should be)."""
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -40,8 +48,56 @@ def check_writable_folder(folder: str | os.PathLike) -> Path:
         os.close(handle)
         os.unlink(probe)
     except OSError as error:
-        raise PermissionError(f"{folder}: output folder is not writable ({error.strerror or error})") from None
+        blocker = _file_in_the_way(folder)
+        if blocker == folder:
+            reason = "it is an existing file, not a folder"
+        elif blocker is not None:
+            reason = f"{blocker} is a file, not a folder"
+        else:
+            reason = error.strerror or str(error)
+        raise PermissionError(f"{folder}: output folder is not writable ({reason})") from None
     return folder
+
+
+def missing_folders(folder: str | os.PathLike) -> list[Path]:
+    """``folder`` and those of its parents that do not exist yet, deepest first: what creating it would add."""
+    missing = []
+    for path in (Path(folder), *Path(folder).parents):
+        if os.path.lexists(path):
+            break
+        missing.append(path)
+    return missing
+
+
+def remove_empty_folders(folders: list[Path]) -> None:
+    """Remove each of ``folders`` (deepest first) that exists and is empty; a folder with anything in it stays.
+
+    Only for folders this run created (from :func:`missing_folders`): a user's folder is never touched."""
+    for path in folders:
+        try:
+            path.rmdir()  # refuses a folder that is not empty
+        except FileNotFoundError:
+            continue  # never made (creating a deeper level failed) or already gone
+        except OSError:
+            return  # something is in it: its parents are not empty either
+
+
+@contextmanager
+def output_folder(folder: str | os.PathLike, check_writable: bool = True) -> Iterator[Path]:
+    """Create ``folder`` (checked writable) for the ``with`` block; on leaving, remove what it created if it is
+    still empty, so that a run that wrote nothing (every input failed, Ctrl-C) leaves no empty folder behind.
+
+    A folder that existed before is left as it was, and so is any folder that holds a file."""
+    folder = Path(folder)
+    created = missing_folders(folder)
+    try:
+        if check_writable:
+            check_writable_folder(folder)
+        else:
+            folder.mkdir(parents=True, exist_ok=True)
+        yield folder
+    finally:
+        remove_empty_folders(created)
 
 
 class StemWriter:

@@ -1,0 +1,586 @@
+"""Every bad input a user can give, in one table: the input, the command, the exit status, the last line the user
+reads (a substring naming the file and the problem), and that the command created or changed nothing.
+
+README's "Bad input" section lists the same cases (``problem`` is the README row's first cell; a test checks that
+the two lists agree). Each case runs the real command in-process (``scoresep.cli.main``) on a tiny mini-Slakh
+that the project renders itself, damaged the way the case says.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+import yaml
+from helpers import train_tiny_stages
+
+from scoresep.cli import main
+from scoresep.data.synth import synthesise
+
+ROOT = Path(__file__).resolve().parent.parent
+EXPERIMENTS = ROOT / "experiments"
+README = ROOT / "README.md"
+TINY_TRANSCRIPTOR = ["--model.init_args.model.channels=2", "--model.init_args.model.hidden=8"]
+TINY_SEPARATOR = ['--model.init_args.model={"class_path": "scoresep.models.FrameSeparator", '
+                  '"init_args": {"hidden": 8, "blocks": 1}}']
+
+
+@dataclass
+class Env:
+    """What the cases build on: a pristine tiny dataset, tiny checkpoints of each stage, and the case's own
+    working folder (the command's current directory, so the YAMLs' ``checkpoints/`` and ``lightning_logs/``
+    land there)."""
+
+    data: Path
+    checkpoints: dict[str, Path]
+    work: Path
+    values: dict[str, str] = field(default_factory=dict)
+
+    def dataset(self) -> Path:
+        """A private copy of the dataset to damage."""
+        target = self.work / "data"
+        if not target.exists():
+            shutil.copytree(self.data, target)
+        return target
+
+    def track(self, split: str = "train") -> Path:
+        track = sorted((self.dataset() / split).glob("Track*"))[0]
+        self.values["track"] = str(track)
+        return track
+
+    def stem(self, track: Path, inst_class: str) -> str:
+        stems = yaml.safe_load((track / "metadata.yaml").read_text())["stems"]
+        return next(stem_id for stem_id, stem in stems.items() if stem["inst_class"] == inst_class)
+
+    def file(self, name: str, content: bytes) -> Path:
+        """``work/<name>`` (``_`` in ``name`` for a dot) holding ``content``; ``{name}`` in messages."""
+        path = self.work / name.replace("_", ".")
+        path.write_bytes(content)
+        self.values[name] = str(path)
+        return path
+
+
+@dataclass
+class Case:
+    """One bad input. ``build`` makes it inside ``env.work`` and returns the command line; ``last_line`` are
+    substrings of the last line the user reads (``{name}`` fields are filled from ``env.values``); ``check``
+    asserts what else must hold (output files, result contents)."""
+
+    problem: str
+    build: Callable[[Env], list[str]]
+    code: int
+    last_line: tuple[str, ...]
+    stream: str = "err"
+    creates: bool = False  # the command is expected to write something (skips the nothing-changed check)
+    check: Callable[[Env, str], None] | None = None
+    absent: tuple[str, ...] = ()  # must not appear anywhere in the output
+
+    @property
+    def id(self) -> str:
+        return re.sub(r"[^a-z0-9]+", "-", self.problem.lower()).strip("-")[:60]
+
+
+# ---------------------------------------------------------------------------------------------------- builders
+
+def _prepare(env: Env, *extra: str) -> list[str]:
+    return ["prepare", "--root", str(env.dataset()), "--cache", str(env.work / "cache"), "--workers", "1", *extra]
+
+
+def _strict(damage: Callable[[Env], None]) -> Callable[[Env], list[str]]:
+    def build(env: Env) -> list[str]:
+        damage(env)
+        return _prepare(env, "--strict")
+    return build
+
+
+def _missing_metadata(env: Env) -> None:
+    (env.track() / "metadata.yaml").unlink()
+
+
+def _unparsable_metadata(env: Env) -> None:
+    (env.track() / "metadata.yaml").write_text("stems: [unclosed")
+
+
+def _corrupt_flac(env: Env) -> None:
+    (env.track() / "mix.flac").write_bytes(b"fLaC" + bytes(200))
+
+
+def _truncated_flac(env: Env) -> None:
+    flac = env.track() / "mix.flac"
+    data = flac.read_bytes()
+    flac.write_bytes(data[: len(data) // 2])
+
+
+def _truncated_wav_file(path: Path, samples: int = 32_000) -> Path:
+    soundfile.write(path, np.random.default_rng(0).uniform(-0.5, 0.5, samples).astype(np.float32), 16_000,
+                    subtype="PCM_16")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 20_000])  # 10000 samples short of what the header declares
+    return path
+
+
+def _truncated_wav_mix(env: Env) -> None:
+    track = env.track()
+    (track / "mix.flac").unlink()
+    _truncated_wav_file(track / "mix.wav")
+
+
+def _unparsable_midi(env: Env) -> None:
+    track = env.track()
+    (track / "MIDI" / f"{env.stem(track, 'Piano')}.mid").write_bytes(b"MThd\x00\x00\x00\x06garbage")
+
+
+def _missing_midi(env: Env) -> None:
+    track = env.track()
+    (track / "MIDI" / f"{env.stem(track, 'Piano')}.mid").unlink()
+
+
+def _empty_midi(env: Env) -> None:
+    import pretty_midi
+
+    track = env.track()
+    midi = pretty_midi.PrettyMIDI()
+    midi.instruments.append(pretty_midi.Instrument(program=0))
+    midi.write(str(track / "MIDI" / f"{env.stem(track, 'Piano')}.mid"))
+
+
+def _missing_stem_audio(env: Env) -> list[str]:
+    track = env.track()
+    stem = env.stem(track, "Piano")
+    (track / "stems" / f"{stem}.flac").unlink()
+    env.values["stem"] = f"{stem}.flac"
+    return _prepare(env)
+
+
+def _non_strict_corrupt(env: Env) -> list[str]:
+    _corrupt_flac(env)
+    return _prepare(env)
+
+
+def _short_track(env: Env) -> list[str]:
+    track = env.track()
+    for audio in [track / "mix.flac", *sorted((track / "stems").glob("*.flac"))]:
+        waveform, rate = soundfile.read(audio, dtype="float32")
+        soundfile.write(audio, waveform[: rate // 2], rate)  # 0.5 s: shorter than a crop
+    return _prepare(env)
+
+
+def _cache_index(env: Env) -> dict:
+    (cache,) = [p for p in (env.work / "cache").iterdir() if p.is_dir()]
+    return json.loads((cache / "index.json").read_text())
+
+
+def _check_skipped(env: Env, output: str) -> None:
+    tracks = {record["track"] for record in _cache_index(env)["tracks"]}
+    assert Path(env.values["track"]).name not in tracks
+
+
+def _check_kept_without_stem(env: Env, output: str) -> None:
+    record = next(r for r in _cache_index(env)["tracks"] if r["track"] == Path(env.values["track"]).name)
+    assert record, "the track stays in the index"
+
+
+def _check_short_track_kept(env: Env, output: str) -> None:
+    record = next(r for r in _cache_index(env)["tracks"] if r["track"] == Path(env.values["track"]).name)
+    assert record["n_samples"] == 8_000
+
+
+def _other_settings_cache(env: Env) -> list[str]:
+    assert main(_prepare(env)) is None
+    (first,) = [p for p in (env.work / "cache").iterdir() if p.is_dir()]
+    env.values["first"] = str(first)
+    env.values["first_index"] = (first / "index.json").read_text()
+    return _prepare(env, "--sample-rate", "8000")
+
+
+def _check_new_cache_beside(env: Env, output: str) -> None:
+    folders = sorted(p.name for p in (env.work / "cache").iterdir() if p.is_dir())
+    assert len(folders) == 2 and any("8000hz" in name for name in folders)
+    assert (Path(env.values["first"]) / "index.json").read_text() == env.values["first_index"]
+
+
+# training (LightningCLI)
+
+def _fit(env: Env, config: str, *extra: str, command: str = "fit") -> list[str]:
+    # stage 3 rebuilds both networks from its input checkpoints: it has no size of its own
+    tiny = (TINY_TRANSCRIPTOR if config.startswith(("stage1", "baseline_classifier")) else
+            [] if config.startswith("stage3") else TINY_SEPARATOR)
+    return [command, "--config", str(EXPERIMENTS / config), "--data.root", str(env.data), "--data.cache_dir",
+            str(env.work / "cache"), "--data.segment_seconds", "1.0", "--data.batch_size", "2",
+            "--trainer.enable_progress_bar=false", "--trainer.max_epochs=1", "--trainer.limit_val_batches=1",
+            *tiny, *extra]
+
+
+def _resume_stage1_from(name: str) -> Callable[[Env], list[str]]:
+    def build(env: Env) -> list[str]:
+        _existing_last(env, "stage1")
+        env.values["ckpt"] = str(env.checkpoints[name])
+        return _fit(env, "stage1.yaml", "--ckpt_path", str(env.checkpoints[name]))
+    return build
+
+
+def _existing_last(env: Env, stage: str) -> None:
+    """A last.ckpt of the YAML's own run, which a refused --ckpt_path must leave as it is."""
+    folder = env.work / "checkpoints" / stage
+    folder.mkdir(parents=True)
+    shutil.copy(env.checkpoints["stage1" if stage == "stage1" else "stage2"], folder / "last.ckpt")
+
+
+def _resume_stage2_from_stage1(env: Env) -> list[str]:
+    _existing_last(env, "stage2")
+    env.values["ckpt"] = str(env.checkpoints["stage1"])
+    return _fit(env, "stage2.yaml", "--ckpt_path", str(env.checkpoints["stage1"]),
+                f"--model.init_args.transcriptor_checkpoint={env.checkpoints['stage1']}")
+
+
+def _truncated_checkpoint(env: Env) -> Path:
+    data = env.checkpoints["stage1"].read_bytes()
+    return env.file("truncated_ckpt", data[: len(data) // 2])
+
+
+def _random_checkpoint(env: Env) -> Path:
+    return env.file("random_ckpt", np.random.default_rng(1).bytes(5000))
+
+
+def _resume_from_file(make: Callable[[Env], Path]) -> Callable[[Env], list[str]]:
+    def build(env: Env) -> list[str]:
+        return _fit(env, "stage1.yaml", "--ckpt_path", str(make(env)))
+    return build
+
+
+def _resume_missing(env: Env) -> list[str]:
+    env.values["missing"] = str(env.work / "missing.ckpt")
+    return _fit(env, "stage1.yaml", "--ckpt_path", env.values["missing"])
+
+
+def _test_other_features(env: Env) -> list[str]:
+    env.values["ckpt"] = str(env.checkpoints["stage1"])
+    return _fit(env, "stage1.yaml", "--data.n_fft", "512", "--ckpt_path", str(env.checkpoints["stage1"]),
+                command="test")
+
+
+def _critic(make: Callable[[Env], Path | str]) -> Callable[[Env], list[str]]:
+    def build(env: Env) -> list[str]:
+        return _fit(env, "stage2.yaml", f"--model.init_args.transcriptor_checkpoint={make(env)}")
+    return build
+
+
+def _missing_path(env: Env) -> str:
+    env.values["missing"] = str(env.work / "missing.ckpt")
+    return env.values["missing"]
+
+
+def _critic_other_features(env: Env) -> list[str]:
+    env.values["ckpt"] = str(env.checkpoints["stage1"])
+    return _fit(env, "stage2.yaml", "--data.n_fft", "512",
+                f"--model.init_args.transcriptor_checkpoint={env.checkpoints['stage1']}")
+
+
+def _separator_checkpoint(make: Callable[[Env], Path | str]) -> Callable[[Env], list[str]]:
+    def build(env: Env) -> list[str]:
+        return _fit(env, "stage3.yaml", f"--model.init_args.separator_checkpoint={make(env)}",
+                    f"--model.init_args.transcriptor_checkpoint={env.checkpoints['stage1']}")
+    return build
+
+
+def _unknown_instrument(env: Env) -> list[str]:
+    return _fit(env, "stage2.yaml", "--data.instruments=[bass,kazoo]",
+                f"--model.init_args.transcriptor_checkpoint={env.checkpoints['stage1']}")
+
+
+def _ctrl_c(env: Env) -> list[str]:
+    callback = {"class_path": "helpers.SignalAt", "init_args": {"signum": 2, "at": 1}}
+    return _fit(env, "stage1.yaml", "--trainer.logger=false", f"--trainer.callbacks+={json.dumps(callback)}")
+
+
+def _check_ctrl_c_saved(env: Env, output: str) -> None:
+    checkpoint = torch.load(env.work / "checkpoints" / "stage1" / "last.ckpt", weights_only=True)
+    assert checkpoint["global_step"] == 2  # the batch under way when Ctrl-C came was finished, then saved
+
+
+def _limit_batches(env: Env) -> list[str]:
+    return ["fit", "--config", str(EXPERIMENTS / "stage1.yaml"), "--trainer.limit_val_batches=1",
+            "--trainer.limit_train_batches=0.5", "--print_config"]
+
+
+def _check_limits(env: Env, output: str) -> None:
+    trainer = yaml.safe_load(output)["trainer"]
+    assert trainer["limit_val_batches"] == 1 and isinstance(trainer["limit_val_batches"], int)  # one batch
+    assert trainer["limit_train_batches"] == 0.5
+
+
+def _no_validation_split(env: Env) -> list[str]:
+    data = env.dataset()
+    shutil.rmtree(data / "validation")
+    earlier = env.work / "lightning_logs" / "stage1" / "version_0"  # a user's earlier run: kept
+    earlier.mkdir(parents=True)
+    (earlier / "metrics.csv").write_text("epoch,step\n0,10\n")
+    return [*_fit(env, "stage1.yaml"), "--data.root", str(data)]
+
+
+def _check_logs_taken_back(env: Env, output: str) -> None:
+    logs = env.work / "lightning_logs" / "stage1"
+    assert sorted(p.relative_to(logs).as_posix() for p in logs.rglob("*")) == ["version_0", "version_0/metrics.csv"]
+    assert not (env.work / "checkpoints").exists()
+
+
+# inference: scoresep separate / transcribe / evaluate
+
+def _song(env: Env) -> Path:
+    return sorted(env.data.glob("test/Track*/mix.flac"))[0]
+
+
+def _separate(make: Callable[[Env], Path], *extra: str, command: str = "separate") -> Callable[[Env], list[str]]:
+    def build(env: Env) -> list[str]:
+        ckpt = env.checkpoints["stage2" if command == "separate" else "stage1"]
+        out = "out" if command == "separate" else "out/song.mid"
+        return [command, str(make(env)), "--ckpt", str(ckpt), "--out", out, *extra]
+    return build
+
+
+def _wav(name: str, samples: np.ndarray) -> Callable[[Env], Path]:
+    def make(env: Env) -> Path:
+        path = env.work / name
+        soundfile.write(path, samples, 16_000)
+        env.values[name.replace(".", "_")] = str(path)
+        return path
+    return make
+
+
+def _garbage_wav(env: Env) -> Path:
+    return env.file("garbage_wav", b"RIFF not really a wave file" * 10)
+
+
+def _truncated_flac_file(env: Env) -> Path:
+    data = _song(env).read_bytes()
+    return env.file("truncated_flac", data[: len(data) // 2])
+
+
+def _truncated_wav_input(env: Env) -> Path:
+    path = _truncated_wav_file(env.work / "truncated.wav")
+    env.values["truncated_wav"] = str(path)
+    return path
+
+
+def _missing_input(env: Env) -> Path:
+    env.values["missing_wav"] = str(env.work / "missing.wav")
+    return env.work / "missing.wav"
+
+
+def _separate_with(ckpt: str, out: str | None = None, device: str | None = None) -> Callable[[Env], list[str]]:
+    def build(env: Env) -> list[str]:
+        if out == "a file":
+            (env.work / "results.txt").write_text("a user's notes")
+            env.values["out"] = "results.txt"  # named as the user gave it
+        if out == "under a file":
+            (env.work / "results.txt").write_text("a user's notes")
+        target = {"a file": "results.txt", "under a file": "results.txt/out", None: "out"}[out]
+        if device == "cuda" and torch.cuda.is_available():
+            pytest.skip("a CUDA device is visible: --device cuda is valid here")
+        env.values["ckpt"] = str(env.checkpoints[ckpt])
+        return ["separate", str(_song(env)), "--ckpt", str(env.checkpoints[ckpt]), "--out", target, "--quiet",
+                *(["--device", device] if device else [])]
+    return build
+
+
+def _evaluate(env: Env, data: Path, *extra: str) -> list[str]:
+    return ["evaluate", "--ckpt", str(env.checkpoints["stage2"]), "--data", str(data), "--cache",
+            str(env.work / "cache"), "--workers", "1", "--quiet", *extra]
+
+
+def _evaluate_dropped_track(env: Env) -> list[str]:
+    track = env.track("test")
+    (track / "mix.flac").write_bytes(np.random.default_rng(2).bytes(3000))
+    return _evaluate(env, env.dataset(), "--out", "eval.json")
+
+
+def _check_dropped_listed(env: Env, output: str) -> None:
+    result = json.loads((env.work / "eval.json").read_text())
+    (skipped,) = result["skipped"]
+    assert skipped["track"] == Path(env.values["track"]).name
+    assert f"{env.values['track']}/mix.flac: cannot read audio header" in skipped["reason"]
+    assert result["tracks"] == [] or all(t["track"] != skipped["track"] for t in result["tracks"])
+
+
+def _evaluate_into_folder(env: Env) -> list[str]:
+    (env.work / "eval.json").mkdir()
+    env.values["out"] = "eval.json"  # named as the user gave it
+    return _evaluate(env, env.data, "--out", "eval.json")
+
+
+CASES = [
+    # data: scoresep prepare (and every command that reads a dataset; --strict stops at the first problem)
+    Case("missing `metadata.yaml`", _strict(_missing_metadata), 1,
+         ("{track}/metadata.yaml: metadata.yaml is missing", "stopped (--strict)")),
+    Case("unparsable `metadata.yaml`", _strict(_unparsable_metadata), 1,
+         ("{track}/metadata.yaml: cannot parse metadata.yaml", "stopped (--strict)")),
+    Case("corrupt FLAC", _strict(_corrupt_flac), 1,
+         ("{track}/mix.flac: cannot read audio header", "stopped (--strict)")),
+    Case("truncated FLAC", _strict(_truncated_flac), 1, ("{track}/mix.flac: cannot decode audio",)),
+    Case("truncated WAV (the header declares more samples than the file holds)", _strict(_truncated_wav_mix), 1,
+         ("{track}/mix.wav: truncated audio: header declares 32000 samples, file holds 22000",)),
+    Case("MIDI file that does not parse", _strict(_unparsable_midi), 1, ("{track}/MIDI/", ": cannot parse MIDI")),
+    Case("stem with audio but no MIDI", _strict(_missing_midi), 1,
+         ("{track}/MIDI/", "has audio but its MIDI file is missing: the score would be incomplete",
+          "stopped (--strict)")),
+    Case("stem with audio whose MIDI holds no notes", _strict(_empty_midi), 1,
+         ("{track}/MIDI/", "MIDI holds no notes but its stem", "is not silent", "stopped (--strict)")),
+    Case("any of these without `--strict`", _non_strict_corrupt, 0, ("cache ready:",), stream="out", creates=True,
+         check=_check_skipped),
+    Case("stem listed as rendered but missing on disk", _missing_stem_audio, 0, ("cache ready:",), stream="out",
+         creates=True, check=_check_kept_without_stem),
+    Case("track shorter than a crop", _short_track, 0, ("cache ready:",), stream="out", creates=True,
+         check=_check_short_track_kept),
+    Case("no track has any requested instrument",
+         lambda env: _prepare(env, "--instruments", "organ"), 1,
+         ("no track contains any of the requested instruments ['organ']",)),
+    Case("unknown instrument", lambda env: _prepare(env, "--instruments", "kazoo"), 1, ("unknown ['kazoo']",)),
+    Case("cache built with another sample rate / hop / instruments", _other_settings_cache, 0, ("cache ready:",),
+         stream="out", creates=True, check=_check_new_cache_beside),
+    # training: scoresep fit / test
+    Case("`fit --ckpt_path` of another stage", _resume_stage1_from("stage2"), 1,
+         ("{ckpt}: a separator checkpoint", "stage1.yaml trains scoresep.stages.TranscriptorStage")),
+    Case("`fit --ckpt_path` of another stage, the other way", _resume_stage2_from_stage1, 1,
+         ("{ckpt}: a transcriptor checkpoint", "stage2.yaml trains scoresep.stages.SeparatorStage")),
+    Case("`fit --ckpt_path` of another row of the same stage", _resume_stage1_from("classifier"), 1,
+         ("{ckpt}: a checkpoint of another transcriptor run: label='activity' (checkpoint) vs label='notes'",)),
+    Case("`fit --ckpt_path` truncated", _resume_from_file(_truncated_checkpoint), 1,
+         ("{truncated_ckpt}: cannot read checkpoint (truncated or corrupted",)),
+    Case("`fit --ckpt_path` of random bytes", _resume_from_file(_random_checkpoint), 1,
+         ("{random_ckpt}: cannot read checkpoint (not a PyTorch checkpoint",), absent=("weights_only",)),
+    Case("`fit --ckpt_path` missing", _resume_missing, 1, ("{missing}: checkpoint file not found",)),
+    Case("`test --ckpt_path` with other feature settings", _test_other_features, 1,
+         ("{ckpt}: trained with other feature settings: n_fft=512",)),
+    Case("`transcriptor_checkpoint` missing", _critic(_missing_path), 1, ("{missing}: checkpoint file not found",)),
+    Case("`transcriptor_checkpoint` truncated", _critic(_truncated_checkpoint), 1,
+         ("{truncated_ckpt}: cannot read checkpoint (truncated or corrupted",)),
+    Case("`transcriptor_checkpoint` of random bytes", _critic(_random_checkpoint), 1,
+         ("{random_ckpt}: cannot read checkpoint (not a PyTorch checkpoint",), absent=("weights_only", "Union")),
+    Case("`transcriptor_checkpoint` with other feature settings", _critic_other_features, 1,
+         ("{ckpt}: trained with other feature settings: n_fft=512",)),
+    Case("`separator_checkpoint` missing", _separator_checkpoint(_missing_path), 1,
+         ("{missing}: checkpoint file not found",), absent=("Union",)),
+    Case("`separator_checkpoint` of random bytes", _separator_checkpoint(_random_checkpoint), 1,
+         ("{random_ckpt}: cannot read checkpoint (not a PyTorch checkpoint",), absent=("weights_only", "Union")),
+    Case("unknown instrument in `--data.instruments`", _unknown_instrument, 1, ("unknown ['kazoo']",),
+         absent=("Union", "Namespace(")),
+    Case("`--trainer.limit_val_batches=1`", _limit_batches, 0, (), stream="out", check=_check_limits),
+    Case("a run that fails before its first training step", _no_validation_split, 1,
+         ("no 'validation' tracks with usable audio",), creates=True, check=_check_logs_taken_back),
+    # inference: separate / transcribe / evaluate (a failed command leaves no --out folder behind)
+    Case("unreadable audio", _separate(_garbage_wav, "--quiet"), 1, ("{garbage_wav}: cannot read audio header",)),
+    Case("truncated FLAC input", _separate(_truncated_flac_file, "--quiet"), 1,
+         ("{truncated_flac}: cannot decode audio at sample 0",)),
+    Case("truncated WAV input", _separate(_truncated_wav_input, "--quiet"), 1,
+         ("{truncated_wav}: truncated audio: header declares 32000 samples, file holds 22000",)),
+    Case("truncated WAV input to `transcribe`", _separate(_truncated_wav_input, command="transcribe"), 1,
+         ("{truncated_wav}: truncated audio: header declares 32000 samples, file holds 22000",)),
+    Case("empty audio file", _separate(_wav("empty.wav", np.zeros(0, np.float32)), "--quiet"), 1,
+         ("{empty_wav}: the file holds no audio samples",)),
+    Case("silent audio", _separate(_wav("silent.wav", np.zeros(32_000, np.float32)), "--quiet"), 1,
+         ("{silent_wav}: the audio is silent",)),
+    Case("audio shorter than one STFT window", _separate(_wav("tiny.wav", np.ones(100, np.float32) / 2), "--quiet"),
+         1, ("{tiny_wav}: too short to separate",)),
+    Case("input file missing", _separate(_missing_input, "--quiet"), 1, ("{missing_wav}: no such file",)),
+    Case("checkpoint that cannot do the job", _separate_with("stage1"), 1,
+         ("{ckpt}: a 'transcriptor' checkpoint holds no separator",)),
+    Case("`--out` an existing file", _separate_with("stage2", out="a file"), 1,
+         ("{out}: --out is an existing file, not a folder",)),
+    Case("`--out` not writable", _separate_with("stage2", out="under a file"), 1,
+         ("output folder is not writable", "results.txt is a file, not a folder")),
+    Case("`--device cuda` without a GPU", _separate_with("stage2", device="cuda"), 1,
+         ("--device cuda: no CUDA device is visible on this machine",)),
+    Case("`--device` not a device name", _separate_with("stage2", device="gpu7"), 1,
+         ("--device gpu7: not a device name",)),
+    Case("`evaluate` on a split with a track the index dropped", _evaluate_dropped_track, 0,
+         ("note: 1 'test' track(s) skipped", "under \"skipped\""), creates=True, check=_check_dropped_listed),
+    Case("`evaluate --out` an existing folder", _evaluate_into_folder, 1,
+         ("{out}: --out is an existing folder, not a JSON file",)),
+    Case("Ctrl-C during `fit`", _ctrl_c, 130, ("stopped by SIGINT before the end of training", "last.ckpt was saved"),
+         creates=True, check=_check_ctrl_c_saved),
+]
+
+
+# ------------------------------------------------------------------------------------------------------- runner
+
+@pytest.fixture(scope="module")
+def env_base(minislakh, tmp_path_factory) -> tuple[Path, dict[str, Path]]:
+    """The session's mini-Slakh (10 tracks of 6 s) and tiny checkpoints of stage 1, stage 2 and the classifier."""
+    data = minislakh
+    folder = tmp_path_factory.mktemp("bad_input_checkpoints")
+    train_tiny_stages(data, folder, steps=1)
+    checkpoint = torch.load(folder / "stage1.ckpt", weights_only=True)
+    checkpoint["hyper_parameters"]["label"] = "activity"  # what the baseline's activity classifier records
+    torch.save(checkpoint, folder / "classifier.ckpt")
+    return data, {name: folder / f"{name}.ckpt" for name in ("stage1", "stage2", "classifier")}
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*")
+            if p.is_file() and "cache" not in p.relative_to(folder).parts}
+
+
+def run_case(case: Case, env: Env, capsys) -> tuple[int, str]:
+    argv = case.build(env)
+    capsys.readouterr()
+    before = _snapshot(env.work)
+    try:
+        main(argv)
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    captured = capsys.readouterr()
+    output = captured.out if case.stream == "out" else captured.err
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert code == case.code, f"exit {code}, expected {case.code}:\n{captured.err[-3000:]}"
+    for expected in case.last_line:
+        expected = expected.format(**env.values)
+        assert lines and expected in lines[-1], f"last line {lines[-1:]!r} lacks {expected!r}"
+    for text in case.absent:
+        assert text not in captured.err + captured.out, f"{text!r} in the output:\n{captured.err[-3000:]}"
+    if not case.creates:
+        assert _snapshot(env.work) == before, "the command created or changed files"
+    if case.check is not None:
+        case.check(env, captured.out if case.stream == "out" else captured.err)
+    return code, output
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+def test_bad_input(case, env_base, tmp_path, capsys, monkeypatch):
+    data, checkpoints = env_base
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setattr("sys.argv", ["scoresep"])
+    run_case(case, Env(data, checkpoints, work), capsys)
+
+
+def _readme_problems() -> list[str]:
+    text = README.read_text()
+    section = text.split("### Bad input", 1)[1].split("\n#", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| command")]
+    return [row.split("|")[2].strip() for row in rows]
+
+
+def test_readme_lists_the_same_cases():
+    assert _readme_problems() == [case.problem for case in CASES]
+
+
+def test_synth_writes_files_that_other_users_can_read(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        synthesise(tmp_path / "data", tracks=1, seconds=1.0, seed=0, workers=1, progress=False)
+    finally:
+        os.umask(previous)
+    files = [p for p in (tmp_path / "data").rglob("*") if p.is_file()]
+    assert files and all(stat.S_IMODE(p.stat().st_mode) == 0o644 for p in files)
