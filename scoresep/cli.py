@@ -74,6 +74,12 @@ def lightning_main(args: list[str] | None) -> None:
         stopped_by = interrupting_signal(cli.trainer) if cli.subcommand == "fit" else None
     except SIGTERMException:
         stopped_by = signal.SIGTERM
+    except SystemExit as exit_:
+        # Lightning answers a Ctrl-C that came before training started, or a second one, with exit(1)
+        if exit_.code == 1 and isinstance(exit_.__context__, KeyboardInterrupt):
+            print("scoresep: interrupted (Ctrl-C); nothing was saved at this step", file=sys.stderr)
+            raise SystemExit(128 + signal.SIGINT) from None
+        raise
     finally:
         _close_process_group()
     if stopped_by is not None:

@@ -130,11 +130,19 @@ class PreemptionCheckpoint(Callback):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self.stopped_by, self.requested = None, None
         if stage == "fit" and threading.current_thread() is threading.main_thread():
-            signals = [getattr(signal, self.signal_name)] + ([signal.SIGINT] if self.ctrl_c else [])
+            # a SIGINT that is ignored (a job started in the background by a script) stays ignored
+            ctrl_c = self.ctrl_c and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
+            signals = [getattr(signal, self.signal_name)] + ([signal.SIGINT] if ctrl_c else [])
             for signum in signals:
                 self._previous[signum] = signal.signal(signum, self._handle)
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._restore()
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        self._restore()  # Lightning does not call teardown after an exception
+
+    def _restore(self) -> None:
         for signum, previous in self._previous.items():
             signal.signal(signum, previous)
         self._previous = {}
@@ -168,24 +176,36 @@ _RUN_START_FILES = ("config.yaml", "hparams.yaml", "metrics.csv")
 
 class SaveConfig(SaveConfigCallback):
     """LightningCLI's config.yaml writer, which also takes back what a run wrote when it fails before its first
-    training step (a bad data folder, a missing split, a checkpoint refused in ``setup``): otherwise every
-    failed attempt leaves a ``lightning_logs/<name>/version_N/`` holding only a config, and the next run's
-    version number says nothing. Only the files Lightning writes at the start are removed, then the folders
-    they were in if that left them empty; a run that trained a step keeps its logs."""
+    training step (a missing split, a checkpoint refused in ``setup``): otherwise every failed attempt leaves a
+    ``lightning_logs/<name>/version_N/`` holding only a config, and the next run's version number says nothing.
+
+    Only a log folder that was empty when this run's setup began (a version the logger had just made) is taken
+    back, and only the files Lightning writes at the start, then the folder itself if that left it empty. A
+    reused version folder holding an earlier run's logs, the ``save_dir`` and ``name`` folders, and everything
+    after the first training step are never touched."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._fresh_log_dirs: list[Path] = []
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._fresh_log_dirs = []
+        for logger in trainer.loggers:
+            log_dir = getattr(logger, "log_dir", None)
+            if log_dir and Path(log_dir).is_dir() and not Path(log_dir).is_symlink() and not any(
+                    Path(log_dir).iterdir()):
+                self._fresh_log_dirs.append(Path(log_dir))
+        super().setup(trainer, pl_module, stage)
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         if trainer.global_step > 0 or not trainer.is_global_zero:
             return
-        for logger in trainer.loggers:
-            log_dir, save_dir = getattr(logger, "log_dir", None), getattr(logger, "save_dir", None)
-            if not log_dir or not Path(log_dir).is_dir():
-                continue
-            folder = Path(log_dir)
-            for name in _RUN_START_FILES:
-                (folder / name).unlink(missing_ok=True)
-            top = Path(save_dir).resolve() if save_dir else folder.parent
-            while folder.resolve() != top.parent and not any(folder.iterdir()):
-                folder.rmdir()  # empty: nothing of the user's is lost
-                if folder.resolve() == top:
-                    break
-                folder = folder.parent
+        for folder in self._fresh_log_dirs:
+            try:
+                for name in _RUN_START_FILES:
+                    (folder / name).unlink(missing_ok=True)
+                if not any(folder.iterdir()):
+                    folder.rmdir()
+            except OSError as error:  # never hide the run's own error behind a clean-up problem
+                rank_zero_info(f"could not take back {folder} ({error})")
+        self._fresh_log_dirs = []

@@ -331,6 +331,25 @@ def _no_validation_split(env: Env) -> list[str]:
 def _check_logs_taken_back(env: Env, output: str) -> None:
     logs = env.work / "lightning_logs" / "stage1"
     assert sorted(p.relative_to(logs).as_posix() for p in logs.rglob("*")) == ["version_0", "version_0/metrics.csv"]
+
+
+def _fixed_version_rerun(env: Env) -> list[str]:
+    """A rerun of a finished run's fixed logger version (its logs are there) that fails at the same point."""
+    data = env.dataset()
+    shutil.rmtree(data / "validation")
+    earlier = env.work / "lightning_logs" / "stage1" / "main"
+    earlier.mkdir(parents=True)
+    for name in ("config.yaml", "hparams.yaml", "notes.md"):
+        (earlier / name).write_text(f"the finished run's {name}\n")
+    return [*_fit(env, "stage1.yaml"), "--data.root", str(data), "--trainer.logger.init_args.version=main"]
+
+
+def _check_earlier_logs_kept(env: Env, output: str) -> None:
+    # config.yaml and hparams.yaml are this run's (reusing a version reuses its folder, Lightning's CSVLogger
+    # replaces its metrics.csv too); the clean-up of a failed run leaves the folder and the user's files
+    earlier = env.work / "lightning_logs" / "stage1" / "main"
+    assert (earlier / "notes.md").read_text() == "the finished run's notes.md\n"
+    assert {"config.yaml", "hparams.yaml", "notes.md"} <= {p.name for p in earlier.iterdir()}
     assert not (env.work / "checkpoints").exists()
 
 
@@ -506,6 +525,8 @@ CASES = [
          ("note: 1 'test' track(s) skipped", "under \"skipped\""), creates=True, check=_check_dropped_listed),
     Case("`evaluate --out` an existing folder", _evaluate_into_folder, 1,
          ("{out}: --out is an existing folder, not a JSON file",)),
+    Case("a failing rerun into an earlier run's fixed log version", _fixed_version_rerun, 1,
+         ("no 'validation' tracks with usable audio",), creates=True, check=_check_earlier_logs_kept),
     Case("Ctrl-C during `fit`", _ctrl_c, 130, ("stopped by SIGINT before the end of training", "last.ckpt was saved"),
          creates=True, check=_check_ctrl_c_saved),
 ]
@@ -526,8 +547,9 @@ def env_base(minislakh, tmp_path_factory) -> tuple[Path, dict[str, Path]]:
 
 
 def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
-    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*")
-            if p.is_file() and "cache" not in p.relative_to(folder).parts}
+    """Every file (size, modification time) and folder under ``folder``, the cache folder aside."""
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) if p.is_file() else "folder"
+            for p in folder.rglob("*") if "cache" not in p.relative_to(folder).parts}
 
 
 def run_case(case: Case, env: Env, capsys) -> tuple[int, str]:

@@ -30,7 +30,9 @@ _DATA_CHUNK = re.compile(r"^\s*(?:data|SSND|Data Size)\s*:\s*(\d+)\s*\(should be
 # RF64 keeps the length in its ds64 chunk; libsndfile logs the disagreement with the file's size.
 _DS64_FRAMES = re.compile(r"Calculated frame count (\d+) does not match value from 'ds64' chunk of (\d+)")
 # Lengths that streaming writers (ffmpeg or sox on a pipe) put in a header when they do not know it yet.
+# sox writes 0x7ffff000 rounded down to its block size (MS_UNSPEC): any length this close to 2 GiB is "unknown".
 _UNKNOWN_LENGTHS = (0xFFFFFFFF, 0x7FFFFFFF)
+_UNKNOWN_LENGTH_FROM = 0x7FFF0000
 
 
 def _truncation(info) -> str | None:
@@ -50,7 +52,7 @@ def _truncation(info) -> str | None:
     if not match:
         return None
     declared, present = int(match[1]), int(match[2])
-    if declared <= present or declared in _UNKNOWN_LENGTHS:
+    if declared <= present or declared in _UNKNOWN_LENGTHS or declared >= _UNKNOWN_LENGTH_FROM:
         return None
     sample_bytes = _SAMPLE_BYTES.get(info.subtype)
     if sample_bytes is None:  # compressed subtype (ADPCM, GSM, ...): no fixed bytes per sample
