@@ -13,6 +13,7 @@ import logging
 import platform
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from scoresep.constants import DEFAULT_INSTRUMENTS, HOP_LENGTH, MAX_MIDI, MIN_MIDI, SAMPLE_RATE
@@ -75,10 +76,10 @@ def lightning_main(args: list[str] | None) -> None:
     except SIGTERMException:
         stopped_by = signal.SIGTERM
     except SystemExit as exit_:
-        # Lightning answers a Ctrl-C that came before training started, or a second one, with exit(1)
+        # Lightning answers a Ctrl-C that came before training started, or a second one, with exit(1): let
+        # main() report it as every other Ctrl-C
         if exit_.code == 1 and isinstance(exit_.__context__, KeyboardInterrupt):
-            print("scoresep: interrupted (Ctrl-C); nothing was saved at this step", file=sys.stderr)
-            raise SystemExit(128 + signal.SIGINT) from None
+            raise KeyboardInterrupt from None
         raise
     finally:
         _close_process_group()
@@ -287,29 +288,28 @@ def main(argv: list[str] | None = None) -> None:
     args_given = argv is not None
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in LIGHTNING_COMMANDS:
-        try:
-            lightning_main(argv if args_given else None)
-        except _user_errors() as error:  # bad data, checkpoint or settings: the message says which file and why
-            print(f"scoresep {argv[0]}: error: {one_line(user_error(error))}", file=sys.stderr)
-            raise SystemExit(1) from None
-        except KeyboardInterrupt:  # Ctrl-C before training started (a fit's first Ctrl-C saves and stops instead)
-            print(f"scoresep {argv[0]}: interrupted (Ctrl-C)", file=sys.stderr)
-            raise SystemExit(128 + signal.SIGINT) from None
+        _reporting_errors(argv[0], lambda: lightning_main(argv if args_given else None))
         return
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     if not getattr(args, "run", None):
         build_parser().print_help()
         raise SystemExit(2)
-    try:
-        args.run(args)
-    except _user_errors() as error:
-        print(f"scoresep {args.command}: error: {one_line(user_error(error))}", file=sys.stderr)
-        raise SystemExit(1) from None
-    except KeyboardInterrupt:  # every output is written to a temp file and renamed: nothing is half-written
-        print(f"scoresep {args.command}: interrupted (Ctrl-C)", file=sys.stderr)
-        raise SystemExit(128 + signal.SIGINT) from None
+    _reporting_errors(args.command, lambda: args.run(args))
 
+
+def _reporting_errors(command: str, run: Callable[[], None]) -> None:
+    """Run ``run()``; a user error (bad data, checkpoint or settings: its message says which file and why) is
+    one line and exit status 1, a Ctrl-C one line and 130. Every output is written to a temp file and renamed,
+    and a fit's first Ctrl-C saves and stops by itself (PreemptionCheckpoint): nothing is half-written."""
+    try:
+        run()
+    except _user_errors() as error:
+        print(f"scoresep {command}: error: {one_line(user_error(error))}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except KeyboardInterrupt:
+        print(f"scoresep {command}: interrupted (Ctrl-C)", file=sys.stderr)
+        raise SystemExit(128 + signal.SIGINT) from None
 
 if __name__ == "__main__":
     main()

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scoresep.data.cache import atomic_write_bytes
+from scoresep.fileio import atomic_write_bytes
 
 EVALUATION_FORMAT = 1
 LOSS_FLAGS = ("L_c-mix", "L_h-mix", "AML", "ATL")

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import yaml
 
-from scoresep.data.cache import atomic_write_bytes
+from scoresep.fileio import atomic_write_text
 
 PRESET_KEYS = {"description", "data", "overrides", "synth", "parallel", "evaluate", "rows"}
 ROW_KEYS = {"config", "overrides", "checkpoints", "evaluate"}
@@ -181,7 +181,7 @@ def config_hash(config: dict, out: Path) -> str:
 
 def _write_json(path: Path, data: dict) -> None:
     text = json.dumps(data, indent=1)
-    atomic_write_bytes(path, lambda stream: stream.write(text.encode()))
+    atomic_write_text(path, text)
 
 
 def machine_description() -> str:
@@ -418,11 +418,11 @@ def _plan_row(preset: Preset, row: Row, out: Path, previous: dict, env: dict[str
         if _has_last(out, row.name) and started.is_file() and started.read_text().strip() != digest:
             raise ReproduceError(f"{folder}: its last.ckpt comes from another configuration (hash "
                                  f"{started.read_text().strip()}, now {digest}); {retrain}")
-        atomic_write_bytes(started, lambda stream: stream.write(digest.encode()))
+        atomic_write_text(started, digest)
         evaluation.unlink(missing_ok=True)  # it scored an earlier training of this row
         config_path = folder / "config.yaml"
         text = yaml.safe_dump(config, sort_keys=False)
-        atomic_write_bytes(config_path, lambda stream: stream.write(text.encode()))
+        atomic_write_text(config_path, text)
         fit = _scoresep("fit", "--config", str(config_path))
         if _has_last(out, row.name):
             fit += ["--ckpt_path", str(folder / "checkpoints" / "last.ckpt")]

@@ -47,6 +47,18 @@ def minislakh_copy(minislakh, tmp_path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_checkpoints(minislakh, tmp_path_factory) -> dict[str, Path]:
+    """Tiny stage-1 and stage-2 checkpoints of ``minislakh`` (3 steps each: the weights are not trivial).
+
+    Read-only for tests: ``{"stage1": path, "stage2": path}``; copy one before changing it."""
+    from helpers import train_tiny_stages
+
+    folder = tmp_path_factory.mktemp("tiny_checkpoints")
+    train_tiny_stages(minislakh, folder, steps=3)
+    return {name: folder / f"{name}.ckpt" for name in ("stage1", "stage2")}
+
+
+@pytest.fixture(scope="session")
 def cache(minislakh, tmp_path_factory) -> Path:
     """The cache of ``minislakh`` for the default settings."""
     return prepare(minislakh, tmp_path_factory.mktemp("cache"), INSTRUMENTS, SAMPLE_RATE, HOP, MIN_MIDI, MAX_MIDI,

@@ -9,10 +9,8 @@ that the project renders itself, damaged the way the case says.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,10 +20,9 @@ import pytest
 import soundfile
 import torch
 import yaml
-from helpers import train_tiny_stages
+from helpers import last_line, run_cli, snapshot
 
 from scoresep.cli import main
-from scoresep.data.synth import synthesise
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENTS = ROOT / "experiments"
@@ -535,45 +532,30 @@ CASES = [
 # ------------------------------------------------------------------------------------------------------- runner
 
 @pytest.fixture(scope="module")
-def env_base(minislakh, tmp_path_factory) -> tuple[Path, dict[str, Path]]:
+def env_base(minislakh, tiny_checkpoints, tmp_path_factory) -> tuple[Path, dict[str, Path]]:
     """The session's mini-Slakh (10 tracks of 6 s) and tiny checkpoints of stage 1, stage 2 and the classifier."""
-    data = minislakh
-    folder = tmp_path_factory.mktemp("bad_input_checkpoints")
-    train_tiny_stages(data, folder, steps=1)
-    checkpoint = torch.load(folder / "stage1.ckpt", weights_only=True)
+    classifier = tmp_path_factory.mktemp("bad_input_checkpoints") / "classifier.ckpt"
+    checkpoint = torch.load(tiny_checkpoints["stage1"], weights_only=True)
     checkpoint["hyper_parameters"]["label"] = "activity"  # what the baseline's activity classifier records
-    torch.save(checkpoint, folder / "classifier.ckpt")
-    return data, {name: folder / f"{name}.ckpt" for name in ("stage1", "stage2", "classifier")}
-
-
-def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
-    """Every file (size, modification time) and folder under ``folder``, the cache folder aside."""
-    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) if p.is_file() else "folder"
-            for p in folder.rglob("*") if "cache" not in p.relative_to(folder).parts}
+    torch.save(checkpoint, classifier)
+    return minislakh, {**tiny_checkpoints, "classifier": classifier}
 
 
 def run_case(case: Case, env: Env, capsys) -> tuple[int, str]:
     argv = case.build(env)
-    capsys.readouterr()
-    before = _snapshot(env.work)
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else 1
-    captured = capsys.readouterr()
-    output = captured.out if case.stream == "out" else captured.err
-    lines = [line for line in output.splitlines() if line.strip()]
-    assert code == case.code, f"exit {code}, expected {case.code}:\n{captured.err[-3000:]}"
+    before = snapshot(env.work, skip=("cache",))
+    code, out, err = run_cli(argv, capsys)
+    output = out if case.stream == "out" else err
+    assert code == case.code, f"exit {code}, expected {case.code}:\n{err[-3000:]}"
     for expected in case.last_line:
         expected = expected.format(**env.values)
-        assert lines and expected in lines[-1], f"last line {lines[-1:]!r} lacks {expected!r}"
+        assert expected in last_line(output), f"last line {last_line(output)!r} lacks {expected!r}"
     for text in case.absent:
-        assert text not in captured.err + captured.out, f"{text!r} in the output:\n{captured.err[-3000:]}"
+        assert text not in err + out, f"{text!r} in the output:\n{err[-3000:]}"
     if not case.creates:
-        assert _snapshot(env.work) == before, "the command created or changed files"
+        assert snapshot(env.work, skip=("cache",)) == before, "the command created, changed or removed files"
     if case.check is not None:
-        case.check(env, captured.out if case.stream == "out" else captured.err)
+        case.check(env, output)
     return code, output
 
 
@@ -596,13 +578,3 @@ def _readme_problems() -> list[str]:
 
 def test_readme_lists_the_same_cases():
     assert _readme_problems() == [case.problem for case in CASES]
-
-
-def test_synth_writes_files_that_other_users_can_read(tmp_path):
-    previous = os.umask(0o022)
-    try:
-        synthesise(tmp_path / "data", tracks=1, seconds=1.0, seed=0, workers=1, progress=False)
-    finally:
-        os.umask(previous)
-    files = [p for p in (tmp_path / "data").rglob("*") if p.is_file()]
-    assert files and all(stat.S_IMODE(p.stat().st_mode) == 0o644 for p in files)

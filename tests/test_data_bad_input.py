@@ -19,8 +19,8 @@ import pretty_midi
 import pytest
 import soundfile
 import yaml
+from helpers import last_line, run_cli
 
-from scoresep.cli import main
 from scoresep.data.audio import AudioError, audio_info, load_audio, read_audio
 from scoresep.data.datamodule import SlakhDataModule
 from scoresep.data.slakh import DatasetError
@@ -49,16 +49,11 @@ def dataset(tiny, tmp_path):
 
 def _cli(args: list[str], capsys) -> tuple[int, str]:
     """Run ``scoresep ARGS`` in-process: ``(exit status, stderr)``."""
-    try:
-        main(args)
-        code = 0
-    except SystemExit as error:
-        code = error.code
-    return code, capsys.readouterr().err
+    code, _, err = run_cli(args, capsys)
+    return code, err
 
 
-def _last_line(text: str) -> str:
-    return text.strip().splitlines()[-1]
+_last_line = last_line
 
 
 def _prepare_args(root, cache, *extra: str) -> list[str]:

@@ -10,10 +10,9 @@ import pytest
 import soundfile
 import torch
 import torchaudio.functional as audio_functional
-from helpers import quiet_trainer, tiny_datamodule, train_tiny_stages
+from helpers import quiet_trainer, run_cli, tiny_datamodule
 
 import scoresep
-from scoresep.cli import main
 from scoresep.data.audio import AudioError
 from scoresep.inference.chunks import plan_chunks
 from scoresep.inference.midi_out import rolls_to_midi
@@ -29,16 +28,15 @@ from scoresep.stages.adversarial import AdversarialStage
 
 
 @pytest.fixture(scope="module")
-def checkpoints(minislakh, tmp_path_factory):
-    """Tiny stage-1 and stage-2 checkpoints (a few steps: the weights are not trivial)."""
+def checkpoints(minislakh, tiny_checkpoints, tmp_path_factory):
+    """The session's tiny stage-1 and stage-2 checkpoints, and a tiny stage 3 trained from them."""
     folder = tmp_path_factory.mktemp("inference")
-    train_tiny_stages(minislakh, folder, steps=3)
-    stage3 = AdversarialStage(separator_checkpoint=str(folder / "stage2.ckpt"),
-                              transcriptor_checkpoint=str(folder / "stage1.ckpt"), log_media=False)
+    stage3 = AdversarialStage(separator_checkpoint=str(tiny_checkpoints["stage2"]),
+                              transcriptor_checkpoint=str(tiny_checkpoints["stage1"]), log_media=False)
     trainer = quiet_trainer(folder, max_epochs=1, limit_train_batches=1, limit_val_batches=0)
     trainer.fit(stage3, tiny_datamodule(minislakh, folder))
     trainer.save_checkpoint(folder / "stage3.ckpt")
-    return {name: folder / f"{name}.ckpt" for name in ("stage1", "stage2", "stage3")}
+    return {**tiny_checkpoints, "stage3": folder / "stage3.ckpt"}
 
 
 @pytest.fixture(scope="module")
@@ -47,14 +45,7 @@ def song(minislakh) -> Path:
     return sorted(minislakh.glob("test/Track*/mix.flac"))[0]
 
 
-def _run(argv, capsys) -> tuple[int, str, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exit_:
-        code = 1 if isinstance(exit_.code, str) else exit_.code or 0
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+_run = run_cli
 
 
 def _files(folder: Path) -> list[Path]:

@@ -13,20 +13,17 @@ import pytest
 import soundfile
 import torch
 from conftest import INSTRUMENTS
-from helpers import train_tiny_stages
+from helpers import last_line, run_cli, snapshot
 
-from scoresep.cli import main
 from scoresep.data.slakh import scan
 
 NO_CUDA = "no CUDA device is visible on this machine (torch.cuda.is_available() is False); use --device cpu"
 
 
 @pytest.fixture(scope="module")
-def checkpoints(minislakh, tmp_path_factory) -> dict[str, Path]:
-    """Tiny stage-1 and stage-2 checkpoints (one step each: only their loading matters here)."""
-    folder = tmp_path_factory.mktemp("bad-input")
-    train_tiny_stages(minislakh, folder, steps=1)
-    return {name: folder / f"{name}.ckpt" for name in ("stage1", "stage2")}
+def checkpoints(tiny_checkpoints) -> dict[str, Path]:
+    """The session's tiny stage-1 and stage-2 checkpoints (only their loading matters here)."""
+    return tiny_checkpoints
 
 
 @pytest.fixture(scope="module")
@@ -46,25 +43,11 @@ def silent(tmp_path) -> Path:
 
 def _run(argv: list[str], capsys) -> tuple[int, str, str]:
     """Run the command; ``(exit status, stdout, last stderr line)``."""
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exit_:
-        code = 1 if isinstance(exit_.code, str) else exit_.code or 0
-    captured = capsys.readouterr()
-    lines = captured.err.strip().splitlines()
-    return code, captured.out, lines[-1] if lines else ""
+    code, out, err = run_cli(argv, capsys)
+    return code, out, last_line(err)
 
 
-def _snapshot(folder: Path) -> dict[str, tuple[bool, bytes | None, int | None]]:
-    """Everything under ``folder`` (names, contents, modification times) to show that nothing changed."""
-    result = {}
-    for path in sorted(folder.rglob("*")):
-        if path.is_file():
-            result[str(path.relative_to(folder))] = (False, path.read_bytes(), path.stat().st_mtime_ns)
-        else:
-            result[str(path.relative_to(folder))] = (True, None, None)
-    return result
+_snapshot = snapshot
 
 
 def _separate(inputs: list[Path], ckpt: Path, out: Path, *extra: str) -> list[str]:

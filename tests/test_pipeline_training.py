@@ -64,7 +64,7 @@ def test_stage2_gains_where_it_gained_before(pipeline):
     assert results["val/si_sdri/bass"] > 2.0 and results["val/si_sdri/piano"] > 0.5, results
 
 
-@pytest.mark.xfail(strict=True, reason="measured: guitar loses 2.7 dB against the input mixture on 24 songs (see docstring)")
+@pytest.mark.xfail(strict=True, reason="measured: guitar -2.7 dB against the input mixture on 24 songs (docstring)")
 def test_stage2_improves_si_sdr_over_the_mixture_for_every_instrument(pipeline):
     results = pipeline["stage2"]
     for name in INSTRUMENTS:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import soundfile
 import torch
 import torchaudio.functional as audio_functional
+
+from scoresep.fileio import atomic_write_bytes
 
 
 class AudioError(RuntimeError):
@@ -99,26 +100,6 @@ def read_audio(
     return data.mean(axis=1), sample_rate
 
 
-def default_file_mode() -> int:
-    """The permission bits a plain ``open()`` gives a new file: 0o666 minus the process's umask.
-
-    Files written atomically start as ``tempfile.mkstemp`` temp files, which are 0600: renamed as they are,
-    a dataset or cache would be unreadable to the other users of a shared machine. The umask is read from
-    ``/proc/self/status`` where Linux has it, because ``os.umask`` can only read it by changing it, which
-    briefly affects every thread of the process.
-    """
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return 0o666 & ~int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
 def resample(waveform: np.ndarray, orig_sample_rate: int, sample_rate: int) -> np.ndarray:
     """Resample a ``(..., time)`` float32 array with torchaudio's band-limited sinc interpolation."""
     if orig_sample_rate == sample_rate:
@@ -134,19 +115,14 @@ def load_audio(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
 
 
 def write_audio(path: str | os.PathLike, waveform: np.ndarray, sample_rate: int, subtype: str = "PCM_16") -> None:
-    """Write a mono ``(time,)`` waveform (float in [-1, 1] or int16) atomically (temp file + rename), with the
-    permissions the umask gives a new file (``default_file_mode``)."""
+    """Write a mono ``(time,)`` waveform (float in [-1, 1] or int16) atomically (``fileio.atomic_write_bytes``:
+    temp file + rename, with the permissions the umask gives a new file)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     audio_format = {".flac": "FLAC", ".wav": "WAV"}.get(path.suffix.lower())
     if audio_format is None:
         raise AudioError(f"{path}: unsupported output format (use .flac or .wav)")
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
     try:
-        soundfile.write(temp_name, waveform, sample_rate, subtype=subtype, format=audio_format)
-        os.chmod(temp_name, default_file_mode())  # mkstemp made it 0600
-        os.replace(temp_name, path)
+        atomic_write_bytes(path, lambda stream: soundfile.write(stream, waveform, sample_rate, subtype=subtype,
+                                                                format=audio_format))
     except Exception as error:
-        Path(temp_name).unlink(missing_ok=True)
         raise AudioError(f"{path}: cannot write audio ({error})") from error

@@ -30,7 +30,6 @@ import math
 import multiprocessing
 import os
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -38,9 +37,10 @@ from pathlib import Path
 import numpy as np
 
 from scoresep.constants import CACHE_VERSION, n_frames
-from scoresep.data.audio import AudioError, default_file_mode, load_audio
+from scoresep.data.audio import AudioError, load_audio
 from scoresep.data.midi import MidiError, load_midi, midi_notes, piano_roll
 from scoresep.data.slakh import DatasetError, IndexProblem, TrackEntry, scan
+from scoresep.fileio import atomic_write_bytes, atomic_write_text
 from scoresep.instruments import check_instruments
 
 log = logging.getLogger(__name__)
@@ -83,31 +83,12 @@ def cache_path(cache_dir: str | os.PathLike, settings: CacheSettings) -> Path:
     return Path(cache_dir) / settings.folder_name()
 
 
-def atomic_write_bytes(path: Path, write) -> None:
-    """Call ``write(stream)`` on a temporary file next to ``path``, then rename it onto ``path``.
-
-    The file gets the permissions a plain ``open()`` would give it (``default_file_mode``), not mkstemp's 0600.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temp_name, default_file_mode())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-
-
 def _save_npy(path: Path, array: np.ndarray) -> None:
     atomic_write_bytes(path, lambda stream: np.save(stream, array))
 
 
 def _save_json(path: Path, data: dict) -> None:
-    atomic_write_bytes(path, lambda stream: stream.write(json.dumps(data, indent=1).encode()))
+    atomic_write_text(path, json.dumps(data, indent=1))
 
 
 def _fingerprint(entry: TrackEntry, settings: CacheSettings) -> str:

@@ -36,10 +36,10 @@ import yaml
 
 from scoresep import __version__
 from scoresep.data.audio import write_audio
-from scoresep.data.cache import atomic_write_bytes
 from scoresep.data.loudness import integrated_loudness
 from scoresep.data.midi import load_midi
 from scoresep.data.splits import assign_splits
+from scoresep.fileio import atomic_write_bytes, atomic_write_text
 from scoresep.instruments import GM_FAMILIES
 
 log = logging.getLogger(__name__)
@@ -470,13 +470,12 @@ def quantise_song(stems: list[np.ndarray], gains_db: list[float]) -> tuple[np.nd
 
 
 def _write_yaml(path: Path, data: dict) -> None:
-    """Write ``data`` as YAML atomically, readable as the umask allows (``atomic_write_bytes``)."""
-    text = yaml.safe_dump(data, sort_keys=False)
-    atomic_write_bytes(path, lambda stream: stream.write(text.encode()))
+    """Write ``data`` as YAML atomically, readable as the umask allows (``fileio``)."""
+    atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
 
 
 def _write_midi(path: Path, instruments: list[pretty_midi.Instrument], tempo: float) -> None:
-    """Write a MIDI file of ``instruments`` atomically, readable as the umask allows (``atomic_write_bytes``)."""
+    """Write a MIDI file of ``instruments`` atomically, readable as the umask allows (``fileio``)."""
     midi = pretty_midi.PrettyMIDI(initial_tempo=tempo)
     midi.instruments.extend(instruments)
     buffer = io.BytesIO()

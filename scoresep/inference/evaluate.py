@@ -22,9 +22,10 @@ import numpy as np
 import torch
 
 from scoresep.checkpoints import checkpoint_thresholds, load_separator, load_transcriptor, read_checkpoint
-from scoresep.data.cache import atomic_write_bytes, load_index, prepare
+from scoresep.data.cache import load_index, prepare
 from scoresep.data.dataset import CachedTrack
 from scoresep.data.slakh import DatasetError, track_folders
+from scoresep.fileio import atomic_write_text
 from scoresep.inference.separation import Separator
 from scoresep.inference.sources import ArraySource
 from scoresep.inference.transcription import Transcriber
@@ -213,5 +214,5 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, data: str | os.PathLike, 
 def write_json(path: str | os.PathLike, result: dict) -> Path:
     """Write a result atomically (temp file + rename): a crash never leaves a half-written JSON."""
     text = json.dumps(result, indent=1, allow_nan=False)
-    atomic_write_bytes(Path(path), lambda stream: stream.write(text.encode()))
+    atomic_write_text(path, text)
     return Path(path)

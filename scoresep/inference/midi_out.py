@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pretty_midi
 
-from scoresep.data.cache import atomic_write_bytes
+from scoresep.fileio import atomic_write_bytes
 from scoresep.instruments import INSTRUMENTS
 from scoresep.metrics import roll_note_frames
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from scoresep.data.audio import AudioError, default_file_mode
+from scoresep.data.audio import AudioError
+from scoresep.fileio import default_file_mode
 
 AUDIO_FORMATS = {"wav": ("WAV", "PCM_16"), "flac": ("FLAC", "PCM_16"), "wav32": ("WAV", "FLOAT")}
 
@@ -30,12 +31,20 @@ def _write_errors_named(path: Path) -> Iterator[None]:
         raise AudioError(f"{path}: cannot write audio ({type(error).__name__}: {error})") from error
 
 
-def _file_in_the_way(folder: Path) -> Path | None:
-    """``folder`` itself or its nearest ancestor when that is an existing file (not a folder), else None."""
+def _missing_and_first_existing(folder: Path) -> tuple[list[Path], Path | None]:
+    """``(folder and those of its parents that do not exist, deepest first; the nearest one that exists)``."""
+    missing = []
     for path in (folder, *folder.parents):
         if os.path.lexists(path):
-            return path if not path.is_dir() else None
-    return None
+            return missing, path
+        missing.append(path)
+    return missing, None
+
+
+def _file_in_the_way(folder: Path) -> Path | None:
+    """``folder`` itself or its nearest existing ancestor when that is a file (not a folder), else None."""
+    _, existing = _missing_and_first_existing(folder)
+    return existing if existing is not None and not existing.is_dir() else None
 
 
 def check_writable_folder(folder: str | os.PathLike) -> Path:
@@ -61,12 +70,7 @@ def check_writable_folder(folder: str | os.PathLike) -> Path:
 
 def missing_folders(folder: str | os.PathLike) -> list[Path]:
     """``folder`` and those of its parents that do not exist yet, deepest first: what creating it would add."""
-    missing = []
-    for path in (Path(folder), *Path(folder).parents):
-        if os.path.lexists(path):
-            break
-        missing.append(path)
-    return missing
+    return _missing_and_first_existing(Path(folder))[0]
 
 
 def remove_empty_folders(folders: list[Path]) -> None:
