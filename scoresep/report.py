@@ -713,17 +713,22 @@ def _minutes(seconds: Any) -> str:
 def _header_markdown(record: dict[str, Any]) -> str:
     """The run summary from reproduce.json: preset, data, machine, times, and training time per row."""
     facts = [("preset", record.get("preset")), ("data", record.get("data")), ("machine", record.get("machine")),
-             ("started", record.get("started")), ("finished", record.get("finished"))]
+             ("precision (rows that set none)", record.get("precision")), ("started", record.get("started")),
+             ("finished", record.get("finished"))]
     lines = [f"- {name}: {value}" for name, value in facts if value not in (None, "")]
     lines.append(f"- total wall time: {_minutes(record.get('wall_seconds'))} min")
     rows = record.get("rows")
     if isinstance(rows, dict) and rows:
-        lines += ["", "Training time per row:", "", "| row | training | status | minutes |", "|---|---|---|---:|"]
-        for row, info in rows.items():
-            info = info if isinstance(info, dict) else {}
-            cells = [_escape(str(row)), ROW_LABELS.get(row, ""), _escape(str(info.get("status", MISSING))),
-                     _minutes(info.get("seconds"))]
-            lines.append("| " + " | ".join(cells) + " |")
+        infos = {row: info if isinstance(info, dict) else {} for row, info in rows.items()}
+        with_precision = any("precision" in info for info in infos.values())  # reproduce.json files before it: none
+        lines += ["", "Training time per row:", "",
+                  "| row | training | status |" + (" precision |" if with_precision else "") + " minutes |",
+                  "|---|---|---|" + ("---|" if with_precision else "") + "---:|"]
+        for row, info in infos.items():
+            cells = [_escape(str(row)), ROW_LABELS.get(row, ""), _escape(str(info.get("status", MISSING)))]
+            if with_precision:
+                cells.append(_escape(str(info.get("precision", MISSING))))
+            lines.append("| " + " | ".join([*cells, _minutes(info.get("seconds"))]) + " |")
     return "\n".join(lines) + "\n"
 
 

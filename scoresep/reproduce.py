@@ -31,7 +31,8 @@ import yaml
 
 from scoresep.fileio import atomic_write_text
 
-PRESET_KEYS = {"description", "data", "overrides", "synth", "parallel", "evaluate", "rows"}
+PRESET_KEYS = {"description", "data", "overrides", "synth", "parallel", "precision", "evaluate", "rows"}
+PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed")  # the ones every stage supports (README)
 ROW_KEYS = {"config", "overrides", "checkpoints", "evaluate"}
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,6 +61,7 @@ class Preset:
     parallel: int
     evaluate: dict
     rows: dict[str, Row]
+    precision: str | None = None  # resolved (never "auto"); None: each experiment YAML's own
 
 
 def find_file(name: str | os.PathLike, what: str) -> Path:
@@ -99,8 +101,56 @@ def load_preset(name_or_path: str) -> Preset:
     parallel = int(raw.get("parallel", 1))
     if parallel < 1:
         raise ReproduceError(f"{path}: parallel must be >= 1, got {parallel}")
+    precision = raw.get("precision")
+    if precision is not None and str(precision) not in PRECISIONS:
+        raise ReproduceError(f"{path}: precision {precision!r} is not one of {list(PRECISIONS)}")
     return Preset(path, raw.get("data") or {}, raw.get("overrides") or {}, raw.get("synth"), parallel,
-                  raw.get("evaluate") or {}, rows)
+                  raw.get("evaluate") or {}, rows, None if precision is None else resolve_precision(str(precision)))
+
+
+CPU_BF16_FLAGS = {"avx512_bf16", "amx_bf16", "bf16"}  # x86 (AVX512-BF16, AMX) and Arm (FEAT_BF16)
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's instruction-set flags: torch's own detection, else ``/proc/cpuinfo`` (``flags`` on x86,
+    ``Features`` on Arm); empty when neither is available."""
+    import torch
+
+    capabilities = getattr(torch.cpu, "get_capabilities", None)
+    if capabilities is not None:
+        try:
+            return {name for name, present in capabilities().items() if present is True}
+        except RuntimeError:
+            pass
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.split(":", 1)[0].strip() in ("flags", "Features"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def native_bf16() -> str | None:
+    """Where this machine computes bf16 in hardware: ``"cuda"`` (a GPU with bf16 units, not emulation),
+    ``"cpu"`` (AVX512-BF16, AMX or Arm's BF16 instructions), or None: bf16 would be emulated, slower than fp32
+    (AVX-512 alone, which oneDNN accepts for its bf16 path, only converts)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda" if torch.cuda.is_bf16_supported(including_emulation=False) else None
+    return "cpu" if cpu_flags() & CPU_BF16_FLAGS else None
+
+
+def resolve_precision(precision: str) -> str:
+    """A preset's ``precision``: ``auto`` is ``bf16-mixed`` where bf16 runs in hardware (``native_bf16``), else
+    ``32-true``; any other value is Lightning's own. Spectrograms, losses and metrics stay fp32 either way
+    (``features.py`` turns autocast off; the stages compute losses on fp32 outputs). It is resolved on the
+    machine that runs, so a results folder moved to a machine that resolves it differently is refused for the
+    rows that inherit it: they would train with another configuration."""
+    if precision != "auto":
+        return precision
+    return "bf16-mixed" if native_bf16() else "32-true"
 
 
 def order_rows(rows: dict[str, Row], path: Path | str = "preset") -> list[str]:
@@ -153,6 +203,8 @@ def row_config(preset: Preset, row: Row, out: Path) -> dict:
     overrides merged in, input checkpoints from other rows, and every output under the row's folder."""
     config = yaml.safe_load(row.config.read_text())
     config = deep_merge(config, {"data": preset.data})
+    if preset.precision is not None:
+        config = deep_merge(config, {"trainer": {"precision": preset.precision}})
     config = deep_merge(config, preset.overrides)
     config = deep_merge(config, row.overrides)
     folder = row_folder(out, row.name).resolve()
@@ -213,6 +265,7 @@ class RowJob:
         self.after_fit, self.previous_seconds = after_fit, previous_seconds
         self.process: subprocess.Popen | None = None
         self.current = ""
+        self.precision: str | None = None  # the row's trainer.precision, recorded in reproduce.json
         self.started = time.perf_counter()
         self.returncode: int | None = None
 
@@ -343,7 +396,7 @@ def reproduce(preset_name: str = "mini", out: str | os.PathLike = "results", dat
                 job = running[name]
                 if job.poll():
                     del running[name]
-                    status[name] = _finish_row(out, name, job)
+                    status[name] = {**_finish_row(out, name, job), "precision": job.precision}
                     print(f"[reproduce] {name}: {status[name]['status']} ({status[name]['seconds']:.0f} s)",
                           flush=True)
             for name in list(pending):
@@ -440,7 +493,9 @@ def _plan_row(preset: Preset, row: Row, out: Path, previous: dict, env: dict[str
         _write_json(done, {"config_hash": digest, "finished": datetime.now(UTC).isoformat(timespec="microseconds"),
                            "inputs": stamps})
 
-    return RowJob(row.name, commands, folder / "run.log", env, mark_trained, float(previous.get("seconds", 0.0)))
+    job = RowJob(row.name, commands, folder / "run.log", env, mark_trained, float(previous.get("seconds", 0.0)))
+    job.precision = config.get("trainer", {}).get("precision", "32-true")
+    return job
 
 
 def _finished_stamp(out: Path, name: str) -> str | None:
@@ -462,6 +517,7 @@ def _write_summary(path: Path, preset: Preset, started_at: str, started: float, 
     summary = {
         "preset": preset.path.stem, "preset_file": str(preset.path), "data": str(preset.data.get("root")),
         "machine": machine_description(), "started": started_at, "parallel": preset.parallel,
+        "precision": preset.precision,
         "wall_seconds": time.perf_counter() - started, "rows": {**previous, **status},
     }
     if finished:

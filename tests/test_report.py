@@ -228,6 +228,15 @@ def test_header_from_reproduce_json_only_when_present(results: Path) -> None:
     assert times == [[{"row": "stage1", "training": "step 1", "status": "done", "minutes": "5.0"},
                       {"row": "stage2", "training": "step 2", "status": "done", "minutes": "15.0"}]]
     assert markdown.index("- preset: mini") < markdown.index("Table 1: separation, SI-SDR (dB), test split")
+    # A run that records precision: the preset's in the header, each row's own in the table.
+    record = json.loads((results / "reproduce.json").read_text(encoding="utf-8"))
+    record["precision"] = "bf16-mixed"
+    record["rows"]["stage2"]["precision"], record["rows"]["stage1"]["precision"] = "32-true", "bf16-mixed"
+    (results / "reproduce.json").write_text(json.dumps(record), encoding="utf-8")
+    markdown = render_report(results)["markdown"].read_text(encoding="utf-8")
+    assert "- precision (rows that set none): bf16-mixed" in markdown
+    times = [table for table in _tables(markdown) if "minutes" in table[0]]
+    assert [(row["row"], row["precision"]) for row in times[0]] == [("stage1", "bf16-mixed"), ("stage2", "32-true")]
 
 
 def test_markdown_tables_are_the_tables_of_the_report(results: Path) -> None:

@@ -14,7 +14,16 @@ from scoresep.data.cache import load_index
 from scoresep.data.dataset import CachedTrack
 from scoresep.inference.evaluate import evaluate_checkpoint
 from scoresep.metrics import si_sdr
-from scoresep.reproduce import ReproduceError, deep_merge, load_preset, order_rows, reproduce, row_config
+from scoresep.reproduce import (
+    ReproduceError,
+    deep_merge,
+    load_preset,
+    native_bf16,
+    order_rows,
+    reproduce,
+    resolve_precision,
+    row_config,
+)
 
 TINY_TRAINER = {"max_epochs": 1, "limit_train_batches": 2, "limit_val_batches": 1, "enable_progress_bar": False}
 
@@ -54,6 +63,38 @@ def test_preset_rows_are_checked_and_ordered(tmp_path, minislakh):
     bad.write_text(yaml.safe_dump({"rows": {"a": {"config": "experiments/stage2.yaml", "epochs": 3}}}))
     with pytest.raises(ReproduceError, match=r"row a: unknown key\(s\) \['epochs'\]"):
         load_preset(str(bad))
+
+
+def test_preset_precision_reaches_every_row_and_auto_follows_the_hardware(tmp_path, monkeypatch):
+    # With native bf16: the rows trained through a critic keep their own 32-true, every other row inherits bf16.
+    monkeypatch.setattr("scoresep.reproduce.native_bf16", lambda: "cpu")
+    preset = load_preset("mini")
+    assert preset.precision == "bf16-mixed"
+    for name, row in preset.rows.items():
+        through_a_critic = "transcriptor_checkpoint" in row.checkpoints
+        assert row_config(preset, row, tmp_path)["trainer"]["precision"] == (
+            "32-true" if through_a_critic else "bf16-mixed"), name
+    # Without it (bf16 would be emulated, slower than fp32): every row in fp32.
+    monkeypatch.setattr("scoresep.reproduce.native_bf16", lambda: None)
+    preset = load_preset("mini")
+    assert {row_config(preset, row, tmp_path)["trainer"]["precision"] for row in preset.rows.values()} == {"32-true"}
+    assert resolve_precision("16-mixed") == "16-mixed"
+    bad = tmp_path / "bad.yaml"
+    for value in ("bf16", "bf16-true"):
+        bad.write_text(yaml.safe_dump({"precision": value, "rows": {"a": {"config": "experiments/stage2.yaml"}}}))
+        with pytest.raises(ReproduceError, match=rf"bad.yaml: precision '{value}' is not one of"):
+            load_preset(str(bad))
+    bad.write_text(yaml.safe_dump({"rows": {"a": {"config": "experiments/stage2.yaml"}}}))
+    assert "precision" not in row_config(load_preset(str(bad)), load_preset(str(bad)).rows["a"], tmp_path)["trainer"]
+
+
+@pytest.mark.parametrize("flags, expected", [({"avx512_bf16", "avx512f"}, "cpu"), ({"amx_bf16"}, "cpu"),
+                                             ({"bf16", "asimd"}, "cpu"),
+                                             ({"avx512f", "avx512bw", "avx512vl", "avx512dq"}, None), (set(), None)])
+def test_native_bf16_needs_bf16_instructions_not_just_avx512(flags, expected, monkeypatch):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    monkeypatch.setattr("scoresep.reproduce.cpu_flags", lambda: flags)
+    assert native_bf16() == expected
 
 
 def test_reproduce_runs_rows_in_order_resumes_and_contains_failures(tmp_path, minislakh, capsys):
