@@ -3,7 +3,7 @@
 For each row kind (stage 1, stage 2 c+h, supervised, baseline, stage 3 with AML, stage 3 with ATL) it builds the
 stage twice on random batches of the right shapes: with the *previous* defaults (nnAudio2 STFT, the 2-D U-Net
 separator of 12 channels / depth 3, a transcriptor on linear STFT bins, 8 x 4-s crops, the stems' spectrograms
-computed on every batch) and with the *current* defaults: each row's config as ``experiments/reproduce/mini.yaml``
+computed on every batch, fp32) and with the *current* defaults: each row's config as ``experiments/reproduce/mini.yaml``
 builds it (so this script always measures what ``make reproduce`` runs). Rows 1-4 are
 timed in a plain PyTorch loop, phase by phase; stage 3 (manual optimisation, two optimisers) through a Lightning
 fit. Then stage 2's step time under ``Trainer.fit`` is compared with the plain loop on the same model and batch.
@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 PREVIOUS = {
-    "stft_backend": "nnaudio2", "segment_seconds": 4.0, "batch_size": 8, "sources_always": True,
+    "precision": "32-true", "stft_backend": "nnaudio2", "segment_seconds": 4.0, "batch_size": 8, "sources_always": True,
     "separator": {"class_path": "scoresep.models.UNetSeparator", "init_args": {"channels": 12, "depth": 3}},
     "transcriptor": {"channels": 8, "conv_blocks": 1, "hidden": 256, "rnn_layers": 1, "dropout": 0.1,
                      "bands_per_semitone": 0, "log_eps": 1.0, "harmonics": []},
@@ -49,7 +49,8 @@ def _current(row: str) -> dict:
     critic = current_settings(critic_row)["model"]["init_args"]["model"]
     separator = init.get("model") if row in ("stage2", "supervised", "baseline") else current_settings(
         "stage2")["model"]["init_args"]["model"]
-    return {"stft_backend": data.get("stft_backend", "torch"), "segment_seconds": data["segment_seconds"],
+    return {"precision": config["trainer"].get("precision", "32-true"),
+            "stft_backend": data.get("stft_backend", "torch"), "segment_seconds": data["segment_seconds"],
             "batch_size": data["batch_size"], "sources_always": False, "separator": separator,
             "transcriptor": critic if row != "stage1" else init["model"], "init": init}
 
@@ -118,8 +119,10 @@ class _Clock:
         self.last = now
 
 
-def plain_loop(stage, batch: dict, steps: int, sources_always: bool) -> tuple[float, dict[str, float]]:
-    """Seconds per optimiser step of stage 1/2 rows in a hand-written loop, and the seconds of each phase."""
+def plain_loop(stage, batch: dict, steps: int, sources_always: bool,
+               precision: str = "32-true") -> tuple[float, dict[str, float]]:
+    """Seconds per optimiser step of stage 1/2 rows in a hand-written loop, and the seconds of each phase
+    (forward and losses under bf16 autocast for ``bf16-mixed``, as Lightning runs them)."""
     from scoresep.stages import TranscriptorStage
     from scoresep.stages.separator import separate
 
@@ -140,16 +143,21 @@ def plain_loop(stage, batch: dict, steps: int, sources_always: bool) -> tuple[fl
             stage.spectrogram.source_magnitudes(item)
         if clock:
             clock.tick("features (STFT)")
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16-mixed")
         if is_transcriptor:
-            logits = stage.transcriptor(item["mixture_mag"])
+            with autocast:
+                logits = stage.transcriptor(item["mixture_mag"])
             if clock:
                 clock.tick("model forward")
-            loss = stage.bce(logits, stage.target(item["rolls"]))
+            with autocast:
+                loss = stage.bce(logits, stage.target(item["rolls"]))
         else:
-            _, separated = separate(stage.separator, item["mixture_mag"])
+            with autocast:
+                _, separated = separate(stage.separator, item["mixture_mag"])
             if clock:
                 clock.tick("model forward")
-            loss = stage.total(stage.losses(item, separated))
+            with autocast:
+                loss = stage.total(stage.losses(item, separated))
         if clock:
             clock.tick("critic + losses" if not is_transcriptor else "losses")
         optimizer.zero_grad(set_to_none=True)
@@ -186,7 +194,7 @@ class _StepTimer:
         return sum(times) / len(times)
 
 
-def lightning_step_seconds(stage, batch: dict, steps: int, folder: Path) -> float:
+def lightning_step_seconds(stage, batch: dict, steps: int, folder: Path, precision: str = "32-true") -> float:
     """Seconds per training batch of ``stage`` under ``Trainer.fit`` on ``batch`` repeated (STFT included)."""
     import pytorch_lightning as pl
 
@@ -207,7 +215,8 @@ def lightning_step_seconds(stage, batch: dict, steps: int, folder: Path) -> floa
     loader = torch.utils.data.DataLoader(Batches(), batch_size=None, collate_fn=lambda item: item)
     trainer = pl.Trainer(default_root_dir=folder, accelerator="cpu", devices=1, max_steps=steps + 1, logger=False,
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         limit_val_batches=0, callbacks=[timer.callback], gradient_clip_val=None)
+                         limit_val_batches=0, callbacks=[timer.callback], gradient_clip_val=None,
+                         precision=precision)
     trainer.fit(stage, train_dataloaders=loader)
     return timer.seconds()
 
@@ -223,8 +232,8 @@ def main() -> None:
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
     print(f"threads {args.threads}, {args.steps} timed steps per row, torch {torch.__version__}")
-    print("| row | defaults | batch | steps/s | audio s/s | where a step's time goes (ms) |")
-    print("|---|---|---|---:|---:|---|")
+    print("| row | defaults | precision | batch | steps/s | audio s/s | where a step's time goes (ms) |")
+    print("|---|---|---|---|---:|---:|---|")
     speedups: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as temp:
         folder = Path(temp)
@@ -234,23 +243,27 @@ def main() -> None:
                 stage = build_stage(row, settings, folder)
                 batch = random_batch(settings["batch_size"], settings["segment_seconds"])
                 if row.startswith("stage3"):
-                    step = lightning_step_seconds(stage, batch, args.steps, folder)
+                    step = lightning_step_seconds(stage, batch, args.steps, folder, settings["precision"])
                     phases = {"whole step under Lightning (two half-steps)": step}
                 else:
-                    step, phases = plain_loop(stage, batch, args.steps, settings["sources_always"])
+                    step, phases = plain_loop(stage, batch, args.steps, settings["sources_always"],
+                                              settings["precision"])
                 seconds[name] = step
                 audio = settings["batch_size"] * settings["segment_seconds"] / step
                 where = ", ".join(f"{phase} {1000 * value:.0f}" for phase, value in phases.items())
-                print(f"| {row} | {name} | {settings['batch_size']} x {settings['segment_seconds']:g} s | "
-                      f"{1 / step:.2f} | {audio:.1f} | {where} |", flush=True)
+                crops = f"{settings['batch_size']} x {settings['segment_seconds']:g} s"
+                print(f"| {row} | {name} | {settings['precision']} | {crops} | {1 / step:.2f} | {audio:.1f} | "
+                      f"{where} |", flush=True)
             speedups[row] = seconds["previous"] / seconds["current"]
-            print(f"| {row} | speed-up | | {speedups[row]:.1f}x | | |", flush=True)
+            print(f"| {row} | speed-up | | | {speedups[row]:.1f}x | | |", flush=True)
         ratio = None
         if "stage2" in args.rows:
             settings = _current("stage2")
             batch = random_batch(settings["batch_size"], settings["segment_seconds"])
-            plain, _ = plain_loop(build_stage("stage2", settings, folder), batch, args.steps, False)
-            lightning = lightning_step_seconds(build_stage("stage2", settings, folder), batch, args.steps, folder)
+            plain, _ = plain_loop(build_stage("stage2", settings, folder), batch, args.steps, False,
+                                  settings["precision"])
+            lightning = lightning_step_seconds(build_stage("stage2", settings, folder), batch, args.steps, folder,
+                                               settings["precision"])
             ratio = lightning / plain
             print(f"stage 2, current defaults: plain loop {1000 * plain:.0f} ms/step, Lightning fit "
                   f"{1000 * lightning:.0f} ms/step")
