@@ -45,7 +45,7 @@ demo:  ## synthesise a mini-Slakh and build its cache under data/
 	$(BIN)/scoresep synth --out $(DATA) --tracks 48 --seconds 30 --seed 0
 	$(BIN)/scoresep prepare --root $(DATA) --cache $(CACHE)
 
-reproduce:  ## every row of the paper's tables on mini-Slakh (<= 45 min on 2 cores) -> results/report.md
+reproduce:  ## every row of the paper's tables on mini-Slakh (<= 45 min on 2 cores with bf16) -> results/report.md
 	$(BIN)/scoresep reproduce --preset mini --out results
 
 report:  ## re-render results/report.md, the CSVs and the chart from results/

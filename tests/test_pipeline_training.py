@@ -3,9 +3,11 @@
 Stage 2 should separate better than the input mixture for every instrument. On this data (24 songs x 20 s) it
 does for bass and piano but not for guitar. Measured with the current defaults (frame separator, harmonic-stack
 transcriptor, 2026-12-01): validation SI-SDRi bass +5.74, guitar -2.69, piano +0.83 dB, and after two stage-3
-epochs +5.73 / -3.00 / +0.85 dB. With the U-Net and linear-bin critic of before: +5.53 / -0.84 / +1.92 dB. The
-mini-Slakh of `make reproduce` (210 training songs) clears guitar after stage 2 (README "Results"): 17 training
-songs are too few to learn guitar's timbre (each GM program is heard in about two of them).
+epochs +5.73 / -3.00 / +0.85 dB. With the U-Net and linear-bin critic of before: +5.53 / -0.84 / +1.92 dB. 17
+training songs are too few to learn guitar's timbre (each GM program is heard in about two of them), and even the
+210 of `make reproduce` do not clear it reliably: whole test tracks after stage 2 gave guitar +0.87 dB SI-SDRi with
+one critic and +0.40 [-0.73, +1.53] with the next, failing on the soft, piano-like guitar programs (README
+"Results").
 That check is a strict ``xfail``: it reports the shortfall on every run and turns into a failure the day the
 method reaches the goal, so the marker cannot outlive the problem.
 """
