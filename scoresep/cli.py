@@ -311,5 +311,6 @@ def _reporting_errors(command: str, run: Callable[[], None]) -> None:
         print(f"scoresep {command}: interrupted (Ctrl-C)", file=sys.stderr)
         raise SystemExit(128 + signal.SIGINT) from None
 
+
 if __name__ == "__main__":
     main()

@@ -260,12 +260,12 @@ class RowJob:
     """
 
     def __init__(self, name: str, commands: list[tuple[str, list[str]]], log: Path, env: dict[str, str],
-                 after_fit=None, previous_seconds: float = 0.0):
+                 after_fit=None, previous_seconds: float = 0.0, precision: str = "32-true"):
         self.name, self.commands, self.log, self.env = name, commands, log, env
         self.after_fit, self.previous_seconds = after_fit, previous_seconds
+        self.precision = precision  # the row's trainer.precision, recorded in reproduce.json
         self.process: subprocess.Popen | None = None
         self.current = ""
-        self.precision: str | None = None  # the row's trainer.precision, recorded in reproduce.json
         self.started = time.perf_counter()
         self.returncode: int | None = None
 
@@ -493,9 +493,8 @@ def _plan_row(preset: Preset, row: Row, out: Path, previous: dict, env: dict[str
         _write_json(done, {"config_hash": digest, "finished": datetime.now(UTC).isoformat(timespec="microseconds"),
                            "inputs": stamps})
 
-    job = RowJob(row.name, commands, folder / "run.log", env, mark_trained, float(previous.get("seconds", 0.0)))
-    job.precision = config.get("trainer", {}).get("precision", "32-true")
-    return job
+    return RowJob(row.name, commands, folder / "run.log", env, mark_trained, float(previous.get("seconds", 0.0)),
+                  config.get("trainer", {}).get("precision", "32-true"))
 
 
 def _finished_stamp(out: Path, name: str) -> str | None:
