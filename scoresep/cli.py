@@ -1,7 +1,7 @@
 """The ``scoresep`` command.
 
 ``scoresep fit|validate|test|predict`` are LightningCLI subcommands (every value comes from the typed
-``__init__`` signatures and the YAML under experiments/); ``synth``, ``prepare`` and ``env`` are plain
+``__init__`` signatures and the YAML under experiments/); ``synth``, ``pack``, ``prepare`` and ``env`` are plain
 commands for data and set-up.
 """
 
@@ -16,7 +16,15 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from scoresep.constants import DEFAULT_INSTRUMENTS, HOP_LENGTH, MAX_MIDI, MIN_MIDI, SAMPLE_RATE
+from scoresep.constants import (
+    ALIGN_MIN_QUALITY,
+    DEFAULT_INSTRUMENTS,
+    HOP_LENGTH,
+    MAX_MIDI,
+    MIN_MIDI,
+    PACK_LENGTH_TOLERANCE,
+    SAMPLE_RATE,
+)
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 USER_ERRORS: tuple[type[Exception], ...] = (FileNotFoundError, NotADirectoryError, PermissionError, ValueError,
@@ -25,13 +33,15 @@ USER_ERRORS: tuple[type[Exception], ...] = (FileNotFoundError, NotADirectoryErro
 
 def _user_errors() -> tuple[type[Exception], ...]:
     from scoresep.checkpoints import CheckpointError
+    from scoresep.data.align import AlignmentError
     from scoresep.data.audio import AudioError
     from scoresep.data.midi import MidiError
     from scoresep.data.slakh import DatasetError
     from scoresep.report import ReportError
     from scoresep.reproduce import ReproduceError
 
-    return USER_ERRORS + (AudioError, MidiError, DatasetError, CheckpointError, ReportError, ReproduceError)
+    return USER_ERRORS + (AudioError, MidiError, DatasetError, CheckpointError, ReportError, ReproduceError,
+                          AlignmentError)
 
 
 FEATURE_LINKS = ("instruments", "sample_rate", "n_fft", "hop_length", "min_midi", "max_midi", "stft_backend")
@@ -205,6 +215,25 @@ def command_prepare(args: argparse.Namespace) -> None:
     print(f"cache ready: {folder}")
 
 
+def command_pack(args: argparse.Namespace) -> None:
+    from scoresep.data.pack import INDEX_NAME, pack, parse_split
+
+    fractions = parse_split(args.split)
+    result = pack(args.inputs, args.midi, args.out, args.instruments, fractions, align=args.align,
+                  length_tolerance=args.length_tolerance, min_quality=args.min_quality, seed=args.seed,
+                  progress=not args.quiet)
+    for skipped in result.skipped:
+        print(f"scoresep pack: skipped: {skipped}", file=sys.stderr)
+    minutes = result.audio_seconds / 60
+    rate = f", {result.seconds / minutes:.1f} s per minute of audio" if minutes > 0 else ""
+    print(f"packed {len(result.packed)} track(s) into {args.out} ({result.reused} already there, "
+          f"{len(result.packed) - result.reused} new: {minutes:.1f} min of audio in {result.seconds:.1f} s{rate}); "
+          f"{len(result.skipped)} skipped; index {Path(args.out) / INDEX_NAME}")
+    if result.skipped:
+        raise SystemExit(f"scoresep pack: {len(result.skipped)} file(s) skipped (listed above and in "
+                         f"{Path(args.out) / INDEX_NAME})")
+
+
 def command_reproduce(args: argparse.Namespace) -> None:
     from scoresep.reproduce import reproduce
 
@@ -262,6 +291,25 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     prep.add_argument("--strict", action="store_true", help="stop at the first bad file")
     prep.set_defaults(run=command_prepare)
+
+    pack = commands.add_parser("pack", help="a score-only dataset (Slakh layout) from recordings and their MIDI "
+                                            "scores, optionally aligned")
+    pack.add_argument("inputs", nargs="+", help="recordings (flac, wav, mp3, ogg, aiff) or folders of them")
+    pack.add_argument("--midi", required=True, help="folder of the MIDI scores, matched by name (song.flac + song.mid)")
+    pack.add_argument("--out", required=True, help="dataset folder to create or extend")
+    pack.add_argument("--split", default="0.8,0.1,0.1", help="train,validation,test fractions (default 0.8,0.1,0.1)")
+    pack.add_argument("--align", action="store_true", help="align each score to its recording (synctoolbox MrMsDTW)")
+    pack.add_argument("--length-tolerance", type=float, default=PACK_LENGTH_TOLERANCE,
+                      help="without --align: largest difference of recording and score length in s "
+                           f"(default {PACK_LENGTH_TOLERANCE:g})")
+    pack.add_argument("--min-quality", type=float, default=ALIGN_MIN_QUALITY,
+                      help="with --align: skip tracks whose alignment quality (0-1) is lower "
+                           f"(default {ALIGN_MIN_QUALITY:g})")
+    pack.add_argument("--instruments", nargs="+", default=list(DEFAULT_INSTRUMENTS),
+                      help="a score must hold at least one of them (default: bass guitar piano)")
+    pack.add_argument("--seed", type=int, default=0, help="split assignment of new tracks")
+    pack.add_argument("--quiet", action="store_true", help="no progress bar")
+    pack.set_defaults(run=command_pack)
 
     from scoresep.inference.commands import add_commands
 

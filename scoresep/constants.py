@@ -15,6 +15,14 @@ DEFAULT_INSTRUMENTS = ("bass", "guitar", "piano")
 # Bumped whenever the cache's content or layout changes, so old caches are rebuilt, never reused.
 CACHE_VERSION = 2
 
+# scoresep pack: largest recording/score length difference without --align (s); with --align, the lowest
+# alignment quality (mean chroma cosine along the path, data/align.py) a packed track may have.
+PACK_LENGTH_TOLERANCE = 2.0
+ALIGN_MIN_QUALITY = 0.65
+# Harmonic masks of a score (L_h-mix and score-informed separation): harmonics per note, half-width in semitones.
+N_HARMONICS = 8
+HARMONIC_TOLERANCE = 0.5
+
 
 def n_frames(n_samples: int, hop_length: int) -> int:
     """Number of centred STFT frames (and piano-roll frames) for ``n_samples`` samples."""

@@ -67,6 +67,7 @@ class RowSpec:
     flags: tuple[str, ...] = ()
 
 
+SCORE_MASKS = "score_masks"  # a reference row: no training, reads the test score (not a row of the paper)
 TABLE1_ROWS = (
     RowSpec("supervised", "supervised (stems)"),
     RowSpec("stage2_cmix", "step 2", ("L_c-mix",)),
@@ -77,6 +78,7 @@ TABLE1_ROWS = (
     RowSpec("stage3_atl", "step 3 fine-tune", ("L_c-mix", "L_h-mix", "ATL")),
     RowSpec(INPUT_MIXTURE, "input mixture"),
     RowSpec("baseline", "baseline [16] classifier critic"),
+    RowSpec(SCORE_MASKS, "score harmonic masks (no training; uses the test score)"),
 )
 TABLE2_ROWS = (
     RowSpec("stage1", "step 1"),

@@ -33,7 +33,8 @@ from scoresep.fileio import atomic_write_text
 
 PRESET_KEYS = {"description", "data", "overrides", "synth", "parallel", "precision", "evaluate", "rows"}
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed")  # the ones every stage supports (README)
-ROW_KEYS = {"config", "overrides", "checkpoints", "evaluate"}
+ROW_KEYS = {"config", "overrides", "checkpoints", "evaluate", "reference"}
+REFERENCES = ("score_masks",)  # rows with nothing to train (see Row.reference)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -46,10 +47,11 @@ class Row:
     """One table row: an experiment YAML, overrides merged into it, and input checkpoints from other rows."""
 
     name: str
-    config: Path
+    config: Path | None  # None for a reference row
     overrides: dict = field(default_factory=dict)
     checkpoints: dict[str, str] = field(default_factory=dict)  # model init arg -> row whose best.ckpt it takes
     evaluate: bool = True
+    reference: str | None = None  # "score_masks": nothing to train, only `scoresep evaluate --score-masks`
 
 
 @dataclass
@@ -86,7 +88,17 @@ def load_preset(name_or_path: str) -> Preset:
     for name, spec in (raw.get("rows") or {}).items():
         if unknown := set(spec or {}) - ROW_KEYS:
             raise ReproduceError(f"{path}: row {name}: unknown key(s) {sorted(unknown)}; allowed: {sorted(ROW_KEYS)}")
-        if "config" not in (spec or {}):
+        spec = spec or {}
+        reference = spec.get("reference")
+        if reference is not None:
+            if reference not in REFERENCES:
+                raise ReproduceError(f"{path}: row {name}: reference {reference!r} is not one of {list(REFERENCES)}")
+            if extra := set(spec) - {"reference"}:
+                raise ReproduceError(f"{path}: row {name} is a reference (nothing to train); it takes no "
+                                     f"{sorted(extra)}")
+            rows[name] = Row(name, None, reference=reference)
+            continue
+        if "config" not in spec:
             raise ReproduceError(f"{path}: row {name} names no experiment 'config'")
         rows[name] = Row(name, find_file(spec["config"], f"experiment YAML of row {name}"),
                          spec.get("overrides") or {}, spec.get("checkpoints") or {}, spec.get("evaluate", True))
@@ -200,7 +212,14 @@ def best_checkpoint(out: Path, name: str) -> Path:
 
 def row_config(preset: Preset, row: Row, out: Path) -> dict:
     """The full LightningCLI config of a row: its experiment YAML, the preset's data settings and the row's
-    overrides merged in, input checkpoints from other rows, and every output under the row's folder."""
+    overrides merged in, input checkpoints from other rows, and every output under the row's folder. A reference
+    row has only the data section."""
+    if row.config is None:
+        data = dict(preset.data)
+        for key in ("root", "cache_dir"):
+            if key in data:
+                data[key] = str(Path(data[key]).resolve())
+        return {"data": data}
     config = yaml.safe_load(row.config.read_text())
     config = deep_merge(config, {"data": preset.data})
     if preset.precision is not None:
@@ -376,7 +395,8 @@ def reproduce(preset_name: str = "mini", out: str | os.PathLike = "results", dat
     log = out / "reproduce.log"
     print(f"[reproduce] preset {preset.path.name}, {len(order)} rows, {preset.parallel} at a time -> {out}",
           flush=True)
-    prepare_data(preset, [row_config(preset, preset.rows[name], out)["data"] for name in order], log)
+    prepare_data(preset, [row_config(preset, preset.rows[name], out)["data"] for name in order
+                          if preset.rows[name].reference is None], log)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     threads = threads or max(1, cores // preset.parallel)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
@@ -445,9 +465,34 @@ def _has_last(out: Path, name: str) -> bool:
     return (row_folder(out, name) / "checkpoints" / "last.ckpt").is_file()
 
 
+def _plan_reference(preset: Preset, row: Row, out: Path, previous: dict, env: dict[str, str]) -> RowJob:
+    """A reference row's one command (``scoresep evaluate --score-masks`` on the preset's data and features),
+    unless its evaluation JSON exists."""
+    folder = row_folder(out, row.name)
+    folder.mkdir(parents=True, exist_ok=True)
+    evaluation = out / "evaluations" / f"{row.name}.json"
+    data = row_config(preset, row, out)["data"]
+    settings = {"split": "test", "chunk_seconds": 30.0, **preset.evaluate}
+    commands = []
+    if not evaluation.is_file():
+        features = [option for key, flag in (("sample_rate", "--sample-rate"), ("n_fft", "--n-fft"),
+                                             ("hop_length", "--hop-length")) if key in data
+                    for option in (flag, str(data[key]))]
+        if "instruments" in data:
+            features += ["--instruments", *map(str, data["instruments"])]
+        commands.append(("evaluate", _scoresep(
+            "evaluate", "--score-masks", "--data", data["root"], "--cache", data["cache_dir"], "--mixture",
+            data.get("mixture", "instruments"), "--split", settings["split"], "--chunk-seconds",
+            str(settings["chunk_seconds"]), *features, "--out", str(evaluation), "--quiet")))
+    return RowJob(row.name, commands, folder / "run.log", env, None, float(previous.get("seconds", 0.0)),
+                  "none (no training)")
+
+
 def _plan_row(preset: Preset, row: Row, out: Path, previous: dict, env: dict[str, str]) -> RowJob:
     """The commands a row still needs: fit (unless ``done.json`` says it was trained with this very
     configuration; resumed from ``last.ckpt`` when there is one) and evaluate (unless its JSON exists)."""
+    if row.reference is not None:
+        return _plan_reference(preset, row, out, previous, env)
     folder = row_folder(out, row.name)
     folder.mkdir(parents=True, exist_ok=True)
     config = row_config(preset, row, out)

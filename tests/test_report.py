@@ -32,7 +32,7 @@ T_1 = math.tan(math.pi * 0.475)  # 12.7062
 T_2 = 0.95 / math.sqrt(2 * 0.975 * 0.025)  # 4.3027
 T3 = T_2 / math.sqrt(3)  # the 95 % half-width of three values with standard deviation 1: 2.4841
 TABLE1_ORDER = ("supervised", "stage2_cmix", "stage2_hmix", "stage2", "stage3_noadv", "stage3", "stage3_atl",
-                "input_mixture", "baseline")
+                "input_mixture", "baseline", "score_masks")
 TABLE2_ORDER = ("stage1", "stage3_noadv", "stage3", "stage3_atl")
 
 
@@ -161,8 +161,9 @@ def test_table1_has_ours_beside_the_paper_in_the_paper_order(results: Path) -> N
     table1, _ = _paper_tables(render_report(results)["markdown"].read_text(encoding="utf-8"))
     assert [row["training"] for row in table1] == [
         "supervised (stems)", "step 2", "step 2", "step 2", "step 3 fine-tune", "step 3 fine-tune",
-        "step 3 fine-tune", "input mixture", "baseline [16] classifier critic"]
-    supervised, cmix, _, stage2, _, stage3, atl, mixture, _ = table1
+        "step 3 fine-tune", "input mixture", "baseline [16] classifier critic",
+        "score harmonic masks (no training; uses the test score)"]
+    supervised, cmix, _, stage2, _, stage3, atl, mixture, _, _ = table1
     # Our cells are "mean ± half-width of the 95 % t-interval over tracks"; spread -1/0/+1 dB: sd 1, so T3.
     assert (supervised["bass"], supervised["bass (paper)"]) == ("9.00 ± 2.48", "11.10")
     assert (supervised["avg"], supervised["avg (paper)"]) == ("6.50 ± 2.48", "8.20")  # (9 + 4 + 6.5) / 3, not 99
@@ -276,7 +277,7 @@ def test_input_mixtures_within_tolerance_are_accepted(results: Path) -> None:
     _write(results, "baseline", {"separation": _separation({"bass": 5.0, "guitar": 0.0, "piano": 2.0},
                                                            {**INPUT, "piano": -2.0 + 1e-9})})
     _, rows = _read_csv(render_report(results)["table1"])
-    assert float(rows[-1]["bass"]) == 5.0 and float(rows[7]["piano"]) == -2.0
+    assert float(rows[8]["bass"]) == 5.0 and float(rows[7]["piano"]) == -2.0
 
 
 def test_missing_or_empty_folder_is_named(tmp_path: Path) -> None:

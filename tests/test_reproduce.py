@@ -70,14 +70,16 @@ def test_preset_precision_reaches_every_row_and_auto_follows_the_hardware(tmp_pa
     monkeypatch.setattr("scoresep.reproduce.native_bf16", lambda: "cpu")
     preset = load_preset("mini")
     assert preset.precision == "bf16-mixed"
-    for name, row in preset.rows.items():
+    trained = {name: row for name, row in preset.rows.items() if row.reference is None}  # not the reference row
+    for name, row in trained.items():
         through_a_critic = "transcriptor_checkpoint" in row.checkpoints
         assert row_config(preset, row, tmp_path)["trainer"]["precision"] == (
             "32-true" if through_a_critic else "bf16-mixed"), name
     # Without it (bf16 would be emulated, slower than fp32): every row in fp32.
     monkeypatch.setattr("scoresep.reproduce.native_bf16", lambda: None)
     preset = load_preset("mini")
-    assert {row_config(preset, row, tmp_path)["trainer"]["precision"] for row in preset.rows.values()} == {"32-true"}
+    assert {row_config(preset, row, tmp_path)["trainer"]["precision"] for row in preset.rows.values()
+            if row.reference is None} == {"32-true"}
     assert resolve_precision("16-mixed") == "16-mixed"
     bad = tmp_path / "bad.yaml"
     for value in ("bf16", "bf16-true"):
@@ -225,6 +227,8 @@ def test_every_separator_row_of_both_presets_names_a_buildable_network(tmp_path)
     for name in ("mini", "paper"):
         preset = load_preset(name)
         for row in preset.rows.values():
+            if row.reference is not None:  # nothing to train, no network
+                continue
             init = row_config(preset, row, tmp_path)["model"]["init_args"]
             if "critic" in init or "supervised" in init:  # a SeparatorStage row
                 spec = separator_spec(init["model"])
@@ -236,3 +240,26 @@ def test_every_separator_row_of_both_presets_names_a_buildable_network(tmp_path)
     assert deep_merge({"model": {"class_path": "a.B", "init_args": {"x": 1}}},
                       {"model": {"init_args": {"y": 2}}}) == {"model": {"class_path": "a.B", "init_args": {"x": 1,
                                                                                                           "y": 2}}}
+
+
+def test_the_score_mask_reference_row_only_evaluates(tmp_path):
+    """The reference row of Table 1 trains nothing: one `scoresep evaluate --score-masks` on the preset's data."""
+    from scoresep.reproduce import _plan_row
+
+    preset = load_preset("mini")
+    row = preset.rows["score_masks"]
+    assert row.reference == "score_masks" and row.config is None and not row.checkpoints
+    preset.data = {**preset.data, "root": str(tmp_path / "data"), "cache_dir": str(tmp_path / "cache")}
+    job = _plan_row(preset, row, tmp_path, {}, {})
+    assert [kind for kind, _ in job.commands] == ["evaluate"]
+    command = job.commands[0][1]
+    assert "--score-masks" in command and "--ckpt" not in command
+    assert command[command.index("--out") + 1] == str(tmp_path / "evaluations" / "score_masks.json")
+    assert command[command.index("--chunk-seconds") + 1] == str(preset.evaluate["chunk_seconds"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"rows": {"a": {"reference": "oracle"}}}))
+    with pytest.raises(ReproduceError, match="row a: reference 'oracle' is not one of"):
+        load_preset(str(bad))
+    bad.write_text(yaml.safe_dump({"rows": {"a": {"reference": "score_masks", "config": "experiments/stage2.yaml"}}}))
+    with pytest.raises(ReproduceError, match=r"row a is a reference \(nothing to train\); it takes no \['config'\]"):
+        load_preset(str(bad))

@@ -165,8 +165,9 @@ def index_track(
         program = stem_meta.get("program_num")
         name = instrument_of(stem_meta.get("inst_class"), program, is_drum)
         audio, midi = audio_files[stem_id], _find_file(midi_dir, stem_id, (".mid", ".midi"))
-        # The list names stems of the real Slakh2100; a track that scoresep rendered only shares its folder name.
-        rendered_here = str(metadata.get("synthesizer", "")).startswith("scoresep ")
+        # The list names stems of the real Slakh2100; a track that scoresep rendered (synth) or packed (pack) only
+        # shares its folder name.
+        rendered_here = any(str(metadata.get(key, "")).startswith("scoresep ") for key in ("synthesizer", "created_by"))
         reason = None if rendered_here else known_issues().get((track_dir.name, stem_id))
         if reason is not None:
             if name in instruments:

@@ -13,6 +13,20 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
+
+from scoresep.constants import (
+    ALIGN_MIN_QUALITY,
+    DEFAULT_INSTRUMENTS,
+    HARMONIC_TOLERANCE,
+    HOP_LENGTH,
+    MAX_MIDI,
+    MIN_MIDI,
+    N_FFT,
+    N_HARMONICS,
+    SAMPLE_RATE,
+)
+from scoresep.constants import n_frames as frame_count
 from scoresep.data.audio import AudioError
 from scoresep.inference.writers import AUDIO_FORMATS, StemWriter, output_folder
 
@@ -58,13 +72,61 @@ def _progress(total: int, name: str, enabled: bool):
                 leave=False)
 
 
-def separate_file(separator, path: Path, out_dir: Path, audio_format: str, show_progress: bool) -> list[Path]:
-    """Separate one file into ``out_dir/<file stem>/<instrument>.<ext>`` and ``residual.<ext>``."""
+def score_of(path: Path, score: str | None) -> Path | None:
+    """The MIDI score of input ``path``: ``score`` itself (a .mid file, for one input) or ``score/<stem>.mid``."""
+    if score is None:
+        return None
+    given = Path(score)
+    if given.is_dir():
+        for suffix in (".mid", ".midi"):
+            if (given / f"{path.stem}{suffix}").is_file():
+                return given / f"{path.stem}{suffix}"
+        raise AudioError(f"{path}: no score {path.stem}.mid in --score folder {given}")
+    if not given.is_file():
+        raise FileNotFoundError(f"{given}: --score is neither a MIDI file nor a folder")
+    return given
+
+
+def load_score(separator, source, midi_path: Path, align: bool, min_quality: float) -> np.ndarray:
+    """Rolls ``(instrument, pitch, frame)`` of a score on the separator's frames for ``source``; with ``align``,
+    the score is first aligned to the recording (refused below ``min_quality``). Prints what it found."""
+    from scoresep.data.align import AlignmentError, align_score, warp_score
+    from scoresep.data.midi import MidiError, load_midi
+    from scoresep.inference.score_masks import score_rolls
+
+    midi = load_midi(midi_path)
+    features = separator.features
+    if align:
+        try:
+            alignment = align_score(source.read(0, source.n_samples), features.sample_rate, midi)
+        except AlignmentError as error:
+            raise AlignmentError(f"{midi_path}: alignment to {source.name} failed: {error}") from None
+        if alignment.quality < min_quality:
+            raise AlignmentError(f"{midi_path}: alignment to {source.name} is poor (quality {alignment.quality:.2f} "
+                                 f"< --min-quality {min_quality:.2f}); is it the score of this recording?")
+        print(f"{source.name}: note: score aligned (quality {alignment.quality:.2f})", file=sys.stderr)
+        midi = warp_score(midi, alignment)
+    n_frames = frame_count(source.n_samples, features.hop_length)
+    rolls, counts = score_rolls(midi, features.instruments, n_frames, features.frame_rate, features.min_midi,
+                                features.max_midi)
+    if not any(counts.values()):
+        raise MidiError(f"{midi_path}: the score has no note of {', '.join(features.instruments)}")
+    return rolls
+
+
+def separate_file(separator, path: Path, out_dir: Path, audio_format: str, show_progress: bool,
+                  score: Path | None = None, align: bool = False, min_quality: float = 0.0) -> list[Path]:
+    """Separate one file into ``out_dir/<file stem>/<instrument>.<ext>`` and ``residual.<ext>``, with its MIDI
+    ``score`` when given (aligned first with ``align``)."""
     from scoresep.inference.sources import FileSource
 
     source = FileSource(path, separator.sample_rate)
     for note in source.notes:
         print(f"{path}: note: {note}", file=sys.stderr)
+    if source.n_samples <= separator.features.n_fft // 2:
+        raise AudioError(f"{path}: too short to separate ({source.n_samples} samples at {separator.sample_rate} Hz; "
+                         f"needs more than {separator.features.n_fft // 2})")
+    rolls = load_score(separator, source, score, align, min_quality) if score is not None else None
     target = out_dir / path.stem
     if os.path.lexists(target) and not target.is_dir():
         raise AudioError(f"{target}: a file of that name is in the way of this input's output folder")
@@ -75,7 +137,7 @@ def separate_file(separator, path: Path, out_dir: Path, audio_format: str, show_
     with output_folder(target, check_writable=False), \
             StemWriter(paths, separator.sample_rate, audio_format) as writer, \
             _progress(source.n_samples, path.name, show_progress) as bar:
-        for _, pieces in separator.stream(source):
+        for _, pieces in separator.stream(source, rolls):
             peak = max(peak, float(abs(pieces.sum(axis=0)).max()))
             writer.write(pieces)
             bar.update(pieces.shape[1])
@@ -97,18 +159,38 @@ def out_folder_argument(out: str) -> Path:
 
 
 def command_separate(args: argparse.Namespace) -> None:
+    from scoresep.checkpoints import FeatureSettings
+    from scoresep.data.align import AlignmentError
+    from scoresep.data.midi import MidiError
+    from scoresep.inference.score_masks import HarmonicSettings
     from scoresep.inference.separation import Separator, pick_device
 
+    if args.ckpt is None and args.score is None:
+        raise ValueError("give --ckpt (a trained separator), --score (the recording's MIDI: training-free "
+                         "score-informed separation) or both")
+    if args.align and args.score is None:
+        raise ValueError("--align aligns a score: give --score as well")
     device = pick_device(args.device, "--device")
     out = out_folder_argument(args.out)
     files = audio_inputs(args.inputs)
-    separator = Separator.from_checkpoint(args.ckpt, chunk_seconds=args.chunk_seconds, device=device)
+    if args.score is not None and Path(args.score).is_file() and len(files) != 1:
+        raise ValueError(f"--score {args.score} is one MIDI file but {len(files)} inputs were given; give a folder "
+                         "of scores named like the inputs")
+    harmonics = HarmonicSettings(args.n_harmonics, args.harmonic_tolerance)
+    if args.ckpt is not None:
+        separator = Separator.from_checkpoint(args.ckpt, chunk_seconds=args.chunk_seconds, device=device,
+                                              harmonics=harmonics)
+    else:
+        features = FeatureSettings(tuple(args.instruments), SAMPLE_RATE, N_FFT, HOP_LENGTH, MIN_MIDI, MAX_MIDI)
+        separator = Separator(None, features, args.chunk_seconds, device, harmonics)
     failures = 0
     with output_folder(out) as out_dir:
         for path in files:
             try:
-                written = separate_file(separator, path, out_dir, args.format, not args.quiet)
-            except (AudioError, OSError) as error:
+                score = score_of(path, args.score)
+                written = separate_file(separator, path, out_dir, args.format, not args.quiet, score, args.align,
+                                        args.min_quality)
+            except (AudioError, MidiError, AlignmentError, OSError) as error:
                 failures += 1
                 print(f"scoresep separate: error: {error}", file=sys.stderr)
                 continue
@@ -171,17 +253,32 @@ def command_transcribe(args: argparse.Namespace) -> None:
 
 
 def command_evaluate(args: argparse.Namespace) -> None:
-    from scoresep.inference.evaluate import evaluate_checkpoint, write_json
+    from scoresep.checkpoints import FeatureSettings
+    from scoresep.inference.evaluate import evaluate_checkpoint, evaluate_score_masks, write_json
+    from scoresep.inference.score_masks import HarmonicSettings
     from scoresep.inference.separation import pick_device
 
+    if (args.ckpt is None) == (not args.score_masks):
+        raise ValueError("give either --ckpt (a stage checkpoint) or --score-masks (the training-free score-informed "
+                         "reference), not both")
+    if args.score_masks and not args.out:
+        raise ValueError("--score-masks needs --out (there is no checkpoint to write the result beside)")
     device = pick_device(args.device, "--device")
     out = Path(args.out) if args.out else Path(args.ckpt).with_suffix(f".{args.split}.json")
     if out.is_dir():
         given = "--out is" if args.out else "the default result file (next to the checkpoint) is"
         raise ValueError(f"{out}: {given} an existing folder, not a JSON file")
     with output_folder(out.parent):
-        result = evaluate_checkpoint(args.ckpt, args.data, args.split, args.cache, args.mixture, args.chunk_seconds,
-                                     args.threshold, device, args.workers, progress=not args.quiet)
+        if args.score_masks:
+            features = FeatureSettings(tuple(args.instruments), args.sample_rate, args.n_fft, args.hop_length,
+                                       MIN_MIDI, MAX_MIDI)
+            result = evaluate_score_masks(args.data, args.split, args.cache, args.mixture, args.chunk_seconds,
+                                          features, HarmonicSettings(args.n_harmonics, args.harmonic_tolerance),
+                                          device, args.workers, progress=not args.quiet)
+        else:
+            result = evaluate_checkpoint(args.ckpt, args.data, args.split, args.cache, args.mixture,
+                                         args.chunk_seconds, args.threshold, device, args.workers,
+                                         progress=not args.quiet)
         write_json(out, result)
     if result["skipped"]:
         print(f"scoresep evaluate: note: {len(result['skipped'])} '{args.split}' track(s) skipped; each is listed "
@@ -202,7 +299,20 @@ def add_commands(commands) -> None:
     """Register separate, transcribe and evaluate on the CLI's sub-parsers."""
     separate = commands.add_parser("separate", help="separate audio files into one file per instrument")
     separate.add_argument("inputs", nargs="+", help="audio files (wav, flac, mp3, ogg, aiff) or folders of them")
-    separate.add_argument("--ckpt", required=True, help="a stage-2 or stage-3 checkpoint")
+    separate.add_argument("--ckpt", default=None, help="a stage-2, stage-3 or adapt checkpoint")
+    separate.add_argument("--score", default=None,
+                          help="the input's MIDI score (one input) or a folder of scores named like the inputs: "
+                               "each instrument's mask is restricted to its notes' harmonics; without --ckpt the "
+                               "score's masks alone (no training)")
+    separate.add_argument("--align", action="store_true", help="align each score to its recording first")
+    separate.add_argument("--min-quality", type=float, default=ALIGN_MIN_QUALITY,
+                          help=f"with --align: refuse alignments of lower quality (0-1, default {ALIGN_MIN_QUALITY:g})")
+    separate.add_argument("--instruments", nargs="+", default=list(DEFAULT_INSTRUMENTS),
+                          help="without --ckpt: the instruments to separate (default: bass guitar piano)")
+    separate.add_argument("--n-harmonics", type=int, default=N_HARMONICS,
+                          help=f"score masks: harmonics per note (default {N_HARMONICS})")
+    separate.add_argument("--harmonic-tolerance", type=float, default=HARMONIC_TOLERANCE,
+                          help=f"score masks: half-width in semitones (default {HARMONIC_TOLERANCE:g})")
     separate.add_argument("--out", required=True, help="output folder (one sub-folder per input)")
     separate.add_argument("--format", choices=sorted(AUDIO_FORMATS), default="wav",
                           help="wav/flac: 16-bit; wav32: 32-bit float (default wav)")
@@ -227,7 +337,19 @@ def add_commands(commands) -> None:
     transcribe.set_defaults(run=command_transcribe)
 
     evaluate = commands.add_parser("evaluate", help="score a checkpoint on whole tracks of a split (JSON)")
-    evaluate.add_argument("--ckpt", required=True, help="a stage checkpoint")
+    evaluate.add_argument("--ckpt", default=None, help="a stage checkpoint")
+    evaluate.add_argument("--score-masks", action="store_true",
+                          help="instead of a checkpoint: the score's harmonic masks (no training; reads each test "
+                               "track's score)")
+    evaluate.add_argument("--instruments", nargs="+", default=list(DEFAULT_INSTRUMENTS),
+                          help="--score-masks: instruments (default bass guitar piano)")
+    evaluate.add_argument("--sample-rate", type=int, default=SAMPLE_RATE, help="--score-masks: sample rate")
+    evaluate.add_argument("--n-fft", type=int, default=N_FFT, help="--score-masks: STFT size")
+    evaluate.add_argument("--hop-length", type=int, default=HOP_LENGTH, help="--score-masks: STFT hop")
+    evaluate.add_argument("--n-harmonics", type=int, default=N_HARMONICS,
+                          help=f"--score-masks: harmonics per note (default {N_HARMONICS})")
+    evaluate.add_argument("--harmonic-tolerance", type=float, default=HARMONIC_TOLERANCE,
+                          help=f"--score-masks: half-width in semitones (default {HARMONIC_TOLERANCE:g})")
     evaluate.add_argument("--data", required=True, help="Slakh-layout dataset folder")
     evaluate.add_argument("--split", default="test", choices=("train", "validation", "test"))
     evaluate.add_argument("--out", default=None, help="JSON path (default: next to the checkpoint)")

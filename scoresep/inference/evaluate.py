@@ -1,4 +1,5 @@
-"""``scoresep evaluate``: score one checkpoint on whole tracks of a split (not crops), chunked like inference.
+"""``scoresep evaluate``: score one checkpoint on whole tracks of a split (not crops), chunked like inference, or
+(``--score-masks``) the training-free score-informed separation that reads each track's score.
 
 Separation: SI-SDR of each separated instrument against its true stem over the whole track, the input mixture's
 SI-SDR and the improvement (SI-SDRi); stems that are silent for a whole track are left out (undefined).
@@ -16,16 +17,25 @@ import math
 import os
 import platform
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from scoresep.checkpoints import checkpoint_thresholds, load_separator, load_transcriptor, read_checkpoint
+from scoresep.checkpoints import (
+    FeatureSettings,
+    checkpoint_thresholds,
+    load_separator,
+    load_transcriptor,
+    read_checkpoint,
+)
+from scoresep.constants import DEFAULT_INSTRUMENTS, HOP_LENGTH, MAX_MIDI, MIN_MIDI, N_FFT, SAMPLE_RATE
 from scoresep.data.cache import load_index, prepare
 from scoresep.data.dataset import CachedTrack
 from scoresep.data.slakh import DatasetError, track_folders
 from scoresep.fileio import atomic_write_text
+from scoresep.inference.score_masks import STAGE2_HARMONICS, HarmonicSettings
 from scoresep.inference.separation import Separator
 from scoresep.inference.sources import ArraySource
 from scoresep.inference.transcription import Transcriber
@@ -178,6 +188,45 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, data: str | os.PathLike, 
         transcriber = Transcriber(network, info["features"], checkpoint_thresholds(info, threshold), chunk_seconds,
                                   device=device)
     features = (separator or transcriber).features
+    tracks, skipped, seconds = _evaluate_split(data, split, cache_dir, mixture, features, separator, transcriber,
+                                               workers, progress)
+    return {
+        "format": FORMAT, "checkpoint": str(checkpoint), "stage": meta["stage"], "split": split, "data": str(data),
+        "mixture": mixture, "instruments": list(features.instruments), "features": features.to_dict(),
+        "threshold": transcriber.thresholds.tolist() if transcriber is not None else threshold,
+        "seconds": seconds, "machine": platform.platform(),
+        "skipped": sorted(skipped, key=lambda entry: entry["track"]), "tracks": tracks,
+        "summary": summarise(tracks, features.instruments),
+    }
+
+
+def evaluate_score_masks(data: str | os.PathLike, split: str = "test", cache_dir: str | os.PathLike = "data/cache",
+                         mixture: str = "instruments", chunk_seconds: float = 30.0,
+                         features: FeatureSettings | None = None, harmonics: HarmonicSettings = STAGE2_HARMONICS,
+                         device: str | None = None, workers: int | None = None, progress: bool = True) -> dict:
+    """Evaluate training-free score-informed separation (``score_masks.py``: each instrument keeps its notes'
+    harmonic bins, shared bins split equally) on the whole tracks of ``split``: a reference that reads the test
+    score, which no trained row does. ``features`` default: the project's (``constants.py``)."""
+    if mixture not in ("instruments", "full"):
+        raise ValueError(f"mixture must be 'instruments' or 'full', got {mixture!r}")
+    features = features or FeatureSettings(DEFAULT_INSTRUMENTS, SAMPLE_RATE, N_FFT, HOP_LENGTH, MIN_MIDI, MAX_MIDI)
+    separator = Separator(None, features, chunk_seconds, device, harmonics)
+    tracks, skipped, seconds = _evaluate_split(data, split, cache_dir, mixture, features, separator, None, workers,
+                                               progress)
+    return {
+        "format": FORMAT, "checkpoint": None, "stage": "score_masks", "split": split, "data": str(data),
+        "mixture": mixture, "instruments": list(features.instruments), "features": features.to_dict(),
+        "harmonics": asdict(harmonics), "threshold": None, "seconds": seconds, "machine": platform.platform(),
+        "skipped": sorted(skipped, key=lambda entry: entry["track"]), "tracks": tracks,
+        "summary": summarise(tracks, features.instruments),
+    }
+
+
+def _evaluate_split(data, split: str, cache_dir, mixture: str, features: FeatureSettings,
+                    separator: Separator | None, transcriber: Transcriber | None, workers: int | None,
+                    progress: bool) -> tuple[list[dict], list[dict], float]:
+    """``(per-track results, skipped tracks with the reason, seconds)`` of ``split``. A separator without a network
+    separates each track with its score (the cached rolls)."""
     folder, records, skipped = _split_tracks(data, cache_dir, features, split, workers)
     instruments = features.instruments
     started, tracks = time.perf_counter(), []
@@ -191,8 +240,9 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, data: str | os.PathLike, 
         rolls = track.rolls(0, 1 + len(mix) // features.hop_length)
         entry: dict = {"track": record["track"], "seconds": track.n_samples / features.sample_rate}
         if separator is not None and sources is not None:
-            separated = separator.separate_source(ArraySource(mix, features.sample_rate))[: len(instruments)]
-            entry["separation"] = separation_scores(separated, sources, mix, instruments)
+            score = rolls if separator.network is None else None
+            separated = separator.separate_source(ArraySource(mix, features.sample_rate), score=score)
+            entry["separation"] = separation_scores(separated[: len(instruments)], sources, mix, instruments)
         if transcriber is not None:
             entry["transcription"] = transcription_counts(transcriber, mix, sources, rolls)
         tracks.append(entry)
@@ -201,14 +251,7 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, data: str | os.PathLike, 
                   flush=True)
     if not tracks:
         raise DatasetError(f"{data}: no '{split}' track could be evaluated ({skipped[0]['reason']})")
-    return {
-        "format": FORMAT, "checkpoint": str(checkpoint), "stage": meta["stage"], "split": split, "data": str(data),
-        "mixture": mixture, "instruments": list(instruments), "features": features.to_dict(),
-        "threshold": transcriber.thresholds.tolist() if transcriber is not None else threshold,
-        "seconds": time.perf_counter() - started, "machine": platform.platform(),
-        "skipped": sorted(skipped, key=lambda entry: entry["track"]), "tracks": tracks,
-        "summary": summarise(tracks, instruments),
-    }
+    return tracks, skipped, time.perf_counter() - started
 
 
 def write_json(path: str | os.PathLike, result: dict) -> Path:

@@ -1,4 +1,10 @@
-"""``Separator``: separate a recording of any length with a stage-2 or stage-3 checkpoint, chunk by chunk.
+"""``Separator``: separate a recording of any length with a stage-2 or stage-3 checkpoint, chunk by chunk, or
+with the recording's score alone.
+
+With a score (piano rolls ``(instrument, pitch, frame)`` on the STFT's frames, see ``score_masks.py``) each
+instrument's mask is restricted to the bins near the harmonics of its sounding notes: without a network the
+mask is the score's harmonic mask itself, a bin that several sounding instruments cover split equally between
+them (training-free score-informed separation); with a network, the learned mask times the harmonic mask.
 
 Each chunk of STFT frames is separated with enough context on both sides to cover the U-Net's receptive field
 and the inverse STFT's window, so the kept samples equal those of one pass over the whole recording (to float
@@ -19,7 +25,9 @@ from scoresep.constants import n_frames as frame_count
 from scoresep.data.audio import AudioError
 from scoresep.features import Spectrogram
 from scoresep.inference.chunks import Chunk, plan_chunks
+from scoresep.inference.score_masks import STAGE2_HARMONICS, HarmonicSettings, score_masks
 from scoresep.inference.sources import ArraySource, FileSource
+from scoresep.losses import bin_frequencies, harmonic_templates
 from scoresep.models import SeparatorNetwork
 
 Source = ArraySource | FileSource
@@ -73,34 +81,41 @@ class Separator:
     """Separate mono audio into one waveform per instrument plus the residual.
 
     Args:
-        network: a separator network (any ``scoresep.models.SeparatorNetwork``), any device.
+        network: a separator network (any ``scoresep.models.SeparatorNetwork``), any device; ``None``: the score's
+            harmonic masks alone (every call then needs a score).
         features: the feature settings it was trained with.
         chunk_seconds: kept audio per chunk; memory grows with it, never with the recording's length.
         device: where to compute (default: CUDA when available).
+        harmonics: the harmonic masks of a score (harmonics per note, half-width in semitones).
 
     ``separator(waveform, sample_rate)`` returns ``{instrument: (time,), ..., "residual": (time,)}`` at the
     model's sample rate (``separator.sample_rate``); ``waveform`` is ``(time,)`` or ``(channel, time)``.
     """
 
-    def __init__(self, network: SeparatorNetwork, features: FeatureSettings, chunk_seconds: float = 30.0,
-                 device: str | torch.device | None = None):
+    def __init__(self, network: SeparatorNetwork | None, features: FeatureSettings, chunk_seconds: float = 30.0,
+                 device: str | torch.device | None = None, harmonics: HarmonicSettings = STAGE2_HARMONICS):
         if chunk_seconds <= 0:
             raise ValueError(f"chunk_seconds must be > 0, got {chunk_seconds}")
         self.device = pick_device(device)
-        self.network = network.to(self.device).eval()
-        self.features, self.chunk_seconds = features, chunk_seconds
+        self.network = network.to(self.device).eval() if network is not None else None
+        self.features, self.chunk_seconds, self.harmonics = features, chunk_seconds, harmonics
         self.spectrogram = Spectrogram(features.n_fft, features.hop_length, features.sample_rate).to(self.device)
+        self.templates = harmonic_templates(bin_frequencies(features.sample_rate, features.n_fft), features.n_pitches,
+                                            features.min_midi, harmonics.n_harmonics, harmonics.tolerance
+                                            ).to(self.device)
         # Frames within ceil(n_fft / 2 hop) of a piece's edge see its reflect padding; the U-Net spreads that by its
         # receptive field and the inverse STFT by another ceil(n_fft / 2 hop): the context covers all three.
         reach = -(-features.n_fft // (2 * features.hop_length))
-        self.context_frames = network.receptive_field_frames + 2 * reach + 1
+        receptive_field = network.receptive_field_frames if network is not None else 0
+        self.context_frames = receptive_field + 2 * reach + 1
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, chunk_seconds: float = 30.0,
-                        device: str | torch.device | None = None) -> Separator:
+                        device: str | torch.device | None = None,
+                        harmonics: HarmonicSettings = STAGE2_HARMONICS) -> Separator:
         """Load the separator of a stage-2 or stage-3 checkpoint (CheckpointError naming the file otherwise)."""
         network, info = load_separator(path)
-        return cls(network, info["features"], chunk_seconds, device)
+        return cls(network, info["features"], chunk_seconds, device, harmonics)
 
     @property
     def instruments(self) -> tuple[str, ...]:
@@ -114,19 +129,37 @@ class Separator:
         """The frame chunks of a recording of ``n_samples`` samples."""
         return plan_chunks(frame_count(n_samples, self.features.hop_length),
                            max(1, round(self.chunk_seconds * self.features.frame_rate)), self.context_frames,
-                           self.network.frame_multiple)
+                           self.network.frame_multiple if self.network is not None else 1)
 
     @torch.inference_mode()
-    def masks(self, mixture: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(masks (instrument, freq, frame), mixture STFT (freq, frame))`` of a mono ``(time,)`` piece."""
+    def masks(self, mixture: torch.Tensor, rolls: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(masks (instrument, freq, frame), mixture STFT (freq, frame))`` of a mono ``(time,)`` piece; ``rolls``
+        ``(instrument, pitch, frame)``: the piece's score, on the same frames."""
         spectrum = self.spectrogram.stft(mixture[None])
-        return self.network(spectrum.abs())[0], spectrum[0]
+        learned = self.network(spectrum.abs())[0] if self.network is not None else None
+        if rolls is None:
+            if learned is None:
+                raise ValueError("a Separator without a network separates with a score only (score=...)")
+            return learned, spectrum[0]
+        return score_masks(rolls, self.templates, learned), spectrum[0]
 
-    def stream(self, source: Source) -> Iterator[tuple[int, np.ndarray]]:
+    def _check_score(self, source: Source, score: np.ndarray | None) -> None:
+        if score is None:
+            if self.network is None:
+                raise ValueError(f"{source.name}: a Separator without a network separates with a score only")
+            return
+        expected = (len(self.instruments), self.features.n_pitches)
+        if score.ndim != 3 or score.shape[:2] != expected:
+            raise ValueError(f"{source.name}: score rolls must be (instrument, pitch, frame) with (instrument, pitch) "
+                             f"= {expected}, got {score.shape}")
+
+    def stream(self, source: Source, score: np.ndarray | None = None) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(first sample, pieces (instrument + 1, time))`` in order; the last row is the residual.
 
-        The pieces tile ``[0, source.n_samples)`` exactly.
+        The pieces tile ``[0, source.n_samples)`` exactly. ``score``: bool rolls ``(instrument, pitch, frame)`` of
+        the whole recording on the STFT's frames (frame ``n`` at sample ``n * hop``); frames past its end are silent.
         """
+        self._check_score(source, score)
         hop, n_samples = self.features.hop_length, source.n_samples
         if n_samples <= self.features.n_fft // 2:
             raise AudioError(f"{source.name}: too short to separate ({n_samples} samples at {self.sample_rate} Hz; "
@@ -137,27 +170,38 @@ class Separator:
             outer_start, keep_first = chunk.outer_start * hop, chunk.start * hop
             outer_stop = n_samples if chunk.outer_stop == n_frames else chunk.outer_stop * hop
             keep_stop = n_samples if chunk.stop == n_frames else chunk.stop * hop
+            if keep_stop <= keep_first:  # the last frame of a recording whose length is a multiple of the hop
+                continue
             mixture = torch.from_numpy(source.read(outer_start, outer_stop)).to(self.device)
-            masks, spectrum = self.masks(mixture)
+            rolls = None
+            if score is not None:
+                count = frame_count(outer_stop - outer_start, hop)
+                piece = score[:, :, chunk.outer_start : chunk.outer_start + count]
+                piece = np.pad(piece, [(0, 0), (0, 0), (0, count - piece.shape[-1])])
+                rolls = torch.from_numpy(np.ascontiguousarray(piece)).to(self.device)
+            masks, spectrum = self.masks(mixture, rolls)
             with torch.inference_mode():
                 waveforms = self.spectrogram.istft(masks * spectrum[None], mixture.shape[-1])
             kept = waveforms[:, keep_first - outer_start : keep_stop - outer_start]
             residual = mixture[keep_first - outer_start : keep_stop - outer_start] - kept.sum(0)
             yield chunk.start * hop, torch.cat([kept, residual[None]]).float().cpu().numpy()
 
-    def separate_source(self, source: Source, progress: Callable[[int], None] | None = None) -> np.ndarray:
+    def separate_source(self, source: Source, progress: Callable[[int], None] | None = None,
+                        score: np.ndarray | None = None) -> np.ndarray:
         """Whole separation ``(instrument + 1, time)`` of a source (for evaluation; needs the memory)."""
         result = np.zeros((len(self.instruments) + 1, source.n_samples), dtype=np.float32)
-        for start, pieces in self.stream(source):
+        for start, pieces in self.stream(source, score):
             result[:, start : start + pieces.shape[1]] = pieces
             if progress is not None:
                 progress(pieces.shape[1])
         return result
 
-    def __call__(self, waveform: torch.Tensor | np.ndarray, sample_rate: int) -> dict[str, torch.Tensor]:
-        """Separate an in-memory waveform; returns ``{instrument: (time,), "residual": (time,)}``."""
+    def __call__(self, waveform: torch.Tensor | np.ndarray, sample_rate: int,
+                 score: np.ndarray | None = None) -> dict[str, torch.Tensor]:
+        """Separate an in-memory waveform; returns ``{instrument: (time,), "residual": (time,)}``. ``score``: its
+        rolls (``score_masks.score_rolls``), at the model's sample rate and hop."""
         mono = as_mono(waveform, sample_rate, self.sample_rate)
-        result = self.separate_source(ArraySource(mono, self.sample_rate))
+        result = self.separate_source(ArraySource(mono, self.sample_rate), score=score)
         names = (*self.instruments, "residual")
         return {name: torch.from_numpy(result[index]) for index, name in enumerate(names)}
 

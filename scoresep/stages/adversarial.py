@@ -271,9 +271,16 @@ class AdversarialStage(EvaluatedStage):
         hp = self.hparams
         self.separation = SeparationEvaluation(self.features.instruments)
         self.transcription = TranscriptionEvaluation(self.features, True, self.thresholds, hp.onset_tolerance)
+        self._losses = torch.zeros(3, dtype=torch.float64)  # [separator loss sum, transcriptor loss sum, items]
 
     def _evaluation_step(self, batch: dict, batch_idx: int) -> None:
-        masks, _ = self.separate(batch["mixture_mag"])
+        masks, separated = self.separate(batch["mixture_mag"])
+        # Both models' losses without the AML pairing (random in training): on score-only tracks, which have no
+        # stems to score SI-SDR against, they are what validation can tell.
+        items = len(masks)
+        separator_loss = float(self.weighted(self.separator_terms(batch, separated, None)))
+        transcriptor_loss = float(self.weighted(self.transcriptor_terms(batch, separated, None)))
+        self._losses += torch.tensor([separator_loss * items, transcriptor_loss * items, items], dtype=torch.float64)
         target = batch["rolls"].bool()
         self.transcription.update_mixture(self.transcriptor(batch["mixture_mag"]), target)
         keep = batch["has_sources"]
@@ -297,6 +304,9 @@ class AdversarialStage(EvaluatedStage):
             self.thresholds.copy_(self.transcription.calibrate(self.sum_over_processes))
         results = self.separation.results(prefix, self.sum_over_processes)
         results.update(self.transcription.results(prefix, self.sum_over_processes))
+        separator_sum, transcriptor_sum, items = (float(v) for v in self.sum_over_processes(self._losses))
+        results[f"{prefix}/loss"] = separator_sum / max(items, 1.0)  # the separator's: what adapt.yaml monitors
+        results[f"{prefix}/transcriptor_loss"] = transcriptor_sum / max(items, 1.0)
         self.log_dict(results, sync_dist=False)
         return results
 
