@@ -123,9 +123,7 @@ def separate_file(separator, path: Path, out_dir: Path, audio_format: str, show_
     source = FileSource(path, separator.sample_rate)
     for note in source.notes:
         print(f"{path}: note: {note}", file=sys.stderr)
-    if source.n_samples <= separator.features.n_fft // 2:
-        raise AudioError(f"{path}: too short to separate ({source.n_samples} samples at {separator.sample_rate} Hz; "
-                         f"needs more than {separator.features.n_fft // 2})")
+    separator.check_length(source)  # before a score is read and aligned for it
     rolls = load_score(separator, source, score, align, min_quality) if score is not None else None
     target = out_dir / path.stem
     if os.path.lexists(target) and not target.is_dir():

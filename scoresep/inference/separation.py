@@ -143,6 +143,12 @@ class Separator:
             return learned, spectrum[0]
         return score_masks(rolls, self.templates, learned), spectrum[0]
 
+    def check_length(self, source: Source) -> None:
+        """AudioError naming the source when it is too short for one STFT window."""
+        if source.n_samples <= self.features.n_fft // 2:
+            raise AudioError(f"{source.name}: too short to separate ({source.n_samples} samples at "
+                             f"{self.sample_rate} Hz; needs more than {self.features.n_fft // 2})")
+
     def _check_score(self, source: Source, score: np.ndarray | None) -> None:
         if score is None:
             if self.network is None:
@@ -160,10 +166,8 @@ class Separator:
         the whole recording on the STFT's frames (frame ``n`` at sample ``n * hop``); frames past its end are silent.
         """
         self._check_score(source, score)
+        self.check_length(source)
         hop, n_samples = self.features.hop_length, source.n_samples
-        if n_samples <= self.features.n_fft // 2:
-            raise AudioError(f"{source.name}: too short to separate ({n_samples} samples at {self.sample_rate} Hz; "
-                             f"needs more than {self.features.n_fft // 2})")
         n_frames = frame_count(n_samples, hop)
         for chunk in self.chunks(n_samples):
             # A chunk that reaches the last frame reaches the last sample (frame n covers sample n * hop).
