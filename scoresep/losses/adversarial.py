@@ -75,6 +75,9 @@ def transcription_bce(transcriptor: nn.Module, spectrogram: torch.Tensor, rolls:
 
     Shape: spectrogram ``(batch, freq, frame)``, rolls ``(batch, instrument, pitch, frame)`` -> ``(batch,)``.
     """
+    check_shape("transcription_bce spectrogram", spectrogram, "batch, freq, frame")
+    check_shape("transcription_bce rolls", rolls, "batch, instrument, pitch, frame", batch=spectrogram.shape[0],
+                frame=spectrogram.shape[2])
     logits = transcriptor(spectrogram).float()
     if logits.shape != rolls.shape:
         raise ValueError(f"transcription_bce: transcriptor output {tuple(logits.shape)} does not match the rolls "
@@ -87,6 +90,7 @@ def transcription_bce(transcriptor: nn.Module, spectrogram: torch.Tensor, rolls:
 def aml_separator_loss(transcriptor: nn.Module, mixtures: torch.Tensor, scores: torch.Tensor,
                        pos_weight: float = 1.0) -> torch.Tensor:
     """Separator's side of AML: the transcriptor should transcribe ``X'`` as ``Y'``. ``(batch,)``."""
+    check_shape("aml_separator_loss mixtures", mixtures, "batch, freq, frame")
     return transcription_bce(transcriptor, mixtures, scores, pos_weight)
 
 
@@ -96,6 +100,7 @@ def aml_transcriptor_loss(transcriptor: nn.Module, mixtures: torch.Tensor, score
 
     See the module docstring for ``form``; ``margin`` is the BCE value above which ``clipped`` stops pushing.
     """
+    check_shape("aml_transcriptor_loss mixtures", mixtures, "batch, freq, frame")
     if form == "empty":
         return transcription_bce(transcriptor, mixtures, torch.zeros_like(scores), pos_weight)
     loss = transcription_bce(transcriptor, mixtures, scores, pos_weight)
@@ -127,6 +132,7 @@ def atl_transcriptor_loss(transcriptor: nn.Module, separated: torch.Tensor, roll
 def atl_separator_loss(transcriptor: nn.Module, separated: torch.Tensor, rolls: torch.Tensor,
                        pos_weight: float = 1.0) -> torch.Tensor:
     """Separator's side of ATL: ``T(S_i)`` should show only instrument ``i``'s notes (``L_score``). ``(batch,)``."""
+    check_shape("atl_separator_loss separated", separated, "batch, instrument, freq, frame")
     return score_loss(transcriptor, separated, rolls, pos_weight)
 
 
