@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from scoresep.constants import DEFAULT_INSTRUMENTS, HOP_LENGTH, MAX_MIDI, MIN_MIDI, N_FFT, SAMPLE_RATE
 from scoresep.models import SeparatorNetwork, build_separator
 from scoresep.models.transcriptor import Transcriptor, TranscriptorConfig
 
@@ -63,6 +64,12 @@ class FeatureSettings:
     @classmethod
     def from_dict(cls, data: dict) -> FeatureSettings:
         return cls(**{**{f.name: data[f.name] for f in fields(cls)}, "instruments": tuple(data["instruments"])})
+
+    @classmethod
+    def defaults(cls, instruments: tuple[str, ...] = DEFAULT_INSTRUMENTS) -> FeatureSettings:
+        """The project's feature settings (``constants.py``) for ``instruments``: what a command without a
+        checkpoint (score-informed separation, its evaluation) computes with."""
+        return cls(tuple(instruments), SAMPLE_RATE, N_FFT, HOP_LENGTH, MIN_MIDI, MAX_MIDI)
 
     def mismatches(self, other: FeatureSettings, mine: str = "here", theirs: str = "there") -> list[str]:
         """One ``name=value (mine) vs name=value (theirs)`` line per differing field."""
@@ -231,4 +238,7 @@ def load_separator(path: str | os.PathLike,
         model.load_state_dict(_sub_state(checkpoint["state_dict"], "separator."), strict=True)
     except RuntimeError as error:
         raise CheckpointError(f"{path}: separator weights do not fit its saved configuration ({error})") from error
-    return model, {**info, "features": features, "stage": meta["stage"]}
+    hparams = checkpoint.get("hyper_parameters") or {}
+    names = {"n_harmonics": "n_harmonics", "tolerance": "harmonic_tolerance"}
+    harmonics = {key: hparams[name] for key, name in names.items() if name in hparams}  # what its L_h-mix used
+    return model, {**info, "features": features, "stage": meta["stage"], "harmonics": harmonics}

@@ -224,6 +224,10 @@ def command_pack(args: argparse.Namespace) -> None:
                   progress=not args.quiet)
     for skipped in result.skipped:
         print(f"scoresep pack: skipped: {skipped}", file=sys.stderr)
+    empty = [split for split, count in result.splits.items() if count == 0]
+    if result.packed and empty:
+        print(f"scoresep pack: note: the dataset has no {' and no '.join(empty)} track (--split {args.split} gives "
+              "them one each only from 3 new tracks on); training needs a validation track", file=sys.stderr)
     minutes = result.audio_seconds / 60
     rate = f", {result.seconds / minutes:.1f} s per minute of audio" if minutes > 0 else ""
     print(f"packed {len(result.packed)} track(s) into {args.out} ({result.reused} already there, "

@@ -473,17 +473,23 @@ def _plan_reference(preset: Preset, row: Row, out: Path, previous: dict, env: di
     evaluation = out / "evaluations" / f"{row.name}.json"
     data = row_config(preset, row, out)["data"]
     settings = {"split": "test", "chunk_seconds": 30.0, **preset.evaluate}
+    features = [option for key, flag in (("sample_rate", "--sample-rate"), ("n_fft", "--n-fft"),
+                                         ("hop_length", "--hop-length"), ("min_midi", "--min-midi"),
+                                         ("max_midi", "--max-midi")) if key in data
+                for option in (flag, str(data[key]))]
+    if "instruments" in data:
+        features += ["--instruments", *map(str, data["instruments"])]
+    arguments = ["evaluate", "--score-masks", "--data", data["root"], "--cache", data["cache_dir"], "--mixture",
+                 data.get("mixture", "instruments"), "--split", settings["split"], "--chunk-seconds",
+                 str(settings["chunk_seconds"]), *features]
+    # The evaluation is reused only if it was made by this very command (the preset's data or features may change).
+    digest = hashlib.sha1(json.dumps(arguments).encode()).hexdigest()[:16]
+    stamp = folder / "command.hash"
     commands = []
-    if not evaluation.is_file():
-        features = [option for key, flag in (("sample_rate", "--sample-rate"), ("n_fft", "--n-fft"),
-                                             ("hop_length", "--hop-length")) if key in data
-                    for option in (flag, str(data[key]))]
-        if "instruments" in data:
-            features += ["--instruments", *map(str, data["instruments"])]
-        commands.append(("evaluate", _scoresep(
-            "evaluate", "--score-masks", "--data", data["root"], "--cache", data["cache_dir"], "--mixture",
-            data.get("mixture", "instruments"), "--split", settings["split"], "--chunk-seconds",
-            str(settings["chunk_seconds"]), *features, "--out", str(evaluation), "--quiet")))
+    if not evaluation.is_file() or not stamp.is_file() or stamp.read_text().strip() != digest:
+        evaluation.unlink(missing_ok=True)
+        atomic_write_text(stamp, digest)
+        commands.append(("evaluate", _scoresep(*arguments, "--out", str(evaluation), "--quiet")))
     return RowJob(row.name, commands, folder / "run.log", env, None, float(previous.get("seconds", 0.0)),
                   "none (no training)")
 

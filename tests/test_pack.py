@@ -251,3 +251,84 @@ def test_split_labels_follow_the_fractions_and_the_seed():
     assert labels == split_labels(10, (0.8, 0.1, 0.1), seed=0) != split_labels(10, (0.8, 0.1, 0.1), seed=1)
     assert split_labels(2, (0.8, 0.1, 0.1), seed=0) == ["train", "train"]
     assert split_labels(5, (1.0, 0.0, 0.0), seed=0) == ["train"] * 5
+
+
+def _four_songs(minislakh: Path, folder: Path) -> tuple[Path, Path]:
+    """Four mini-Slakh mixtures and their own (unmoved) scores as song0..3."""
+    audio, scores = folder / "audio", folder / "midi"
+    audio.mkdir(parents=True)
+    scores.mkdir()
+    for number, track in enumerate(_tracks(minislakh)[:4]):
+        shutil.copy(track / "mix.flac", audio / f"song{number}.flac")
+        shutil.copy(track / "all_src.mid", scores / f"song{number}.mid")
+    return audio, scores
+
+
+def _layout(out: Path) -> dict[str, str]:
+    """Track name -> split of a dataset."""
+    return {track.name: track.parent.name for track in _tracks(out)}
+
+
+def test_repacking_follows_the_inputs_keeps_names_and_never_leaves_half_tracks(minislakh, tmp_path, monkeypatch):
+    from scoresep.data import pack as pack_module
+
+    audio, scores = _four_songs(minislakh, tmp_path)
+    out = tmp_path / "dataset"
+    real_pack_pair, calls = pack_module.pack_pair, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(args[0])
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # Ctrl-C while the third track is being packed
+        return real_pack_pair(*args, **kwargs)
+
+    monkeypatch.setattr(pack_module, "pack_pair", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        pack_module.pack([audio], scores, out, progress=False)
+    assert _tracks(out) == []  # nothing half-done among the tracks: the two finished ones wait in .incoming
+    monkeypatch.setattr(pack_module, "pack_pair", real_pack_pair)
+    result = pack_module.pack([audio], scores, out, progress=False)
+    assert result.reused == 2 and len(result.packed) == 4 and not result.skipped
+    assert not (out / ".incoming").exists()
+    layout = _layout(out)
+    assert sorted(layout) == ["Track00001", "Track00002", "Track00003", "Track00004"]
+
+    # Moved recordings are the same tracks; a changed score is packed again under its name and split.
+    moved = tmp_path / "moved"
+    shutil.copytree(audio, moved)
+    changed = load_midi(scores / "song1.mid")
+    changed.instruments = changed.instruments[:1]
+    changed.write(str(scores / "song1.mid"))
+    result = pack_module.pack([moved], scores, out, progress=False)
+    assert result.reused == 3 and len(result.packed) == 4 and _layout(out) == layout
+    record = next(r for r in result.packed if r["audio"].endswith("song1.flac"))
+    metadata = yaml.safe_load((out / record["split"] / record["track"] / "metadata.yaml").read_text())
+    assert len(metadata["stems"]) == 1 and record["audio"] == str((moved / "song1.flac").resolve())
+
+    # A packed track that no longer passes this run's checks is removed, with the reason.
+    result = pack_module.pack([moved], scores, out, instruments=("strings",), progress=False)
+    assert not result.packed and len(result.skipped) == 4 and _tracks(out) == []
+    assert all("holds none of the configured instruments ['strings']" in s.reason and "removed" in s.reason
+               for s in result.skipped)
+
+
+def test_packing_into_a_dataset_made_otherwise_takes_new_names(minislakh_copy, tmp_path, capsys):
+    before = _layout(minislakh_copy)
+    audio, scores = _four_songs(minislakh_copy, tmp_path)
+    code, stdout, stderr = run_cli(["pack", str(audio), "--midi", str(scores), "--out", str(minislakh_copy),
+                                    "--quiet"], capsys)
+    assert code == 0, stderr
+    after = _layout(minislakh_copy)
+    assert {name: after[name] for name in before} == before and len(after) == len(before) + 4
+    assert min(int(name[5:]) for name in set(after) - set(before)) > max(int(name[5:]) for name in before)
+    entries, problems = scan(minislakh_copy, INSTRUMENTS)
+    assert not problems and sum(not entry.has_sources for entry in entries) == 4
+
+
+def test_score_masks_cannot_be_scored_on_score_only_tracks(packed, tmp_path, capsys):
+    out, _, _, _ = packed
+    code, _, stderr = run_cli(["evaluate", "--score-masks", "--data", str(out), "--cache", str(tmp_path / "cache"),
+                               "--mixture", "full", "--split", "train", "--out", str(tmp_path / "x.json"), "--quiet"],
+                              capsys)
+    assert code != 0 and "no 'train' track has stems to score the score masks against" in stderr
+    assert not (tmp_path / "x.json").exists()

@@ -263,3 +263,18 @@ def test_the_score_mask_reference_row_only_evaluates(tmp_path):
     bad.write_text(yaml.safe_dump({"rows": {"a": {"reference": "score_masks", "config": "experiments/stage2.yaml"}}}))
     with pytest.raises(ReproduceError, match=r"row a is a reference \(nothing to train\); it takes no \['config'\]"):
         load_preset(str(bad))
+
+
+def test_the_reference_row_is_evaluated_again_when_its_data_changes(tmp_path):
+    from scoresep.reproduce import _plan_row
+
+    preset = load_preset("mini")
+    preset.data = {**preset.data, "root": str(tmp_path / "data"), "cache_dir": str(tmp_path / "cache")}
+    row = preset.rows["score_masks"]
+    evaluation = tmp_path / "evaluations" / "score_masks.json"
+    assert _plan_row(preset, row, tmp_path, {}, {}).commands
+    evaluation.parent.mkdir()
+    evaluation.write_text("{}")  # as if the evaluation had run
+    assert not _plan_row(preset, row, tmp_path, {}, {}).commands
+    preset.data = {**preset.data, "root": str(tmp_path / "other")}
+    assert _plan_row(preset, row, tmp_path, {}, {}).commands and not evaluation.exists()

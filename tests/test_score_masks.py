@@ -15,7 +15,7 @@ from helpers import last_line, run_cli
 
 from scoresep.checkpoints import FeatureSettings
 from scoresep.data.slakh import scan
-from scoresep.inference.score_masks import score_masks
+from scoresep.inference.score_masks import score_masks, score_rolls
 from scoresep.inference.separation import Separator
 from scoresep.inference.sources import ArraySource
 from scoresep.losses import bin_frequencies, harmonic_templates
@@ -151,7 +151,13 @@ def test_separate_score_errors_name_the_file(minislakh, tmp_path, capsys):
     code, _, stderr = run_cli(["separate", str(entry.mixture), str(other), "--score", str(drums_only), "--out",
                                str(tmp_path / "e")], capsys)
     assert code != 0 and "is one MIDI file but 2 inputs were given" in last_line(stderr)
-    assert not any((tmp_path / name).exists() for name in "abcde")
+    code, _, stderr = run_cli(["separate", str(entry.mixture), "--score", str(drums_only), "--instruments", "bass",
+                               "drums", "--out", str(tmp_path / "f")], capsys)
+    assert code != 0 and "drums cannot be separated by score" in last_line(stderr)
+    code, _, stderr = run_cli(["separate", str(entry.mixture), "--ckpt", "x.ckpt", "--instruments", "bass",
+                               "--out", str(tmp_path / "g")], capsys)
+    assert code != 0 and "--instruments is for separating without --ckpt" in last_line(stderr)
+    assert not any((tmp_path / name).exists() for name in "abcdefg")
 
 
 def test_separate_aligns_a_shifted_score_before_using_it(minislakh, tmp_path, capsys):
@@ -174,3 +180,18 @@ def test_separate_aligns_a_shifted_score_before_using_it(minislakh, tmp_path, ca
         if extra:
             assert "score aligned (quality" in stderr
     assert results["aligned"] > results["as_given"] + 3, results
+
+
+def test_chunked_separation_with_a_score_equals_one_pass(minislakh):
+    entries, _ = scan(minislakh, INSTRUMENTS)
+    entry = entries[0]
+    waveform = soundfile.read(entry.mixture, dtype="float32")[0]
+    midi = pretty_midi.PrettyMIDI(str(entry.directory / "all_src.mid"))
+    frames = 1 + len(waveform) // 256
+    rolls, counts = score_rolls(midi, INSTRUMENTS, frames, 16_000 / 256, 21, 108)
+    assert sum(counts.values()) > 0
+    whole = Separator(None, FEATURES, chunk_seconds=100.0, device="cpu").separate_source(
+        ArraySource(waveform, 16_000), score=rolls)
+    chunked = Separator(None, FEATURES, chunk_seconds=0.37, device="cpu").separate_source(
+        ArraySource(waveform, 16_000), score=rolls)
+    assert np.abs(whole - chunked).max() < 1e-5

@@ -149,6 +149,20 @@ def align_score(audio: np.ndarray, sample_rate: int, midi: pretty_midi.PrettyMID
     return Alignment(path[1] / FEATURE_RATE, path[0] / FEATURE_RATE, quality)
 
 
+def checked_alignment(audio: np.ndarray, sample_rate: int, midi: pretty_midi.PrettyMIDI, score_path,
+                      recording_name: str, min_quality: float) -> Alignment:
+    """``align_score``, refused below ``min_quality``: AlignmentError ``"SCORE: alignment to RECORDING ..."``
+    naming both files (what ``pack --align`` and ``separate --align`` report)."""
+    try:
+        alignment = align_score(audio, sample_rate, midi)
+    except AlignmentError as error:
+        raise AlignmentError(f"{score_path}: alignment to {recording_name} failed: {error}") from None
+    if alignment.quality < min_quality:
+        raise AlignmentError(f"{score_path}: alignment to {recording_name} is poor (quality {alignment.quality:.2f} "
+                             f"< --min-quality {min_quality:.2f}); is it the score of this recording?")
+    return alignment
+
+
 def warp_score(midi: pretty_midi.PrettyMIDI, alignment: Alignment) -> pretty_midi.PrettyMIDI:
     """A copy of ``midi`` with every note, control change and pitch bend moved to the recording's time.
 

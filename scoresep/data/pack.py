@@ -3,17 +3,23 @@
 Pairs are matched by file stem: ``song.flac`` (or .wav, .mp3, .ogg, .aiff) with ``song.mid`` (or ``.midi``) in
 the MIDI folder. Each pair becomes ``DATASET/<split>/TrackNNNNN/``::
 
-    mix.flac         the recording (FLAC files are copied as they are; other formats are re-encoded losslessly)
+    mix.flac         the recording: a FLAC file copied as it is, 16/24-bit PCM re-encoded to FLAC at that depth;
+                     any other source (float WAV, MP3, OGG) as ``mix.wav``, 32-bit float, so nothing is lost
     all_src.mid      the whole score (aligned to the recording with --align)
     MIDI/SNN.mid     one file per MIDI instrument (drums too), as Slakh stores them
     metadata.yaml    per stem ``inst_class``, ``program_num``, ``is_drum`` (``audio_rendered: false``: no stems),
-                     the source files, and the alignment's quality figure; written last
+                     the source files with their content digests, and the alignment's quality; written last
 
-``scoresep prepare`` indexes such tracks as score-only (``has_sources: false``). ``DATASET/pack.json`` lists what
-was packed, what was skipped and why. Every file is written to a temporary name and renamed; a new track is
-packed under ``DATASET/.incoming/`` and moved into its split folder when the run ends, so the split fractions
-apply to the tracks that were packed. A track whose ``metadata.yaml`` records the same inputs and settings is not
-packed again, so an interrupted or repeated run goes on where it stopped, keeping track names and splits.
+``scoresep prepare`` indexes such tracks as score-only (``has_sources: false``). ``DATASET/pack.json`` lists every
+track of the dataset (with its alignment quality) and what this run skipped and why.
+
+A track is its recording's content (SHA-1), so moved or copied recordings are recognised. Re-running reuses a
+track whose score is unchanged, packs it again under its name and split when its score changed, and removes it
+when it no longer passes this run's thresholds. Every track is built in ``DATASET/.incoming/`` and moved into its
+split folder only when complete, so an interrupted run never leaves a half-written track among the others; the
+finished new tracks it left there are taken over by the next run. New tracks get their split when the run ends,
+so the fractions apply to the tracks that were packed, not to the pairs that were tried. Names are never reused:
+every ``TrackNNNNN`` folder already in the dataset, whoever made it, is left alone.
 
 A pair is skipped, with one line naming the file and the reason, when: the MIDI cannot be read or holds no note,
 it holds none of the configured instruments, the recording cannot be decoded or is shorter than one analysis
@@ -28,6 +34,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -40,7 +47,7 @@ import yaml
 
 from scoresep import __version__
 from scoresep.constants import ALIGN_MIN_QUALITY, DEFAULT_INSTRUMENTS, N_FFT, PACK_LENGTH_TOLERANCE, SAMPLE_RATE
-from scoresep.data.align import AlignmentError, align_score, warp_score
+from scoresep.data.align import AlignmentError, checked_alignment, warp_score
 from scoresep.data.audio import AudioError, audio_info, read_audio
 from scoresep.data.midi import MidiError, load_midi
 from scoresep.data.slakh import DatasetError, read_metadata
@@ -60,7 +67,8 @@ MIN_SECONDS = N_FFT / SAMPLE_RATE
 
 @dataclass(frozen=True)
 class PackSettings:
-    """What decides a packed track's content (part of each track's fingerprint)."""
+    """What a pack run accepts. Only ``align`` changes a packed track's files (it is part of the fingerprint);
+    the others are thresholds, checked again against a reused track's recorded figures."""
 
     instruments: tuple[str, ...] = DEFAULT_INSTRUMENTS
     align: bool = False
@@ -70,7 +78,7 @@ class PackSettings:
 
 @dataclass(frozen=True)
 class Skipped:
-    """A file that was not packed: ``path: reason``."""
+    """A file that was not packed (or a track that was removed): ``path: reason``."""
 
     path: Path
     reason: str
@@ -81,7 +89,8 @@ class Skipped:
 
 @dataclass
 class PackResult:
-    """What a pack run did: the packed tracks (index records), the skipped files, and the time it took."""
+    """What a pack run did: the dataset's tracks after it (index records), the files it skipped, how many tracks
+    it reused unchanged, and the time it took for how much newly packed audio."""
 
     out: Path
     packed: list[dict] = field(default_factory=list)
@@ -89,6 +98,11 @@ class PackResult:
     reused: int = 0
     seconds: float = 0.0
     audio_seconds: float = 0.0
+
+    @property
+    def splits(self) -> dict[str, int]:
+        """Tracks per split in the dataset."""
+        return {split: sum(record["split"] == split for record in self.packed) for split in SPLITS}
 
 
 def parse_split(text: str) -> tuple[float, float, float]:
@@ -153,13 +167,19 @@ def find_pairs(inputs: list[str | os.PathLike], midi_dir: str | os.PathLike) -> 
     return pairs, unmatched
 
 
-def fingerprint(audio: Path, midi: Path, settings: PackSettings) -> str:
-    """Inputs (path, size, modification time) and settings of a packed track."""
-    parts = [json.dumps(asdict(settings), sort_keys=True)]
-    for path in (audio, midi):
-        stat = path.stat()
-        parts.append(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}")
-    return hashlib.sha1("\n".join(parts).encode()).hexdigest()
+def content_digest(path: Path) -> str:
+    """SHA-1 of a file's bytes: a recording or score is recognised by its content, wherever it lies."""
+    digest = hashlib.sha1()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fingerprint(audio_digest: str, midi_digest: str, settings: PackSettings) -> str:
+    """What decides a packed track's files: the recording's and the score's content, and ``align``."""
+    text = f"{audio_digest}|{midi_digest}|align={settings.align}"
+    return hashlib.sha1(text.encode()).hexdigest()
 
 
 def inst_class_of(instrument: pretty_midi.Instrument) -> str:
@@ -184,27 +204,33 @@ def _stem_midi(midi: pretty_midi.PrettyMIDI, instrument: pretty_midi.Instrument,
     return _midi_bytes(single, source)
 
 
-def _write_mix(audio: Path, target: Path) -> None:
-    """The recording as ``target`` (FLAC): a FLAC file is copied byte for byte, others re-encoded (16- or 24-bit
-    PCM as the source has it; 24-bit for float or compressed sources)."""
-    if audio.suffix.lower() == ".flac":
-        with open(audio, "rb") as source:
-            atomic_write_bytes(target, lambda stream: shutil.copyfileobj(source, stream))
-        return
+def _write_mix(audio: Path, track_dir: Path) -> str:
+    """The recording inside ``track_dir``, without loss; returns the file's name. A FLAC file is copied byte for
+    byte (``mix.flac``), 16- and 24-bit PCM is re-encoded to FLAC at that depth, anything else (float WAV, MP3,
+    OGG: their decoded samples) is written as 32-bit float ``mix.wav``."""
     import soundfile
 
+    if audio.suffix.lower() == ".flac":
+        with open(audio, "rb") as source:
+            atomic_write_bytes(track_dir / "mix.flac", lambda stream: shutil.copyfileobj(source, stream))
+        return "mix.flac"
     subtype = soundfile.info(str(audio)).subtype
-    subtype = subtype if subtype in ("PCM_16", "PCM_24") else "PCM_24"
+    name, kind, subtype = (("mix.flac", "FLAC", subtype) if subtype in ("PCM_16", "PCM_24")
+                           else ("mix.wav", "WAV", "FLOAT"))
     try:
         data, rate = soundfile.read(str(audio), dtype="float32", always_2d=True)
-        atomic_write_bytes(target, lambda stream: soundfile.write(stream, data, rate, subtype=subtype, format="FLAC"))
+        atomic_write_bytes(track_dir / name, lambda stream: soundfile.write(stream, data, rate, subtype=subtype,
+                                                                              format=kind))
     except Exception as error:
-        raise AudioError(f"{audio}: cannot re-encode as FLAC ({error})") from error
+        raise AudioError(f"{audio}: cannot write it into the dataset ({error})") from error
+    return name
 
 
-def pack_pair(audio: Path, midi_path: Path, track_dir: Path, settings: PackSettings, digest: str) -> dict:
-    """Pack one pair into ``track_dir``; returns its index record. Raises MidiError/AudioError/AlignmentError (the
-    message naming the file), or DatasetError for a pair that does not fit the dataset."""
+def pack_pair(audio: Path, midi_path: Path, track_dir: Path, settings: PackSettings, digests: tuple[str, str]
+              ) -> dict:
+    """Pack one pair into ``track_dir`` (made afresh); returns its index record. Raises MidiError, AudioError or
+    AlignmentError (the message naming the file), or DatasetError for a pair that does not fit the dataset.
+    ``digests``: the recording's and the score's ``content_digest``."""
     midi = load_midi(midi_path)
     played = [inst for inst in midi.instruments if inst.notes]
     if not any(not inst.is_drum for inst in played):
@@ -223,13 +249,7 @@ def pack_pair(audio: Path, midi_path: Path, track_dir: Path, settings: PackSetti
     alignment = None
     if settings.align:
         waveform, rate = read_audio(audio)
-        try:
-            alignment = align_score(waveform, rate, midi)
-        except AlignmentError as error:
-            raise AlignmentError(f"{midi_path}: alignment to {audio.name} failed: {error}") from None
-        if alignment.quality < settings.min_quality:
-            raise AlignmentError(f"{midi_path}: alignment to {audio.name} is poor (quality {alignment.quality:.2f} "
-                                 f"< --min-quality {settings.min_quality:.2f}); is it the score of this recording?")
+        alignment = checked_alignment(waveform, rate, midi, midi_path, audio.name, settings.min_quality)
         midi = warp_score(midi, alignment)
         played = [inst for inst in midi.instruments if inst.notes]
     elif abs(score_seconds - seconds) > settings.length_tolerance:
@@ -239,7 +259,7 @@ def pack_pair(audio: Path, midi_path: Path, track_dir: Path, settings: PackSetti
     if track_dir.exists():  # an earlier, unfinished or outdated packing of this track: start it afresh
         shutil.rmtree(track_dir)
     (track_dir / "MIDI").mkdir(parents=True, exist_ok=True)
-    _write_mix(audio, track_dir / "mix.flac")
+    _write_mix(audio, track_dir)
     whole = _midi_bytes(midi, midi_path)
     atomic_write_bytes(track_dir / "all_src.mid", lambda stream: stream.write(whole))
     stems = {}
@@ -258,29 +278,75 @@ def pack_pair(audio: Path, midi_path: Path, track_dir: Path, settings: PackSetti
               "aligned": alignment is not None,
               "alignment_quality": None if alignment is None else round(float(alignment.quality), 4),
               "instruments": sorted({name for name in names if name in settings.instruments}),
-              "fingerprint": digest}
+              "score_instruments": sorted({str(name) for name in names}),
+              "audio_sha1": digests[0], "midi_sha1": digests[1],
+              "fingerprint": fingerprint(*digests, settings)}
     metadata = {"created_by": CREATED_BY, "audio_dir": "stems", "midi_dir": "MIDI", "source": record,
                 "stems": stems}
     atomic_write_text(track_dir / "metadata.yaml", yaml.safe_dump(metadata, sort_keys=False))  # last: complete
     return record
 
 
+TRACK_NAME = re.compile(r"^Track(\d+)$")
+
+
+def _finished(track_dir: Path) -> dict | None:
+    """The index record of a track that ``pack`` finished (its ``metadata.yaml`` says so), else None."""
+    try:
+        metadata = read_metadata(track_dir)
+    except DatasetError:
+        return None
+    source = metadata.get("source")
+    if not str(metadata.get("created_by", "")).startswith("scoresep pack") or not isinstance(source, dict) \
+            or "audio_sha1" not in source:
+        return None
+    return {**source, "track": track_dir.name}
+
+
 def packed_tracks(out: Path) -> dict[str, dict]:
-    """Records of the tracks a previous run packed into ``out``, by the recording's resolved path."""
+    """Records of the tracks ``pack`` finished in the split folders of ``out``, by the recording's content digest
+    (``audio_sha1``), each with its ``split``."""
     records = {}
     for split in SPLITS:
         folder = out / split
-        if not folder.is_dir():
-            continue
-        for track_dir in sorted(folder.iterdir()):
-            try:
-                metadata = read_metadata(track_dir)
-            except DatasetError:
-                continue  # unfinished (no metadata.yaml yet): packed again
-            source = metadata.get("source")
-            if str(metadata.get("created_by", "")).startswith("scoresep pack") and isinstance(source, dict):
-                records[source["audio"]] = {**source, "track": track_dir.name, "split": split}
+        for track_dir in sorted(folder.iterdir()) if folder.is_dir() else ():
+            record = _finished(track_dir)
+            if record is not None:
+                records[record["audio_sha1"]] = {**record, "split": split}
     return records
+
+
+def _reserved_numbers(out: Path) -> set[int]:
+    """Numbers of every ``TrackNNNNN`` folder in ``out``'s split folders and staging folder, whoever made it."""
+    numbers = set()
+    for folder in [out / split for split in SPLITS] + [out / INCOMING]:
+        for child in folder.iterdir() if folder.is_dir() else ():
+            match = TRACK_NAME.match(child.name)
+            if match:
+                numbers.add(int(match.group(1)))
+    return numbers
+
+
+def _still_acceptable(record: dict, settings: PackSettings) -> str | None:
+    """Why a reused track no longer passes this run's thresholds (None when it does)."""
+    if not set(record.get("score_instruments", [])) & set(settings.instruments):
+        return f"holds none of the configured instruments {list(settings.instruments)}; track {record['track']} removed"
+    if settings.align and (record.get("alignment_quality") or 0.0) < settings.min_quality:
+        return (f"alignment is poor (quality {record['alignment_quality']:.2f} < --min-quality "
+                f"{settings.min_quality:.2f}); track {record['track']} removed")
+    if not settings.align and abs(record["score_seconds"] - record["seconds"]) > settings.length_tolerance:
+        return (f"recording and score lengths differ by {abs(record['score_seconds'] - record['seconds']):.1f} s "
+                f"(--length-tolerance {settings.length_tolerance:g} s); track {record['track']} removed")
+    return None
+
+
+def _skip(result: PackResult, error: Exception) -> None:
+    """Record a failed pair: the error's ``PATH: reason`` (an OSError's file name when it has one)."""
+    if isinstance(error, OSError) and not isinstance(error, (MidiError, AudioError)) and error.filename:
+        result.skipped.append(Skipped(Path(error.filename), error.strerror or str(error)))
+        return
+    path, _, reason = str(error).partition(": ")
+    result.skipped.append(Skipped(Path(path), reason or str(error)))
 
 
 def pack(inputs: list[str | os.PathLike], midi_dir: str | os.PathLike, out: str | os.PathLike,
@@ -290,8 +356,13 @@ def pack(inputs: list[str | os.PathLike], midi_dir: str | os.PathLike, out: str 
          seed: int = 0, progress: bool = True) -> PackResult:
     """Pack every (recording, score) pair of ``inputs`` / ``midi_dir`` into the dataset folder ``out``.
 
-    Problems with single pairs are collected in ``result.skipped`` (the others are still packed); problems with
-    the arguments raise (FileNotFoundError, ValueError). Writes ``out/pack.json`` at the end.
+    A track is its recording's content: a recording packed before (wherever it lies now) is reused when its
+    score's content and ``align`` are unchanged and it still passes the thresholds, packed again under its name
+    and split when its score changed, and removed when it no longer passes. Every track is built in
+    ``out/.incoming/`` and moved into its split folder only when complete (a changed one replaces the old one
+    there); finished new tracks an interrupted run left in ``.incoming`` are taken over, anything else there is
+    removed. Problems with single pairs are collected in ``result.skipped`` (the others are still packed);
+    problems with the arguments raise (FileNotFoundError, ValueError). Writes ``out/pack.json`` at the end.
     """
     from tqdm import tqdm
 
@@ -306,60 +377,96 @@ def pack(inputs: list[str | os.PathLike], midi_dir: str | os.PathLike, out: str 
     pairs, skipped = find_pairs(inputs, midi_dir)
     result = PackResult(out, skipped=list(skipped))
     previous = packed_tracks(out)
-    used = {record["track"] for record in previous.values()}
-    numbers = [int(name[5:]) for name in used]
-    next_number = max(numbers, default=0) + 1
-    todo = []
+    incoming = out / INCOMING
+    staged = {}  # finished new tracks of an interrupted run, by fingerprint
+    for child in sorted(incoming.iterdir()) if incoming.is_dir() else ():
+        record = _finished(child) if TRACK_NAME.match(child.name) else None
+        if record is not None and record["audio_sha1"] not in previous:
+            staged[record["fingerprint"]] = record
+        else:
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+    next_number = max(_reserved_numbers(out), default=0) + 1
+    seen: dict[str, Path] = {}
+    todo, new_tracks = [], []
     for audio, midi in pairs:
-        record = previous.get(str(audio.resolve()))
-        digest = fingerprint(audio, midi, settings)
-        if record is not None and record.get("fingerprint") == digest:
-            result.packed.append(record)
+        try:
+            digests = (content_digest(audio), content_digest(midi))
+        except OSError as error:
+            _skip(result, error)
+            continue
+        if digests[0] in seen:
+            result.skipped.append(Skipped(audio, f"the same recording as {seen[digests[0]]}; packed once"))
+            continue
+        seen[digests[0]] = audio
+        digest = fingerprint(*digests, settings)
+        record = previous.get(digests[0])
+        if record is not None and record["fingerprint"] == digest:
+            problem = _still_acceptable(record, settings)
+            if problem is None:
+                result.packed.append({**record, "audio": str(audio.resolve()), "midi": str(midi.resolve())})
+                result.reused += 1
+            else:
+                result.skipped.append(Skipped(midi, problem))
+                shutil.rmtree(out / record["split"] / record["track"])
+            continue
+        if record is None and digest in staged:
+            new_tracks.append(staged.pop(digest))  # finished by an interrupted run: only its split is missing
             result.reused += 1
             continue
-        todo.append((audio, midi, digest, record))
-    # New tracks are packed under out/.incoming and moved into their split folders at the end, so that the split
-    # fractions apply to the tracks that were packed, not to the pairs that were tried.
-    incoming = out / INCOMING
-    new_tracks: list[dict] = []
+        todo.append((audio, midi, digests, record))
+    for leftover in staged.values():
+        shutil.rmtree(incoming / leftover["track"])
     bar = tqdm(todo, desc="pack", unit="track", disable=not progress, file=sys.stderr)
-    for audio, midi, digest, record in bar:
-        if record is not None:  # inputs or settings changed: same name and split, packed again
-            track_dir = out / record["split"] / record["track"]
-        else:
-            track_dir = incoming / f"Track{next_number:05d}"
+    for audio, midi, digests, record in bar:
+        name = record["track"] if record is not None else f"Track{next_number:05d}"
+        build = incoming / name
         try:
-            packed = pack_pair(audio, midi, track_dir, settings, digest)
+            packed = pack_pair(audio, midi, build, settings, digests)
         except (MidiError, AudioError, AlignmentError, DatasetError, OSError) as error:
-            path, _, reason = str(error).partition(": ")
-            result.skipped.append(Skipped(Path(path), reason or str(error)))
-            if track_dir.exists() and (record is not None or not (track_dir / "metadata.yaml").exists()):
-                shutil.rmtree(track_dir)  # outdated or half-written: the dataset keeps only finished tracks
+            _skip(result, error)
+            if build.exists():
+                shutil.rmtree(build)  # half-written: the dataset keeps only finished tracks
+            if record is not None:  # its score changed and the new one fails: the old track is outdated
+                shutil.rmtree(out / record["split"] / record["track"])
+                result.skipped[-1] = Skipped(result.skipped[-1].path,
+                                             f"{result.skipped[-1].reason}; track {name} removed")
             continue
         result.audio_seconds += packed["seconds"]
         if record is None:
             next_number += 1
             new_tracks.append(packed)
-        else:
+        else:  # swap the new build in for the old track: two renames, the old one deleted last
+            target, old = out / record["split"] / name, incoming / f"{name}.old"
+            os.replace(target, old)
+            os.replace(build, target)
+            shutil.rmtree(old)
             result.packed.append({**packed, "split": record["split"]})
     bar.close()
     for packed, label in zip(new_tracks, split_labels(len(new_tracks), split, seed), strict=True):
-        (out / label).mkdir(parents=True, exist_ok=True)
-        os.replace(incoming / packed["track"], out / label / packed["track"])
+        target = out / label / packed["track"]
+        if target.exists():  # names are reserved above; only another process writing here could cause this
+            result.skipped.append(Skipped(target, f"already exists; the new track stays in {incoming}"))
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(incoming / packed["track"], target)
         result.packed.append({**packed, "split": label})
     if incoming.is_dir() and not any(incoming.iterdir()):
         incoming.rmdir()
     result.seconds = time.perf_counter() - started
-    write_index(result, settings, split, seed)
+    write_index(result, settings, split, seed, packed_tracks(out))
     return result
 
 
-def write_index(result: PackResult, settings: PackSettings, split: tuple[float, float, float], seed: int) -> Path:
-    """``out/pack.json``: settings, packed tracks (with alignment quality) and skipped files with the reason."""
+def write_index(result: PackResult, settings: PackSettings, split: tuple[float, float, float], seed: int,
+                dataset: dict[str, dict]) -> Path:
+    """``out/pack.json``: settings, every track ``pack`` finished in the dataset (with its alignment quality, and
+    whether this run's inputs held its recording) and the files this run skipped, with the reason."""
+    this_run = {record["audio_sha1"] for record in result.packed}
+    tracks = [{**record, "in_this_run": digest in this_run} for digest, record in dataset.items()]
     index = {"format": INDEX_FORMAT, "created_by": CREATED_BY,
              "settings": {**asdict(settings), "instruments": list(settings.instruments), "split": list(split),
                           "seed": seed},
-             "packed": sorted(result.packed, key=lambda record: record["track"]),
+             "tracks": sorted(tracks, key=lambda record: record["track"]),
              "skipped": [{"path": str(s.path), "reason": s.reason} for s in result.skipped],
              "seconds": round(result.seconds, 2), "packed_audio_seconds": round(result.audio_seconds, 2)}
     path = result.out / INDEX_NAME

@@ -90,20 +90,15 @@ def score_of(path: Path, score: str | None) -> Path | None:
 def load_score(separator, source, midi_path: Path, align: bool, min_quality: float) -> np.ndarray:
     """Rolls ``(instrument, pitch, frame)`` of a score on the separator's frames for ``source``; with ``align``,
     the score is first aligned to the recording (refused below ``min_quality``). Prints what it found."""
-    from scoresep.data.align import AlignmentError, align_score, warp_score
+    from scoresep.data.align import checked_alignment, warp_score
     from scoresep.data.midi import MidiError, load_midi
     from scoresep.inference.score_masks import score_rolls
 
     midi = load_midi(midi_path)
     features = separator.features
     if align:
-        try:
-            alignment = align_score(source.read(0, source.n_samples), features.sample_rate, midi)
-        except AlignmentError as error:
-            raise AlignmentError(f"{midi_path}: alignment to {source.name} failed: {error}") from None
-        if alignment.quality < min_quality:
-            raise AlignmentError(f"{midi_path}: alignment to {source.name} is poor (quality {alignment.quality:.2f} "
-                                 f"< --min-quality {min_quality:.2f}); is it the score of this recording?")
+        alignment = checked_alignment(source.read(0, source.n_samples), features.sample_rate, midi, midi_path,
+                                      source.name, min_quality)
         print(f"{source.name}: note: score aligned (quality {alignment.quality:.2f})", file=sys.stderr)
         midi = warp_score(midi, alignment)
     n_frames = frame_count(source.n_samples, features.hop_length)
@@ -157,11 +152,14 @@ def out_folder_argument(out: str) -> Path:
 
 
 def command_separate(args: argparse.Namespace) -> None:
+    from dataclasses import replace
+
     from scoresep.checkpoints import FeatureSettings
     from scoresep.data.align import AlignmentError
     from scoresep.data.midi import MidiError
     from scoresep.inference.score_masks import HarmonicSettings
     from scoresep.inference.separation import Separator, pick_device
+    from scoresep.instruments import check_instruments
 
     if args.ckpt is None and args.score is None:
         raise ValueError("give --ckpt (a trained separator), --score (the recording's MIDI: training-free "
@@ -174,12 +172,19 @@ def command_separate(args: argparse.Namespace) -> None:
     if args.score is not None and Path(args.score).is_file() and len(files) != 1:
         raise ValueError(f"--score {args.score} is one MIDI file but {len(files)} inputs were given; give a folder "
                          "of scores named like the inputs")
-    harmonics = HarmonicSettings(args.n_harmonics, args.harmonic_tolerance)
     if args.ckpt is not None:
-        separator = Separator.from_checkpoint(args.ckpt, chunk_seconds=args.chunk_seconds, device=device,
-                                              harmonics=harmonics)
+        if args.instruments is not None:
+            raise ValueError("--instruments is for separating without --ckpt; a checkpoint separates its own "
+                             "instruments")
+        given = {key: value for key, value in (("n_harmonics", args.n_harmonics),
+                                               ("tolerance", args.harmonic_tolerance)) if value is not None}
+        separator = Separator.from_checkpoint(args.ckpt, chunk_seconds=args.chunk_seconds, device=device)
+        if given:  # the options override the harmonic masks the checkpoint trained with
+            separator = Separator(separator.network, separator.features, args.chunk_seconds, device,
+                                  replace(separator.harmonics, **given))
     else:
-        features = FeatureSettings(tuple(args.instruments), SAMPLE_RATE, N_FFT, HOP_LENGTH, MIN_MIDI, MAX_MIDI)
+        features = FeatureSettings.defaults(check_instruments(args.instruments or DEFAULT_INSTRUMENTS))
+        harmonics = HarmonicSettings(args.n_harmonics or N_HARMONICS, args.harmonic_tolerance or HARMONIC_TOLERANCE)
         separator = Separator(None, features, args.chunk_seconds, device, harmonics)
     failures = 0
     with output_folder(out) as out_dir:
@@ -255,6 +260,7 @@ def command_evaluate(args: argparse.Namespace) -> None:
     from scoresep.inference.evaluate import evaluate_checkpoint, evaluate_score_masks, write_json
     from scoresep.inference.score_masks import HarmonicSettings
     from scoresep.inference.separation import pick_device
+    from scoresep.instruments import check_instruments
 
     if (args.ckpt is None) == (not args.score_masks):
         raise ValueError("give either --ckpt (a stage checkpoint) or --score-masks (the training-free score-informed "
@@ -268,8 +274,8 @@ def command_evaluate(args: argparse.Namespace) -> None:
         raise ValueError(f"{out}: {given} an existing folder, not a JSON file")
     with output_folder(out.parent):
         if args.score_masks:
-            features = FeatureSettings(tuple(args.instruments), args.sample_rate, args.n_fft, args.hop_length,
-                                       MIN_MIDI, MAX_MIDI)
+            features = FeatureSettings(check_instruments(args.instruments), args.sample_rate, args.n_fft,
+                                       args.hop_length, args.min_midi, args.max_midi)
             result = evaluate_score_masks(args.data, args.split, args.cache, args.mixture, args.chunk_seconds,
                                           features, HarmonicSettings(args.n_harmonics, args.harmonic_tolerance),
                                           device, args.workers, progress=not args.quiet)
@@ -305,12 +311,13 @@ def add_commands(commands) -> None:
     separate.add_argument("--align", action="store_true", help="align each score to its recording first")
     separate.add_argument("--min-quality", type=float, default=ALIGN_MIN_QUALITY,
                           help=f"with --align: refuse alignments of lower quality (0-1, default {ALIGN_MIN_QUALITY:g})")
-    separate.add_argument("--instruments", nargs="+", default=list(DEFAULT_INSTRUMENTS),
+    separate.add_argument("--instruments", nargs="+", default=None,
                           help="without --ckpt: the instruments to separate (default: bass guitar piano)")
-    separate.add_argument("--n-harmonics", type=int, default=N_HARMONICS,
-                          help=f"score masks: harmonics per note (default {N_HARMONICS})")
-    separate.add_argument("--harmonic-tolerance", type=float, default=HARMONIC_TOLERANCE,
-                          help=f"score masks: half-width in semitones (default {HARMONIC_TOLERANCE:g})")
+    separate.add_argument("--n-harmonics", type=int, default=None,
+                          help=f"score masks: harmonics per note (default: the checkpoint's, else {N_HARMONICS})")
+    separate.add_argument("--harmonic-tolerance", type=float, default=None,
+                          help="score masks: half-width in semitones (default: the checkpoint's, else "
+                               f"{HARMONIC_TOLERANCE:g})")
     separate.add_argument("--out", required=True, help="output folder (one sub-folder per input)")
     separate.add_argument("--format", choices=sorted(AUDIO_FORMATS), default="wav",
                           help="wav/flac: 16-bit; wav32: 32-bit float (default wav)")
@@ -344,6 +351,8 @@ def add_commands(commands) -> None:
     evaluate.add_argument("--sample-rate", type=int, default=SAMPLE_RATE, help="--score-masks: sample rate")
     evaluate.add_argument("--n-fft", type=int, default=N_FFT, help="--score-masks: STFT size")
     evaluate.add_argument("--hop-length", type=int, default=HOP_LENGTH, help="--score-masks: STFT hop")
+    evaluate.add_argument("--min-midi", type=int, default=MIN_MIDI, help="--score-masks: lowest pitch of the rolls")
+    evaluate.add_argument("--max-midi", type=int, default=MAX_MIDI, help="--score-masks: highest pitch of the rolls")
     evaluate.add_argument("--n-harmonics", type=int, default=N_HARMONICS,
                           help=f"--score-masks: harmonics per note (default {N_HARMONICS})")
     evaluate.add_argument("--harmonic-tolerance", type=float, default=HARMONIC_TOLERANCE,

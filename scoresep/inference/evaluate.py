@@ -30,7 +30,6 @@ from scoresep.checkpoints import (
     load_transcriptor,
     read_checkpoint,
 )
-from scoresep.constants import DEFAULT_INSTRUMENTS, HOP_LENGTH, MAX_MIDI, MIN_MIDI, N_FFT, SAMPLE_RATE
 from scoresep.data.cache import load_index, prepare
 from scoresep.data.dataset import CachedTrack
 from scoresep.data.slakh import DatasetError, track_folders
@@ -209,10 +208,13 @@ def evaluate_score_masks(data: str | os.PathLike, split: str = "test", cache_dir
     score, which no trained row does. ``features`` default: the project's (``constants.py``)."""
     if mixture not in ("instruments", "full"):
         raise ValueError(f"mixture must be 'instruments' or 'full', got {mixture!r}")
-    features = features or FeatureSettings(DEFAULT_INSTRUMENTS, SAMPLE_RATE, N_FFT, HOP_LENGTH, MIN_MIDI, MAX_MIDI)
+    features = features or FeatureSettings.defaults()
     separator = Separator(None, features, chunk_seconds, device, harmonics)
     tracks, skipped, seconds = _evaluate_split(data, split, cache_dir, mixture, features, separator, None, workers,
                                                progress)
+    if not any("separation" in track for track in tracks):
+        raise DatasetError(f"{data}: no '{split}' track has stems to score the score masks against (score-only "
+                           "data can be separated with `scoresep separate --score`, not scored)")
     return {
         "format": FORMAT, "checkpoint": None, "stage": "score_masks", "split": split, "data": str(data),
         "mixture": mixture, "instruments": list(features.instruments), "features": features.to_dict(),

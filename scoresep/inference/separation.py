@@ -112,9 +112,13 @@ class Separator:
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, chunk_seconds: float = 30.0,
                         device: str | torch.device | None = None,
-                        harmonics: HarmonicSettings = STAGE2_HARMONICS) -> Separator:
-        """Load the separator of a stage-2 or stage-3 checkpoint (CheckpointError naming the file otherwise)."""
+                        harmonics: HarmonicSettings | None = None) -> Separator:
+        """Load the separator of a stage-2 or stage-3 checkpoint (CheckpointError naming the file otherwise).
+        ``harmonics`` None: the harmonic masks the checkpoint's stage trained with (stage 2's defaults when it
+        records none), for separating with a score."""
         network, info = load_separator(path)
+        if harmonics is None:
+            harmonics = HarmonicSettings(**info.get("harmonics", {}))
         return cls(network, info["features"], chunk_seconds, device, harmonics)
 
     @property

@@ -17,6 +17,7 @@ rank)``, so a run is reproducible for a given number of processes.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict
 
 import numpy as np
@@ -24,7 +25,16 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from scoresep.checkpoints import FeatureSettings, load_separator, load_transcriptor, section
-from scoresep.constants import DEFAULT_INSTRUMENTS, HOP_LENGTH, MAX_MIDI, MIN_MIDI, N_FFT, SAMPLE_RATE
+from scoresep.constants import (
+    DEFAULT_INSTRUMENTS,
+    HARMONIC_TOLERANCE,
+    HOP_LENGTH,
+    MAX_MIDI,
+    MIN_MIDI,
+    N_FFT,
+    N_HARMONICS,
+    SAMPLE_RATE,
+)
 from scoresep.features import Spectrogram, StftBackend
 from scoresep.instruments import check_instruments
 from scoresep.losses import (
@@ -103,8 +113,8 @@ class AdversarialStage(EvaluatedStage):
         score_weight: float = 1.0,
         clip_mix_weight: float = 0.1,
         harmonic_mix_weight: float = 0.1,
-        n_harmonics: int = 8,
-        harmonic_tolerance: float = 0.5,
+        n_harmonics: int = N_HARMONICS,
+        harmonic_tolerance: float = HARMONIC_TOLERANCE,
         harmonic_restrict: bool = True,
         harmonic_leak_weight: float = 0.0,
         pos_weight: float = 20.0,
@@ -144,6 +154,9 @@ class AdversarialStage(EvaluatedStage):
         self.separator, _ = load_separator(separator_checkpoint, expected=self.features)
         self.transcriptor, transcriptor_info = load_transcriptor(transcriptor_checkpoint or separator_checkpoint,
                                                                  expected=self.features, label="notes")
+        # The critic as it starts, frozen: the yardstick of the validation loss (in the checkpoint's state_dict,
+        # so a resumed run keeps the same one).
+        self.reference_critic = copy.deepcopy(self.transcriptor).eval().requires_grad_(False)
         thresholds = transcriptor_info.get("thresholds") or [threshold] * len(instruments)
         self.register_buffer("thresholds", torch.tensor(thresholds, dtype=torch.float32))
         self.transcriptor.eval()  # Lightning restores the modes it finds here after each validation
@@ -157,6 +170,7 @@ class AdversarialStage(EvaluatedStage):
         """The transcriptor keeps stage 1's normalisation statistics (see the module docstring)."""
         super().train(mode)
         self.transcriptor.eval()
+        self.reference_critic.eval()
         return self
 
     # ------------------------------------------------------------------------------------------------ training
@@ -182,18 +196,20 @@ class AdversarialStage(EvaluatedStage):
             terms["atl"] = atl_transcriptor_loss(self.transcriptor, separated, rolls, hp.critic_pos_weight).mean()
         return terms
 
-    def separator_terms(self, batch: dict, separated: torch.Tensor,
-                        pairs: torch.Tensor | None) -> dict[str, torch.Tensor]:
-        """The separator's loss terms (unweighted, batch-averaged)."""
+    def separator_terms(self, batch: dict, separated: torch.Tensor, pairs: torch.Tensor | None,
+                        critic: torch.nn.Module | None = None) -> dict[str, torch.Tensor]:
+        """The separator's loss terms (unweighted, batch-averaged), judged by ``critic`` (default: the
+        transcriptor being fine-tuned)."""
         hp, rolls = self.hparams, batch["rolls"]
+        critic = critic if critic is not None else self.transcriptor
         terms = {}
         if hp.score_weight > 0:
-            terms["score"] = score_loss(self.transcriptor, separated, rolls, hp.critic_pos_weight).mean()
+            terms["score"] = score_loss(critic, separated, rolls, hp.critic_pos_weight).mean()
         terms.update(mixture_terms(batch, separated, self.templates, 0.0, hp.clip_mix_weight,
                                    hp.harmonic_mix_weight, hp.harmonic_restrict, hp.harmonic_leak_weight))
         if hp.aml and pairs is not None:
             mixtures, scores = artificial_mixtures(separated, rolls, pairs)
-            terms["aml"] = aml_separator_loss(self.transcriptor, mixtures, scores, hp.critic_pos_weight).mean()
+            terms["aml"] = aml_separator_loss(critic, mixtures, scores, hp.critic_pos_weight).mean()
         return terms
 
     def weighted(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -271,16 +287,17 @@ class AdversarialStage(EvaluatedStage):
         hp = self.hparams
         self.separation = SeparationEvaluation(self.features.instruments)
         self.transcription = TranscriptionEvaluation(self.features, True, self.thresholds, hp.onset_tolerance)
-        self._losses = torch.zeros(3, dtype=torch.float64)  # [separator loss sum, transcriptor loss sum, items]
+        self.reset_evaluation_loss(("loss", "transcriptor_loss"))
 
     def _evaluation_step(self, batch: dict, batch_idx: int) -> None:
         masks, separated = self.separate(batch["mixture_mag"])
         # Both models' losses without the AML pairing (random in training): on score-only tracks, which have no
-        # stems to score SI-SDR against, they are what validation can tell.
-        items = len(masks)
-        separator_loss = float(self.weighted(self.separator_terms(batch, separated, None)))
-        transcriptor_loss = float(self.weighted(self.transcriptor_terms(batch, separated, None)))
-        self._losses += torch.tensor([separator_loss * items, transcriptor_loss * items, items], dtype=torch.float64)
+        # stems to score SI-SDR against, they are what validation can tell. The separator's is judged by the
+        # critic as it was at the start (the trained one moves, and a more lenient critic is no better separator).
+        separator_terms = self.separator_terms(batch, separated, None, critic=self.reference_critic)
+        self.add_evaluation_loss({"loss": self.weighted(separator_terms),
+                                  "transcriptor_loss": self.weighted(self.transcriptor_terms(batch, separated, None))},
+                                 len(masks))
         target = batch["rolls"].bool()
         self.transcription.update_mixture(self.transcriptor(batch["mixture_mag"]), target)
         keep = batch["has_sources"]
@@ -304,9 +321,8 @@ class AdversarialStage(EvaluatedStage):
             self.thresholds.copy_(self.transcription.calibrate(self.sum_over_processes))
         results = self.separation.results(prefix, self.sum_over_processes)
         results.update(self.transcription.results(prefix, self.sum_over_processes))
-        separator_sum, transcriptor_sum, items = (float(v) for v in self.sum_over_processes(self._losses))
-        results[f"{prefix}/loss"] = separator_sum / max(items, 1.0)  # the separator's: what adapt.yaml monitors
-        results[f"{prefix}/transcriptor_loss"] = transcriptor_sum / max(items, 1.0)
+        # loss: the separator's, by the starting critic (what adapt.yaml monitors); transcriptor_loss: the critic's
+        results.update({f"{prefix}/{name}": value for name, value in self.evaluation_losses().items()})
         self.log_dict(results, sync_dist=False)
         return results
 

@@ -65,16 +65,25 @@ class EvaluatedStage(pl.LightningModule):
         if self.trainer.is_global_zero:
             print(evaluation_table(results, "test", self.features.instruments))
 
-    def reset_evaluation_loss(self) -> None:
-        self._evaluation_loss = torch.zeros(2, dtype=torch.float64)  # [sum of per-item loss, items]
+    def reset_evaluation_loss(self, names: tuple[str, ...] = ("loss",)) -> None:
+        """Clear the evaluation losses ``names`` (each logged as ``<prefix>/<name>``)."""
+        self._evaluation_names = names
+        self._evaluation_loss = torch.zeros(len(names) + 1, dtype=torch.float64)  # [sums of per-item losses, items]
 
-    def add_evaluation_loss(self, batch_mean: torch.Tensor, items: int) -> None:
-        self._evaluation_loss += torch.tensor([float(batch_mean) * items, items], dtype=torch.float64)
+    def add_evaluation_loss(self, batch_mean: torch.Tensor | dict[str, torch.Tensor], items: int) -> None:
+        """Add a batch's mean loss (one tensor for a single ``loss``, else one per name)."""
+        means = batch_mean if isinstance(batch_mean, dict) else {"loss": batch_mean}
+        values = [float(means[name]) * items for name in self._evaluation_names]
+        self._evaluation_loss += torch.tensor([*values, items], dtype=torch.float64)
 
     def evaluation_loss(self) -> float:
-        """Mean loss per evaluated item over every process."""
-        total, items = (float(v) for v in self.sum_over_processes(self._evaluation_loss))
-        return total / max(items, 1.0)
+        """Mean ``loss`` per evaluated item over every process."""
+        return self.evaluation_losses()["loss"]
+
+    def evaluation_losses(self) -> dict[str, float]:
+        """Mean of each evaluation loss per evaluated item over every process."""
+        *totals, items = (float(v) for v in self.sum_over_processes(self._evaluation_loss))
+        return {name: total / max(items, 1.0) for name, total in zip(self._evaluation_names, totals, strict=True)}
 
     def sum_over_processes(self, tensor: torch.Tensor) -> torch.Tensor:
         """``tensor`` summed over all processes (itself on one process), on the CPU."""

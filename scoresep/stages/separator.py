@@ -17,7 +17,16 @@ from typing import Any, Literal
 import torch
 
 from scoresep.checkpoints import FeatureSettings, load_transcriptor, section
-from scoresep.constants import DEFAULT_INSTRUMENTS, HOP_LENGTH, MAX_MIDI, MIN_MIDI, N_FFT, SAMPLE_RATE
+from scoresep.constants import (
+    DEFAULT_INSTRUMENTS,
+    HARMONIC_TOLERANCE,
+    HOP_LENGTH,
+    MAX_MIDI,
+    MIN_MIDI,
+    N_FFT,
+    N_HARMONICS,
+    SAMPLE_RATE,
+)
 from scoresep.features import Spectrogram, StftBackend
 from scoresep.instruments import check_instruments
 from scoresep.losses import (
@@ -122,8 +131,8 @@ class SeparatorStage(EvaluatedStage):
         mix_weight: float = 0.0,
         clip_mix_weight: float = 1.0,
         harmonic_mix_weight: float = 1.0,
-        n_harmonics: int = 8,
-        harmonic_tolerance: float = 0.5,
+        n_harmonics: int = N_HARMONICS,
+        harmonic_tolerance: float = HARMONIC_TOLERANCE,
         harmonic_restrict: bool = True,
         harmonic_leak_weight: float = 0.0,
         critic_pos_weight: float = 5.0,
