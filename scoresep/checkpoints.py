@@ -15,12 +15,11 @@ from __future__ import annotations
 import os
 import pickle
 import warnings
-from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
 
-from scoresep.constants import DEFAULT_INSTRUMENTS, HOP_LENGTH, MAX_MIDI, MIN_MIDI, N_FFT, SAMPLE_RATE
+from scoresep.features import FeatureSettings
 from scoresep.models import SeparatorNetwork, build_separator
 from scoresep.models.transcriptor import Transcriptor, TranscriptorConfig
 
@@ -32,49 +31,6 @@ LEGACY_TRANSCRIPTOR_INPUT = {"bands_per_semitone": 0, "log_eps": 1.0, "harmonics
 
 class CheckpointError(RuntimeError):
     """A checkpoint cannot be used where it was given; the message names the file and the mismatch."""
-
-
-@dataclass(frozen=True)
-class FeatureSettings:
-    """What the data and features of a model were: it must match between stages."""
-
-    instruments: tuple[str, ...]
-    sample_rate: int
-    n_fft: int
-    hop_length: int
-    min_midi: int
-    max_midi: int
-
-    @property
-    def n_pitches(self) -> int:
-        return self.max_midi - self.min_midi + 1
-
-    @property
-    def n_bins(self) -> int:
-        return self.n_fft // 2 + 1
-
-    @property
-    def frame_rate(self) -> float:
-        """STFT (and piano-roll) frames per second."""
-        return self.sample_rate / self.hop_length
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "instruments": list(self.instruments)}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> FeatureSettings:
-        return cls(**{**{f.name: data[f.name] for f in fields(cls)}, "instruments": tuple(data["instruments"])})
-
-    @classmethod
-    def defaults(cls, instruments: tuple[str, ...] = DEFAULT_INSTRUMENTS) -> FeatureSettings:
-        """The project's feature settings (``constants.py``) for ``instruments``: what a command without a
-        checkpoint (score-informed separation, its evaluation) computes with."""
-        return cls(tuple(instruments), SAMPLE_RATE, N_FFT, HOP_LENGTH, MIN_MIDI, MAX_MIDI)
-
-    def mismatches(self, other: FeatureSettings, mine: str = "here", theirs: str = "there") -> list[str]:
-        """One ``name=value (mine) vs name=value (theirs)`` line per differing field."""
-        return [f"{f.name}={getattr(self, f.name)!r} ({mine}) vs {f.name}={getattr(other, f.name)!r} ({theirs})"
-                for f in fields(self) if getattr(self, f.name) != getattr(other, f.name)]
 
 
 def section(stage: str, features: FeatureSettings, models: dict[str, dict]) -> dict:

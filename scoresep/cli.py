@@ -108,7 +108,8 @@ LIGHTNING_CKPT_ALIASES = ("last", "best", "hpc", "registry")
 def check_ckpt_path(config) -> None:
     """Refuse a ``--ckpt_path`` (of fit, validate, test or predict) that is not a checkpoint of the run
     ``config`` (one subcommand's namespace) describes: see ``checkpoints.check_run_checkpoint``."""
-    from scoresep.checkpoints import FeatureSettings, check_run_checkpoint
+    from scoresep.checkpoints import check_run_checkpoint
+    from scoresep.features import FeatureSettings
 
     ckpt_path = config.get("ckpt_path")
     model = config.get("model")

@@ -17,15 +17,59 @@ samples gives ``1 + T // hop_length`` frames (the piano-roll frame count) and ``
 from __future__ import annotations
 
 import os
+from dataclasses import asdict, dataclass, fields
 from typing import Literal
 
 import torch
 from torch import nn
 
-from scoresep.constants import HOP_LENGTH, N_FFT, SAMPLE_RATE
+from scoresep.constants import DEFAULT_INSTRUMENTS, HOP_LENGTH, MAX_MIDI, MIN_MIDI, N_FFT, SAMPLE_RATE
 
 StftBackend = Literal["torch", "nnaudio2"]
 STFT_BACKENDS: tuple[str, ...] = ("torch", "nnaudio2")
+
+
+@dataclass(frozen=True)
+class FeatureSettings:
+    """What the data and features of a model were: it must match between stages."""
+
+    instruments: tuple[str, ...]
+    sample_rate: int
+    n_fft: int
+    hop_length: int
+    min_midi: int
+    max_midi: int
+
+    @property
+    def n_pitches(self) -> int:
+        return self.max_midi - self.min_midi + 1
+
+    @property
+    def n_bins(self) -> int:
+        return self.n_fft // 2 + 1
+
+    @property
+    def frame_rate(self) -> float:
+        """STFT (and piano-roll) frames per second."""
+        return self.sample_rate / self.hop_length
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "instruments": list(self.instruments)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> FeatureSettings:
+        return cls(**{**{f.name: data[f.name] for f in fields(cls)}, "instruments": tuple(data["instruments"])})
+
+    @classmethod
+    def defaults(cls, instruments: tuple[str, ...] = DEFAULT_INSTRUMENTS) -> FeatureSettings:
+        """The project's feature settings (``constants.py``) for ``instruments``: what a command without a
+        checkpoint (score-informed separation, its evaluation) computes with."""
+        return cls(tuple(instruments), SAMPLE_RATE, N_FFT, HOP_LENGTH, MIN_MIDI, MAX_MIDI)
+
+    def mismatches(self, other: FeatureSettings, mine: str = "here", theirs: str = "there") -> list[str]:
+        """One ``name=value (mine) vs name=value (theirs)`` line per differing field."""
+        return [f"{f.name}={getattr(self, f.name)!r} ({mine}) vs {f.name}={getattr(other, f.name)!r} ({theirs})"
+                for f in fields(self) if getattr(self, f.name) != getattr(other, f.name)]
 
 
 def _nnaudio2_stft(n_fft: int, hop_length: int, sample_rate: int, inverse: bool) -> nn.Module:

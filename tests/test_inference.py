@@ -235,7 +235,7 @@ def test_transcriber_refuses_an_activity_classifier(minislakh, tmp_path):
 
 def test_too_short_input_is_refused_with_its_name():
     network = SeparatorNetwork(513, 3, SeparatorConfig(channels=2, depth=2))
-    from scoresep.checkpoints import FeatureSettings
+    from scoresep.features import FeatureSettings
 
     separator = Separator(network, FeatureSettings(("bass", "guitar", "piano"), 16_000, 1024, 256, 21, 108),
                           device="cpu")
@@ -262,7 +262,7 @@ def test_a_stage3_checkpoint_hands_on_both_models(checkpoints, song, tmp_path, c
 def test_chunked_separation_is_exact_with_a_window_longer_than_four_hops():
     """The default settings have n_fft = 4 hops; with 8 hops the reflect padding at a piece's edge reaches further
     and the context must still cover it (and the U-Net's receptive field, and the inverse STFT's window)."""
-    from scoresep.checkpoints import FeatureSettings
+    from scoresep.features import FeatureSettings
 
     torch.manual_seed(0)
     network = SeparatorNetwork(1025, 2, SeparatorConfig(channels=2, depth=1)).eval()

@@ -18,7 +18,8 @@ from scoresep.models.transcriptor import Transcriptor, TranscriptorConfig
 
 BATCH, INSTRUMENTS, BINS, FRAMES, PITCHES = 2, 3, 513, 8, 88
 # Exported helpers that are not losses (they build inputs of losses).
-NOT_LOSSES = {"artificial_mixtures", "bin_frequencies", "harmonic_mask", "harmonic_templates", "mixing_pairs"}
+NOT_LOSSES = {"activity_target", "artificial_mixtures", "bin_frequencies", "harmonic_mask", "harmonic_templates",
+              "mixing_pairs"}
 
 
 def _critic() -> Transcriptor:

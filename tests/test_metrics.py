@@ -107,7 +107,7 @@ def test_threshold_calibration_picks_the_best_accuracy_per_instrument_by_hand():
 
 
 def test_transcription_metrics_are_read_at_the_calibrated_thresholds():
-    from scoresep.checkpoints import FeatureSettings
+    from scoresep.features import FeatureSettings
     from scoresep.stages.evaluation import TranscriptionEvaluation
 
     features = FeatureSettings(("bass", "piano"), 16_000, 1024, 256, 21, 22)

@@ -13,8 +13,8 @@ import soundfile
 import torch
 from helpers import last_line, run_cli
 
-from scoresep.checkpoints import FeatureSettings
 from scoresep.data.slakh import scan
+from scoresep.features import FeatureSettings
 from scoresep.inference.score_masks import score_masks, score_rolls
 from scoresep.inference.separation import Separator
 from scoresep.inference.sources import ArraySource

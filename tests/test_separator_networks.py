@@ -5,7 +5,8 @@ import pytest
 import torch
 from helpers import TINY_S, quiet_trainer, tiny_datamodule, train_tiny_stages
 
-from scoresep.checkpoints import FeatureSettings, load_separator
+from scoresep.checkpoints import load_separator
+from scoresep.features import FeatureSettings
 from scoresep.inference.separation import Separator
 from scoresep.inference.sources import ArraySource
 from scoresep.models import (

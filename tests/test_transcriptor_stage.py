@@ -2,9 +2,11 @@ import pytest
 import torch
 from helpers import quiet_trainer, tiny_datamodule
 
-from scoresep.checkpoints import CheckpointError, FeatureSettings, load_transcriptor
+from scoresep.checkpoints import CheckpointError, load_transcriptor
+from scoresep.features import FeatureSettings
+from scoresep.losses import activity_target
 from scoresep.models.transcriptor import Transcriptor, TranscriptorConfig
-from scoresep.stages.transcriptor import TranscriptorStage, activity_target
+from scoresep.stages.transcriptor import TranscriptorStage
 
 TINY = {"channels": 4, "conv_blocks": 1, "hidden": 16, "rnn_layers": 1, "dropout": 0.0}
 

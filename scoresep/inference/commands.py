@@ -154,9 +154,9 @@ def out_folder_argument(out: str) -> Path:
 def command_separate(args: argparse.Namespace) -> None:
     from dataclasses import replace
 
-    from scoresep.checkpoints import FeatureSettings
     from scoresep.data.align import AlignmentError
     from scoresep.data.midi import MidiError
+    from scoresep.features import FeatureSettings
     from scoresep.inference.score_masks import HarmonicSettings
     from scoresep.inference.separation import Separator, pick_device
     from scoresep.instruments import check_instruments
@@ -256,7 +256,7 @@ def command_transcribe(args: argparse.Namespace) -> None:
 
 
 def command_evaluate(args: argparse.Namespace) -> None:
-    from scoresep.checkpoints import FeatureSettings
+    from scoresep.features import FeatureSettings
     from scoresep.inference.evaluate import evaluate_checkpoint, evaluate_score_masks, write_json
     from scoresep.inference.score_masks import HarmonicSettings
     from scoresep.inference.separation import pick_device

@@ -23,21 +23,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from scoresep.checkpoints import (
-    FeatureSettings,
-    checkpoint_thresholds,
-    load_separator,
-    load_transcriptor,
-    read_checkpoint,
-)
+from scoresep.checkpoints import checkpoint_thresholds, load_separator, load_transcriptor, read_checkpoint
 from scoresep.data.cache import load_index, prepare
 from scoresep.data.dataset import CachedTrack
 from scoresep.data.slakh import DatasetError, track_folders
+from scoresep.features import FeatureSettings
 from scoresep.fileio import atomic_write_text
 from scoresep.inference.score_masks import STAGE2_HARMONICS, HarmonicSettings
 from scoresep.inference.separation import Separator
 from scoresep.inference.sources import ArraySource
 from scoresep.inference.transcription import Transcriber
+from scoresep.losses import activity_target
 from scoresep.metrics import frame_counts, scores_from_counts, si_sdr, wrong_channel_rate
 
 FORMAT = 1
@@ -102,9 +98,10 @@ def _counts_dict(counts: torch.Tensor, instruments: tuple[str, ...]) -> dict[str
 
 
 def _target(rolls: np.ndarray, n_pitches: int) -> torch.Tensor:
-    """The transcriptor's target: the rolls, or instrument activity per frame for a 1-row classifier."""
+    """The transcriptor's target: the rolls, or instrument activity per frame for a 1-row classifier (the
+    target the stages train and validate it with, ``losses.activity_target``)."""
     target = torch.from_numpy(rolls)
-    return target.any(dim=1, keepdim=True) if n_pitches == 1 else target
+    return activity_target(target[None])[0] if n_pitches == 1 else target
 
 
 def transcription_counts(transcriber: Transcriber, mixture: np.ndarray, sources: np.ndarray | None,

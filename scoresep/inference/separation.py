@@ -20,10 +20,10 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import torch
 
-from scoresep.checkpoints import FeatureSettings, load_separator
+from scoresep.checkpoints import load_separator
 from scoresep.constants import n_frames as frame_count
 from scoresep.data.audio import AudioError
-from scoresep.features import Spectrogram
+from scoresep.features import FeatureSettings, Spectrogram
 from scoresep.inference.chunks import Chunk, plan_chunks
 from scoresep.inference.score_masks import STAGE2_HARMONICS, HarmonicSettings, score_masks
 from scoresep.inference.sources import ArraySource, FileSource

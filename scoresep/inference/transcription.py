@@ -14,10 +14,10 @@ import numpy as np
 import pretty_midi
 import torch
 
-from scoresep.checkpoints import CheckpointError, FeatureSettings, checkpoint_thresholds, load_transcriptor
+from scoresep.checkpoints import CheckpointError, checkpoint_thresholds, load_transcriptor
 from scoresep.constants import n_frames as frame_count
 from scoresep.data.audio import AudioError
-from scoresep.features import Spectrogram
+from scoresep.features import FeatureSettings, Spectrogram
 from scoresep.inference.chunks import plan_chunks
 from scoresep.inference.midi_out import rolls_to_midi
 from scoresep.inference.separation import Separator, Source, as_mono, pick_device

@@ -9,6 +9,12 @@ from torch import nn
 from scoresep.losses._shapes import check_shape
 
 
+def activity_target(rolls: torch.Tensor) -> torch.Tensor:
+    """Frame-level instrument activity ``(B, I, 1, N)`` from piano rolls ``(B, I, P, N)`` (max over pitch): the
+    target of the baseline's activity classifier, whether it trains (stage 1) or judges (stage 2)."""
+    return rolls.amax(dim=2, keepdim=True)
+
+
 def isolated_targets(rolls: torch.Tensor) -> torch.Tensor:
     """For each instrument ``i`` the roll ``Y^(i)``: channel ``i`` holds ``Y_i``, every other channel zeros.
 

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from scoresep.checkpoints import FeatureSettings, load_separator, load_transcriptor, section
+from scoresep.checkpoints import load_separator, load_transcriptor, section
 from scoresep.constants import (
     DEFAULT_INSTRUMENTS,
     HARMONIC_TOLERANCE,
@@ -35,27 +35,23 @@ from scoresep.constants import (
     N_HARMONICS,
     SAMPLE_RATE,
 )
-from scoresep.features import Spectrogram, StftBackend
-from scoresep.instruments import check_instruments
+from scoresep.features import StftBackend
 from scoresep.losses import (
-    aml_separator_loss,
     aml_transcriptor_loss,
     artificial_mixtures,
     atl_transcriptor_loss,
-    bin_frequencies,
-    harmonic_templates,
     mixing_pairs,
-    score_loss,
     transcription_bce,
 )
 from scoresep.losses.adversarial import AmlForm
+from scoresep.losses.terms import separator_weights, weighted_sum
 from scoresep.models import network_spec
-from scoresep.stages.common import EvaluatedStage, log_media
+from scoresep.stages.common import log_media
 from scoresep.stages.evaluation import SeparationEvaluation, TranscriptionEvaluation
-from scoresep.stages.separator import masked_waveforms, mixture_terms, separate
+from scoresep.stages.separating import SeparatingStage, masked_waveforms
 
 
-class AdversarialStage(EvaluatedStage):
+class AdversarialStage(SeparatingStage):
     """Stage 3: joint fine-tuning with the adversarial mixture (AML) and transcription (ATL) losses.
 
     Args:
@@ -75,6 +71,7 @@ class AdversarialStage(EvaluatedStage):
             separator side as well).
         n_harmonics, harmonic_tolerance, harmonic_restrict: harmonic mask settings (as in stage 2).
         harmonic_leak_weight: weight of ``L_h-leak`` (as in stage 2; 0 disables it).
+        loss_weights: weights of further separator terms of the loss-term table (``losses/terms.py``) by name.
         pos_weight: BCE weight of note cells in ``L_tr`` (stage 1 trained with 20).
         critic_pos_weight: BCE weight of note cells in ``L_score`` and the adversarial terms (as in stage 2: 5).
         transcriptor_updates, separator_updates: optimiser steps of each model per training batch.
@@ -91,6 +88,8 @@ class AdversarialStage(EvaluatedStage):
         max_nonfinite_steps: training steps in a row with a NaN/inf loss (each one skipped) before the run
             stops with an error.
     """
+
+    eval_modules = ("transcriptor", "reference_critic")  # stage 1's normalisation statistics (module docstring)
 
     def __init__(
         self,
@@ -117,6 +116,7 @@ class AdversarialStage(EvaluatedStage):
         harmonic_tolerance: float = HARMONIC_TOLERANCE,
         harmonic_restrict: bool = True,
         harmonic_leak_weight: float = 0.0,
+        loss_weights: dict[str, float] | None = None,
         pos_weight: float = 20.0,
         critic_pos_weight: float = 5.0,
         transcriptor_updates: int = 1,
@@ -135,16 +135,19 @@ class AdversarialStage(EvaluatedStage):
         super().__init__()
         self.save_hyperparameters()
         self.automatic_optimization = False
-        self.features = FeatureSettings(check_instruments(instruments), sample_rate, n_fft, hop_length, min_midi,
-                                        max_midi)
+        self.setup_stage("AdversarialStage", instruments, sample_rate, n_fft, hop_length, min_midi, max_midi,
+                         max_nonfinite_steps)
         weights = {name: value for name, value in self.hparams.items() if name.endswith("_weight")}
         if any(value < 0 for value in weights.values()):
             raise ValueError(f"AdversarialStage: loss weights must be >= 0, got {weights}")
+        typed = {"score": score_weight, "clip_mix": clip_mix_weight, "harmonic_mix": harmonic_mix_weight,
+                 "harmonic_leak": harmonic_leak_weight, "aml": aml_weight if aml else 0.0}
+        self.separator_weights = separator_weights(typed, loss_weights, "AdversarialStage", has_critic=True,
+                                                   has_pairs=aml)
+        self.transcriptor_weights = {"transcription": transcription_weight, "aml": aml_weight, "atl": atl_weight}
         if transcriptor_updates < 0 or separator_updates < 0 or transcriptor_updates + separator_updates == 0:
             raise ValueError("AdversarialStage: transcriptor_updates and separator_updates must be >= 0 and not "
                              f"both 0, got {transcriptor_updates}, {separator_updates}")
-        if max_nonfinite_steps < 1:
-            raise ValueError(f"AdversarialStage: max_nonfinite_steps must be >= 1, got {max_nonfinite_steps}")
         if aml_margin <= 0 or gradient_clip_val < 0 or pos_weight <= 0 or critic_pos_weight <= 0:
             raise ValueError("AdversarialStage: need aml_margin > 0, gradient_clip_val >= 0 and positive BCE "
                              f"weights; got {aml_margin}, {gradient_clip_val}, {pos_weight}, {critic_pos_weight}")
@@ -160,23 +163,10 @@ class AdversarialStage(EvaluatedStage):
         thresholds = transcriptor_info.get("thresholds") or [threshold] * len(instruments)
         self.register_buffer("thresholds", torch.tensor(thresholds, dtype=torch.float32))
         self.transcriptor.eval()  # Lightning restores the modes it finds here after each validation
-        self.spectrogram = Spectrogram(n_fft, hop_length, sample_rate, inverse=True, backend=stft_backend)
-        templates = harmonic_templates(bin_frequencies(sample_rate, n_fft), self.features.n_pitches, min_midi,
-                                       n_harmonics, harmonic_tolerance)
-        self.register_buffer("templates", templates, persistent=False)
+        self.setup_separating(self.features, stft_backend, n_harmonics, harmonic_tolerance)
         self._reset_evaluation()
 
-    def train(self, mode: bool = True):
-        """The transcriptor keeps stage 1's normalisation statistics (see the module docstring)."""
-        super().train(mode)
-        self.transcriptor.eval()
-        self.reference_critic.eval()
-        return self
-
     # ------------------------------------------------------------------------------------------------ training
-    def separate(self, mixture_mag: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return separate(self.separator, mixture_mag)
-
     def _pairs(self, batch_size: int, batch_idx: int) -> torch.Tensor:
         key = [self.hparams.seed, self.current_epoch, batch_idx, self.global_rank]
         generator = torch.Generator().manual_seed(int(np.random.SeedSequence(key).generate_state(1)[0]))
@@ -198,26 +188,16 @@ class AdversarialStage(EvaluatedStage):
 
     def separator_terms(self, batch: dict, separated: torch.Tensor, pairs: torch.Tensor | None,
                         critic: torch.nn.Module | None = None) -> dict[str, torch.Tensor]:
-        """The separator's loss terms (unweighted, batch-averaged), judged by ``critic`` (default: the
-        transcriptor being fine-tuned)."""
-        hp, rolls = self.hparams, batch["rolls"]
-        critic = critic if critic is not None else self.transcriptor
-        terms = {}
-        if hp.score_weight > 0:
-            terms["score"] = score_loss(critic, separated, rolls, hp.critic_pos_weight).mean()
-        terms.update(mixture_terms(batch, separated, self.templates, 0.0, hp.clip_mix_weight,
-                                   hp.harmonic_mix_weight, hp.harmonic_restrict, hp.harmonic_leak_weight))
-        if hp.aml and pairs is not None:
-            mixtures, scores = artificial_mixtures(separated, rolls, pairs)
-            terms["aml"] = aml_separator_loss(critic, mixtures, scores, hp.critic_pos_weight).mean()
-        return terms
-
-    def weighted(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The separator's loss terms (unweighted, batch-averaged; the loss-term table), judged by ``critic``
+        (default: the transcriptor being fine-tuned)."""
         hp = self.hparams
-        weights = {"transcription": hp.transcription_weight, "aml": hp.aml_weight, "atl": hp.atl_weight,
-                   "score": hp.score_weight, "clip_mix": hp.clip_mix_weight,
-                   "harmonic_mix": hp.harmonic_mix_weight, "harmonic_leak": hp.harmonic_leak_weight}
-        return sum(weights[name] * value for name, value in terms.items())
+        return self.separator_losses(batch, separated, self.separator_weights, critic or self.transcriptor,
+                                     batch["rolls"], hp.critic_pos_weight, hp.harmonic_restrict,
+                                     pairs if hp.aml else None)
+
+    def weighted(self, terms: dict[str, torch.Tensor], side: str = "separator") -> torch.Tensor:
+        """``sum w * L`` of one model's terms (``side``: ``separator`` or ``transcriptor``)."""
+        return weighted_sum(terms, self.separator_weights if side == "separator" else self.transcriptor_weights)
 
     def _backward(self, loss: torch.Tensor, model: torch.nn.Module) -> None:
         """``manual_backward``, then under DDP the average of ``model``'s gradients over processes.
@@ -260,7 +240,7 @@ class AdversarialStage(EvaluatedStage):
         for _ in range(hp.transcriptor_updates):
             with self.toggled_optimizer(transcriptor_optimizer):
                 terms = self.transcriptor_terms(batch, separated.detach(), pairs)
-                loss = self.weighted(terms)
+                loss = self.weighted(terms, "transcriptor")
                 self._update(transcriptor_optimizer, loss, self.transcriptor, "transcriptor loss")
             logs.update({f"train/transcriptor/{k}": v.detach() for k, v in terms.items()})
             logs["train/transcriptor/loss"] = loss.detach()
@@ -296,7 +276,8 @@ class AdversarialStage(EvaluatedStage):
         # critic as it was at the start (the trained one moves, and a more lenient critic is no better separator).
         separator_terms = self.separator_terms(batch, separated, None, critic=self.reference_critic)
         self.add_evaluation_loss({"loss": self.weighted(separator_terms),
-                                  "transcriptor_loss": self.weighted(self.transcriptor_terms(batch, separated, None))},
+                                  "transcriptor_loss": self.weighted(self.transcriptor_terms(batch, separated, None),
+                                                                     "transcriptor")},
                                  len(masks))
         target = batch["rolls"].bool()
         self.transcription.update_mixture(self.transcriptor(batch["mixture_mag"]), target)
@@ -309,12 +290,6 @@ class AdversarialStage(EvaluatedStage):
         self.separation.update(estimates, batch["sources"][keep], batch["mixture"][keep])
         if batch_idx == 0 and self.hparams.log_media and not self.trainer.sanity_checking:
             log_media(self, batch, masks, estimates, keep)
-
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluation_step(batch, batch_idx)
-
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluation_step(batch, batch_idx)
 
     def _log_evaluation(self, prefix: str) -> dict[str, float]:
         if prefix == "val" and self.hparams.calibrate_thresholds:

@@ -10,19 +10,36 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 
-from scoresep.checkpoints import FeatureSettings
+from scoresep.features import FeatureSettings
+from scoresep.instruments import check_instruments
 
 log = logging.getLogger(__name__)
 
 
 class EvaluatedStage(pl.LightningModule):
-    """Shared evaluation plumbing: a stage defines ``features``, ``_reset_evaluation()`` (clear the sums) and
-    ``_log_evaluation(prefix) -> results``; this class runs them at the right hooks, checks the data module's
+    """Shared evaluation plumbing: a stage calls ``setup_stage`` (its ``features``) and defines
+    ``_evaluation_step(batch, batch_idx)`` (validation and test run it), ``_reset_evaluation()`` (clear the sums)
+    and ``_log_evaluation(prefix) -> results``; this class runs them at the right hooks, checks the data module's
     feature settings at start and prints the per-instrument table after a test."""
 
     features: FeatureSettings
     _nonfinite_in_a_row: int = 0
     _nonfinite_total: int = 0
+
+    def setup_stage(self, name: str, instruments, sample_rate: int, n_fft: int, hop_length: int, min_midi: int,
+                    max_midi: int, max_nonfinite_steps: int) -> None:
+        """The stage's checked feature settings (``self.features``) and its limit of non-finite steps in a row;
+        ValueError naming the stage ``name`` for an unknown instrument or a limit below 1."""
+        self.features = FeatureSettings(check_instruments(instruments), sample_rate, n_fft, hop_length, min_midi,
+                                        max_midi)
+        if max_nonfinite_steps < 1:
+            raise ValueError(f"{name}: max_nonfinite_steps must be >= 1, got {max_nonfinite_steps}")
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._evaluation_step(batch, batch_idx)
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._evaluation_step(batch, batch_idx)
 
     def finite_or_skip(self, loss: torch.Tensor, what: str = "loss") -> torch.Tensor | None:
         """``loss`` when it is finite on every process, else None: the step is skipped (Lightning skips a

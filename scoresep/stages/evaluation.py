@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from scoresep.checkpoints import FeatureSettings
+from scoresep.features import FeatureSettings
 from scoresep.metrics import frame_counts, note_onset_counts, onset_f1, scores_from_counts, si_sdr, wrong_channel_rate
 
 Gather = Callable[[torch.Tensor], torch.Tensor]

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import torch
 
-from scoresep.checkpoints import FeatureSettings, load_transcriptor, section
+from scoresep.checkpoints import load_transcriptor, section
 from scoresep.constants import (
     DEFAULT_INSTRUMENTS,
     HARMONIC_TOLERANCE,
@@ -27,62 +27,17 @@ from scoresep.constants import (
     N_HARMONICS,
     SAMPLE_RATE,
 )
-from scoresep.features import Spectrogram, StftBackend
-from scoresep.instruments import check_instruments
-from scoresep.losses import (
-    bin_frequencies,
-    harmonic_leak_loss,
-    harmonic_mask,
-    harmonic_templates,
-    mixture_loss,
-    score_loss,
-)
-from scoresep.losses import supervised_loss as supervised_l1
-from scoresep.models import SeparatorNetwork, build_separator, network_spec, separator_spec
+from scoresep.features import StftBackend
+from scoresep.losses import activity_target, supervised_loss
+from scoresep.losses.terms import separator_weights, weighted_sum
+from scoresep.models import build_separator, network_spec, separator_spec
 from scoresep.models.transcriptor import Transcriptor
-from scoresep.stages.common import EvaluatedStage, adamw, log_media
+from scoresep.stages.common import adamw, log_media
 from scoresep.stages.evaluation import SeparationEvaluation
-from scoresep.stages.transcriptor import activity_target
+from scoresep.stages.separating import SeparatingStage, masked_waveforms
 
 
-def separate(separator: SeparatorNetwork, mixture_mag: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(masks, separated spectrograms S_i = M_i * X)``, both ``(batch, instrument, freq, frame)``."""
-    masks = separator(mixture_mag)
-    return masks, masks * mixture_mag[:, None]
-
-
-def masked_waveforms(spectrogram: Spectrogram, batch: dict, masks: torch.Tensor) -> torch.Tensor:
-    """Inverse STFT of each masked mixture STFT with the mixture's phase, in fp32.
-
-    Shape: masks ``(batch, instrument, freq, frame)`` -> waveforms ``(batch, instrument, time)``.
-    """
-    spectrum = masks.float() * batch["mixture_stft"][:, None]
-    return spectrogram.to(masks.device).istft(spectrum, batch["mixture"].shape[-1])
-
-
-def mixture_terms(batch: dict, separated: torch.Tensor, templates: torch.Tensor, mix_weight: float,
-                  clip_mix_weight: float, harmonic_mix_weight: float,
-                  harmonic_restrict: bool, harmonic_leak_weight: float) -> dict[str, torch.Tensor]:
-    """The enabled mixture-consistency losses (weight > 0), batch-averaged and unweighted: ``mix``
-    (all instruments), ``clip_mix`` (``L_c-mix``), ``harmonic_mix`` (``L_h-mix``, harmonic masks from
-    ``templates`` ``(pitch, freq)``) and ``harmonic_leak`` (energy outside each instrument's harmonic mask).
-    ``separated``: ``(batch, instrument, freq, frame)``."""
-    mixture, terms = batch["mixture_mag"], {}
-    if mix_weight > 0:
-        terms["mix"] = mixture_loss(separated, mixture).mean()
-    if clip_mix_weight > 0:
-        terms["clip_mix"] = mixture_loss(separated, mixture, active=batch["active"]).mean()
-    if harmonic_mix_weight > 0 or harmonic_leak_weight > 0:
-        masks = harmonic_mask(batch["rolls"], templates)
-        if harmonic_mix_weight > 0:
-            terms["harmonic_mix"] = mixture_loss(separated, mixture, harmonic=masks,
-                                                 restrict_to_covered=harmonic_restrict).mean()
-        if harmonic_leak_weight > 0:
-            terms["harmonic_leak"] = harmonic_leak_loss(separated, masks).mean()
-    return terms
-
-
-class SeparatorStage(EvaluatedStage):
+class SeparatorStage(SeparatingStage):
     """Stage 2 (and the supervised upper bound, and the classifier-critic baseline).
 
     Args:
@@ -107,11 +62,15 @@ class SeparatorStage(EvaluatedStage):
         harmonic_leak_weight: weight of ``L_h-leak`` (energy of each separated spectrogram outside its harmonic
             mask; not in the paper, 0 disables it; see ``losses.mixture.harmonic_leak_loss``).
         critic_pos_weight: BCE weight of note cells in ``L_score`` (5: with 1 the empty cells dominate; README).
+        loss_weights: weights of further terms of the loss-term table (``losses/terms.py``) by name, e.g.
+            ``{my_term: 0.1}``; the paper's terms have their own ``<name>_weight`` arguments above.
         lr, weight_decay, scheduler: AdamW and an optional cosine decay over the run.
         log_media: log separated audio and mask images of the first validation batch (W&B or TensorBoard).
         max_nonfinite_steps: training steps in a row with a NaN/inf loss (each one skipped) before the run
             stops with an error.
     """
+
+    eval_modules = ("critic",)  # frozen: eval mode, its BatchNorm statistics never move
 
     def __init__(
         self,
@@ -136,6 +95,7 @@ class SeparatorStage(EvaluatedStage):
         harmonic_restrict: bool = True,
         harmonic_leak_weight: float = 0.0,
         critic_pos_weight: float = 5.0,
+        loss_weights: dict[str, float] | None = None,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         scheduler: Literal["cosine", "none"] = "cosine",
@@ -146,17 +106,15 @@ class SeparatorStage(EvaluatedStage):
         spec = separator_spec(model)
         self.save_hyperparameters()
         self.hparams["model"] = spec  # primitives only, so checkpoints load with weights_only=True
-        self.features = FeatureSettings(check_instruments(instruments), sample_rate, n_fft, hop_length, min_midi,
-                                        max_midi)
-        mixture_weights = {"mix_weight": mix_weight, "clip_mix_weight": clip_mix_weight,
-                           "harmonic_mix_weight": harmonic_mix_weight, "harmonic_leak_weight": harmonic_leak_weight}
-        weights = {"score_weight": score_weight, **mixture_weights}
-        if any(w < 0 for w in weights.values()):
-            raise ValueError(f"SeparatorStage: loss weights must be >= 0, got {weights}")
-        if max_nonfinite_steps < 1:
-            raise ValueError(f"SeparatorStage: max_nonfinite_steps must be >= 1, got {max_nonfinite_steps}")
+        self.setup_stage("SeparatorStage", instruments, sample_rate, n_fft, hop_length, min_midi, max_midi,
+                         max_nonfinite_steps)
+        if score_weight < 0:
+            raise ValueError(f"SeparatorStage: loss weights must be >= 0, got score_weight={score_weight}")
         self.use_critic = critic != "none" and not supervised and score_weight > 0
-        if not supervised and not self.use_critic and not any(mixture_weights.values()):
+        typed = {"score": score_weight if self.use_critic else 0.0, "mix": mix_weight, "clip_mix": clip_mix_weight,
+                 "harmonic_mix": harmonic_mix_weight, "harmonic_leak": harmonic_leak_weight}
+        self.loss_weights = separator_weights(typed, loss_weights, "SeparatorStage", self.use_critic, has_pairs=False)
+        if not supervised and not any(weight > 0 for weight in self.loss_weights.values()):
             raise ValueError("SeparatorStage: no loss is enabled (set a critic with score_weight > 0, a mixture "
                              "loss weight, or supervised: true)")
         self.separator = build_separator(spec, self.features.n_bins, len(instruments))
@@ -169,19 +127,8 @@ class SeparatorStage(EvaluatedStage):
             self.critic, critic_info = load_transcriptor(transcriptor_checkpoint, expected=self.features, label=label)
             self.critic_thresholds = critic_info.get("thresholds")  # kept so the critic transcribes as calibrated
             self.critic.eval().requires_grad_(False)
-        self.spectrogram = Spectrogram(n_fft, hop_length, sample_rate, inverse=True, backend=stft_backend)
-        templates = harmonic_templates(bin_frequencies(sample_rate, n_fft), self.features.n_pitches, min_midi,
-                                       n_harmonics, harmonic_tolerance)
-        self.register_buffer("templates", templates, persistent=False)
+        self.setup_separating(self.features, stft_backend, n_harmonics, harmonic_tolerance)
         self._reset_evaluation()
-
-    def train(self, mode: bool = True):
-        """Lightning switches modules to train mode every epoch; the critic stays in eval mode (BatchNorm
-        statistics would drift otherwise)."""
-        super().train(mode)
-        if self.critic is not None:
-            self.critic.eval()
-        return self
 
     # ------------------------------------------------------------------------------------------------- losses
     def losses(self, batch: dict, separated: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -192,24 +139,15 @@ class SeparatorStage(EvaluatedStage):
             if not bool(keep.any()):
                 raise ValueError(f"supervised training needs stems; batch tracks {batch['track']} have none")
             sources_mag = self.spectrogram.source_magnitudes(batch)
-            terms["supervised"] = supervised_l1(separated[keep], sources_mag[keep], hp.supervised_loss).mean()
+            terms["supervised"] = supervised_loss(separated[keep], sources_mag[keep], hp.supervised_loss).mean()
             return terms
         rolls = batch["rolls"]
-        if self.use_critic:
-            target = rolls if hp.critic == "transcriptor" else activity_target(rolls)
-            terms["score"] = score_loss(self.critic, separated, target, hp.critic_pos_weight).mean()
-        terms.update(mixture_terms(batch, separated, self.templates, hp.mix_weight, hp.clip_mix_weight,
-                                   hp.harmonic_mix_weight, hp.harmonic_restrict, hp.harmonic_leak_weight))
-        return terms
+        target = rolls if hp.critic == "transcriptor" else activity_target(rolls)
+        return self.separator_losses(batch, separated, self.loss_weights, self.critic if self.use_critic else None,
+                                     target, hp.critic_pos_weight, hp.harmonic_restrict)
 
     def total(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
-        hp = self.hparams
-        weights = {"supervised": 1.0, "score": hp.score_weight, "mix": hp.mix_weight, "clip_mix": hp.clip_mix_weight,
-                   "harmonic_mix": hp.harmonic_mix_weight, "harmonic_leak": hp.harmonic_leak_weight}
-        return sum(weights[name] * value for name, value in terms.items())
-
-    def separate(self, mixture_mag: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return separate(self.separator, mixture_mag)
+        return weighted_sum(terms, {**self.loss_weights, "supervised": 1.0})
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor | None:
         _, separated = self.separate(batch["mixture_mag"])
@@ -243,12 +181,6 @@ class SeparatorStage(EvaluatedStage):
         self.evaluation.update(estimates, batch["sources"][keep], batch["mixture"][keep])
         if batch_idx == 0 and self.hparams.log_media and not self.trainer.sanity_checking:
             log_media(self, batch, masks, estimates, keep)
-
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluation_step(batch, batch_idx)
-
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluation_step(batch, batch_idx)
 
     def _log_evaluation(self, prefix: str) -> dict[str, float]:
         results = self.evaluation.results(prefix, self.sum_over_processes)

@@ -14,19 +14,14 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from scoresep.checkpoints import FeatureSettings, section
+from scoresep.checkpoints import section
 from scoresep.constants import DEFAULT_INSTRUMENTS, HOP_LENGTH, MAX_MIDI, MIN_MIDI, N_FFT, SAMPLE_RATE
 from scoresep.features import Spectrogram, StftBackend
-from scoresep.instruments import check_instruments
+from scoresep.losses import activity_target
 from scoresep.losses.score import isolated_targets
 from scoresep.models.transcriptor import Transcriptor, TranscriptorConfig
 from scoresep.stages.common import EvaluatedStage, adamw
 from scoresep.stages.evaluation import TranscriptionEvaluation
-
-
-def activity_target(rolls: torch.Tensor) -> torch.Tensor:
-    """Frame-level instrument activity ``(B, I, 1, N)`` from piano rolls ``(B, I, P, N)`` (max over pitch)."""
-    return rolls.amax(dim=2, keepdim=True)
 
 
 class TranscriptorStage(EvaluatedStage):
@@ -82,10 +77,8 @@ class TranscriptorStage(EvaluatedStage):
         model = TranscriptorConfig(**model) if isinstance(model, dict) else (model or TranscriptorConfig())
         self.save_hyperparameters()
         self.hparams["model"] = asdict(model)  # primitives only, so checkpoints load with weights_only=True
-        self.features = FeatureSettings(check_instruments(instruments), sample_rate, n_fft, hop_length, min_midi,
-                                        max_midi)
-        if max_nonfinite_steps < 1:
-            raise ValueError(f"TranscriptorStage: max_nonfinite_steps must be >= 1, got {max_nonfinite_steps}")
+        self.setup_stage("TranscriptorStage", instruments, sample_rate, n_fft, hop_length, min_midi, max_midi,
+                         max_nonfinite_steps)
         if pos_weight <= 0 or not 0 < threshold < 1 or not 0 < submix_keep <= 1:
             raise ValueError(f"TranscriptorStage: need pos_weight > 0, 0 < threshold < 1, 0 < submix_keep <= 1; got "
                              f"{pos_weight}, {threshold}, {submix_keep}")
@@ -155,7 +148,7 @@ class TranscriptorStage(EvaluatedStage):
                                                   hp.onset_tolerance)
         self.reset_evaluation_loss()
 
-    def _evaluation_step(self, batch: dict) -> None:
+    def _evaluation_step(self, batch: dict, batch_idx: int) -> None:
         target = self.target(batch["rolls"]).bool()
         logits = self.transcriptor(batch["mixture_mag"])
         self.add_evaluation_loss(self.bce(logits, target.float()), len(target))
@@ -163,12 +156,6 @@ class TranscriptorStage(EvaluatedStage):
         keep = batch["has_sources"]
         if (sources_mag := self.spectrogram.source_magnitudes(batch)) is not None:
             self.evaluation.update_isolated(self.transcriptor, sources_mag[keep], target[keep])
-
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluation_step(batch)
-
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluation_step(batch)
 
     def _log_evaluation(self, prefix: str) -> dict[str, float]:
         if prefix == "val" and self.hparams.calibrate_thresholds:

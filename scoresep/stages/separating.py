@@ -1,0 +1,69 @@
+"""What the two separating stages (stage 2 ``SeparatorStage``, stage 3 ``AdversarialStage``) share: applying the
+separator, inverting its masks, the harmonic templates of the score's masks, the separator's loss from the
+loss-term table, and keeping critics in eval mode while the separator trains. Neither stage imports the other.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from scoresep.features import FeatureSettings, Spectrogram
+from scoresep.losses import bin_frequencies, harmonic_templates
+from scoresep.losses.terms import LossInputs, separator_losses
+from scoresep.models import SeparatorNetwork
+from scoresep.stages.common import EvaluatedStage
+
+
+def separate(separator: SeparatorNetwork, mixture_mag: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(masks, separated spectrograms S_i = M_i * X)``, both ``(batch, instrument, freq, frame)``."""
+    masks = separator(mixture_mag)
+    return masks, masks * mixture_mag[:, None]
+
+
+def masked_waveforms(spectrogram: Spectrogram, batch: dict, masks: torch.Tensor) -> torch.Tensor:
+    """Inverse STFT of each masked mixture STFT with the mixture's phase, in fp32.
+
+    Shape: masks ``(batch, instrument, freq, frame)`` -> waveforms ``(batch, instrument, time)``.
+    """
+    spectrum = masks.float() * batch["mixture_stft"][:, None]
+    return spectrogram.to(masks.device).istft(spectrum, batch["mixture"].shape[-1])
+
+
+class SeparatingStage(EvaluatedStage):
+    """Base of the stages that train a separator (``self.separator``).
+
+    A subclass calls ``setup_separating`` in ``__init__`` and lists in ``eval_modules`` the submodules that stay in
+    eval mode whatever Lightning switches (critics: their BatchNorm statistics must not drift).
+    """
+
+    separator: SeparatorNetwork
+    eval_modules: tuple[str, ...] = ()
+
+    def setup_separating(self, features: FeatureSettings, stft_backend: str, n_harmonics: int,
+                         harmonic_tolerance: float) -> None:
+        """The spectrogram (with its inverse) and the harmonic templates ``(pitch, freq)`` of ``L_h-mix``."""
+        self.spectrogram = Spectrogram(features.n_fft, features.hop_length, features.sample_rate, inverse=True,
+                                       backend=stft_backend)
+        templates = harmonic_templates(bin_frequencies(features.sample_rate, features.n_fft), features.n_pitches,
+                                       features.min_midi, n_harmonics, harmonic_tolerance)
+        self.register_buffer("templates", templates, persistent=False)
+
+    def train(self, mode: bool = True):
+        """Lightning switches modules to train mode every epoch; ``eval_modules`` stay in eval mode."""
+        super().train(mode)
+        for name in self.eval_modules:
+            module = getattr(self, name, None)
+            if module is not None:
+                module.eval()
+        return self
+
+    def separate(self, mixture_mag: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return separate(self.separator, mixture_mag)
+
+    def separator_losses(self, batch: dict, separated: torch.Tensor, weights: dict[str, float],
+                         critic: torch.nn.Module | None, critic_target: torch.Tensor | None, critic_pos_weight: float,
+                         harmonic_restrict: bool, pairs: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The loss-term table's terms with weight > 0 (unweighted, batch-averaged)."""
+        inputs = LossInputs(batch, separated, self.templates, critic, critic_target, critic_pos_weight,
+                            harmonic_restrict, pairs)
+        return separator_losses(inputs, weights)
