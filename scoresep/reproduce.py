@@ -32,7 +32,7 @@ import yaml
 from scoresep.fileio import atomic_write_text
 
 PRESET_KEYS = {"description", "data", "overrides", "synth", "parallel", "precision", "evaluate", "rows"}
-PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed")  # the ones every stage supports (README)
+PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed")  # the ones every stage supports (docs/clusters.md)
 ROW_KEYS = {"config", "overrides", "checkpoints", "evaluate", "reference"}
 REFERENCES = ("score_masks",)  # rows with nothing to train (see Row.reference)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
