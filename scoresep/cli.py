@@ -56,6 +56,7 @@ def lightning_main(args: list[str] | None) -> None:
     import pytorch_lightning as pl
     from pytorch_lightning.cli import LightningCLI
 
+    from scoresep.configs import base_config_files
     from scoresep.data.datamodule import SlakhDataModule
     from scoresep.training import SaveConfig, Trainer
 
@@ -78,8 +79,10 @@ def lightning_main(args: list[str] | None) -> None:
     # run on SIGUSR1 by returning normally: a run that did not reach its end must not look finished to a script,
     # a scheduler or `scoresep reproduce`, so both exit with 128 + the signal's number.
     try:
+        # experiments/base/ is read before the experiment's --config (scoresep/configs.py)
+        parser_kwargs = {name: {"default_config_files": base_config_files()} for name in LIGHTNING_COMMANDS}
         cli = ScoresepCLI(pl.LightningModule, SlakhDataModule, trainer_class=Trainer, subclass_mode_model=True,
-                          args=args,
+                          args=args, parser_kwargs=parser_kwargs,
                           save_config_callback=SaveConfig, save_config_kwargs={"overwrite": True},
                           auto_configure_optimizers=False)
         stopped_by = interrupting_signal(cli.trainer) if cli.subcommand == "fit" else None

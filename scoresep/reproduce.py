@@ -14,7 +14,6 @@ skipped; the others still run.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import os
@@ -29,13 +28,13 @@ from pathlib import Path
 
 import yaml
 
+from scoresep.configs import PROJECT_ROOT, deep_merge, load_experiment
 from scoresep.fileio import atomic_write_text
 
 PRESET_KEYS = {"description", "data", "overrides", "synth", "parallel", "precision", "evaluate", "rows"}
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed")  # the ones every stage supports (docs/clusters.md)
 ROW_KEYS = {"config", "overrides", "checkpoints", "evaluate", "reference"}
 REFERENCES = ("score_masks",)  # rows with nothing to train (see Row.reference)
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 class ReproduceError(ValueError):
@@ -186,22 +185,6 @@ def order_rows(rows: dict[str, Row], path: Path | str = "preset") -> list[str]:
     return ordered
 
 
-def deep_merge(base: dict, overrides: dict) -> dict:
-    """``base`` with ``overrides`` merged in (nested dicts merged key by key, anything else replaced).
-
-    A dict naming another ``class_path`` than the one it overrides replaces it whole, as LightningCLI does: the
-    old class's ``init_args`` mean nothing to the new class."""
-    merged = copy.deepcopy(base)
-    for key, value in overrides.items():
-        switches_class = (isinstance(value, dict) and isinstance(merged.get(key), dict) and "class_path" in value
-                          and value["class_path"] != merged[key].get("class_path"))
-        if isinstance(value, dict) and isinstance(merged.get(key), dict) and not switches_class:
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
 def row_folder(out: Path, name: str) -> Path:
     return out / "rows" / name
 
@@ -220,7 +203,7 @@ def row_config(preset: Preset, row: Row, out: Path) -> dict:
             if key in data:
                 data[key] = str(Path(data[key]).resolve())
         return {"data": data}
-    config = yaml.safe_load(row.config.read_text())
+    config = load_experiment(row.config)  # experiments/base/ first, as the CLI reads it
     config = deep_merge(config, {"data": preset.data})
     if preset.precision is not None:
         config = deep_merge(config, {"trainer": {"precision": preset.precision}})

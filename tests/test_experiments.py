@@ -99,3 +99,34 @@ def test_every_experiment_survives_kills_and_preemption(config):
     assert [p["class_path"] for p in trainer["plugins"]] == ["scoresep.training.AtomicCheckpointIO"]
     names = [c["class_path"] for c in trainer["callbacks"]]
     assert "scoresep.training.PreemptionCheckpoint" in names and "scoresep.training.RandomStateCheckpoint" in names
+
+
+def test_the_data_block_lives_once_in_experiments_base():
+    """Every experiment keeps only the data keys that differ from experiments/base/data.yaml, and the base file
+    says what the DataModule's own defaults are (so a copy of scoresep without experiments/ trains the same)."""
+    import inspect
+
+    import yaml
+
+    from scoresep.data.datamodule import SlakhDataModule
+
+    base = yaml.safe_load((EXPERIMENTS / "base" / "data.yaml").read_text())["data"]
+    defaults = {name: parameter.default for name, parameter in
+                inspect.signature(SlakhDataModule.__init__).parameters.items() if name != "self"}
+    assert base == defaults
+    for config in CONFIGS:
+        data = yaml.safe_load(config.read_text()).get("data") or {}
+        assert set(data) <= set(base), config.name
+        assert all(value != base[key] for key, value in data.items()), (config.name, data)
+
+
+def test_the_base_data_file_is_read_before_the_experiment(tmp_path, monkeypatch, capsys):
+    base = tmp_path / "data.yaml"
+    base.write_text("data:\n  batch_size: 3\n  cache_dir: somewhere/else\n")
+    monkeypatch.setattr("scoresep.configs.BASE_CONFIGS", (base,))
+    for name, root in (("stage2", "data/minislakh"), ("adapt", "data/packed")):
+        with pytest.raises(SystemExit):
+            main(["fit", "--config", str(EXPERIMENTS / f"{name}.yaml"), "--print_config"])
+        printed = capsys.readouterr().out
+        assert "batch_size: 3" in printed and "cache_dir: somewhere/else" in printed  # from the base file
+        assert f"root: {root}" in printed  # the code's default, or the experiment's own value

@@ -14,9 +14,9 @@ from scoresep.data.cache import load_index
 from scoresep.data.dataset import CachedTrack
 from scoresep.inference.evaluate import evaluate_checkpoint
 from scoresep.metrics import si_sdr
+from scoresep.configs import deep_merge
 from scoresep.reproduce import (
     ReproduceError,
-    deep_merge,
     load_preset,
     native_bf16,
     order_rows,
