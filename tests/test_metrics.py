@@ -90,7 +90,7 @@ def test_wrong_channel_rate_counts_notes_heard_elsewhere():
 
 
 def test_threshold_calibration_picks_the_best_accuracy_per_instrument_by_hand():
-    from scoresep.stages.evaluation import ThresholdCalibration
+    from scoresep.evaluation import ThresholdCalibration
 
     calibration = ThresholdCalibration(2, n_bins=10)
     # instrument 0: non-notes at 0.15 and 0.25, notes at 0.35 and 0.95 -> any threshold in [0.3, 0.3] separates
@@ -107,8 +107,8 @@ def test_threshold_calibration_picks_the_best_accuracy_per_instrument_by_hand():
 
 
 def test_transcription_metrics_are_read_at_the_calibrated_thresholds():
+    from scoresep.evaluation import TranscriptionEvaluation
     from scoresep.features import FeatureSettings
-    from scoresep.stages.evaluation import TranscriptionEvaluation
 
     features = FeatureSettings(("bass", "piano"), 16_000, 1024, 256, 21, 22)
     evaluation = TranscriptionEvaluation(features, notes=False, thresholds=0.5, onset_tolerance=0.05)

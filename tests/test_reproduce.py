@@ -10,11 +10,11 @@ import yaml
 from helpers import TINY_FRAME, TINY_T, train_tiny_stages
 
 from scoresep.cli import main
+from scoresep.configs import deep_merge
 from scoresep.data.cache import load_index
 from scoresep.data.dataset import CachedTrack
 from scoresep.inference.evaluate import evaluate_checkpoint
 from scoresep.metrics import si_sdr
-from scoresep.configs import deep_merge
 from scoresep.reproduce import (
     ReproduceError,
     load_preset,

@@ -27,6 +27,7 @@ from scoresep.checkpoints import checkpoint_thresholds, load_separator, load_tra
 from scoresep.data.cache import load_index, prepare
 from scoresep.data.dataset import CachedTrack
 from scoresep.data.slakh import DatasetError, track_folders
+from scoresep.evaluation import SeparationEvaluation, TranscriptionEvaluation
 from scoresep.features import FeatureSettings
 from scoresep.fileio import atomic_write_text
 from scoresep.inference.score_masks import STAGE2_HARMONICS, HarmonicSettings
@@ -34,7 +35,6 @@ from scoresep.inference.separation import Separator
 from scoresep.inference.sources import ArraySource
 from scoresep.inference.transcription import Transcriber
 from scoresep.losses import activity_target
-from scoresep.metrics import frame_counts, scores_from_counts, si_sdr, wrong_channel_rate
 
 FORMAT = 1
 
@@ -78,16 +78,17 @@ def _split_tracks(root: str | os.PathLike, cache_dir: str | os.PathLike, feature
 
 def separation_scores(separated: np.ndarray, sources: np.ndarray, mixture: np.ndarray,
                       instruments: tuple[str, ...]) -> dict[str, dict]:
-    """Per-instrument ``{si_sdr, input_si_sdr, si_sdri}`` of one whole track (None where the stem is silent).
+    """Per-instrument ``{si_sdr, input_si_sdr, si_sdri}`` of one whole track (None where the stem is silent),
+    scored by the stages' own accumulator (``SeparationEvaluation.scores``, in fp64).
 
     Shape: separated, sources ``(instrument, time)``; mixture ``(time,)``.
     """
-    estimate, reference = torch.from_numpy(separated).double(), torch.from_numpy(sources).double()
-    separated_sdr = si_sdr(estimate, reference)
-    input_sdr = si_sdr(torch.from_numpy(mixture).double().expand_as(reference), reference)
+    separated_sdr, input_sdr = SeparationEvaluation.scores(torch.from_numpy(separated).double()[None],
+                                                           torch.from_numpy(sources).double()[None],
+                                                           torch.from_numpy(mixture).double()[None])
     scores = {}
     for index, name in enumerate(instruments):
-        value, baseline = float(separated_sdr[index]), float(input_sdr[index])
+        value, baseline = float(separated_sdr[0, index]), float(input_sdr[0, index])
         scores[name] = {"si_sdr": _number(value), "input_si_sdr": _number(baseline),
                         "si_sdri": _number(value - baseline)}
     return scores
@@ -104,61 +105,77 @@ def _target(rolls: np.ndarray, n_pitches: int) -> torch.Tensor:
     return activity_target(target[None])[0] if n_pitches == 1 else target
 
 
+def _frame_accumulator(features: FeatureSettings) -> TranscriptionEvaluation:
+    """The stages' transcription accumulator, for frame counts only (whole tracks are scored frame-wise)."""
+    return TranscriptionEvaluation(features, notes=False, thresholds=0.5, onset_tolerance=0.0)
+
+
 def transcription_counts(transcriber: Transcriber, mixture: np.ndarray, sources: np.ndarray | None,
                          rolls: np.ndarray) -> dict[str, dict]:
     """``{"mix": {instrument: [tp, fp, fn]}, "iso": {...}, "wrong_channel": {instrument: [wrong, notes]}}`` of
-    one track (``iso`` and ``wrong_channel`` only with stems). rolls: bool ``(instrument, pitch, frame)``."""
+    one track (``iso`` and ``wrong_channel`` only with stems), counted by the stages' accumulator.
+    rolls: bool ``(instrument, pitch, frame)``."""
     names, rate = transcriber.instruments, transcriber.sample_rate
     target = _target(rolls, transcriber.network.n_pitches)
+    counts = _frame_accumulator(transcriber.features)
     prediction = torch.from_numpy(transcriber.transcribe_source(ArraySource(mixture, rate)))
-    result = {"mix": _counts_dict(frame_counts(prediction, target), names)}
+    counts.add("mix", prediction[None], target[None])
+    result = {"mix": _counts_dict(counts.counts["mix"], names)}
     if sources is not None:
-        own, wrong = [], []
+        own = []
         for index in range(len(names)):
             heard = torch.from_numpy(transcriber.transcribe_source(ArraySource(sources[index], rate)))
             own.append(heard[index])
-            wrong.append(wrong_channel_rate(heard[None], target[index][None], index))
-        result["iso"] = _counts_dict(frame_counts(torch.stack(own), target), names)
-        result["wrong_channel"] = _counts_dict(torch.stack(wrong), names)
+            counts.add_wrong_channel(index, heard[None], target[index][None])
+        counts.add("iso", torch.stack(own)[None], target[None])
+        result["iso"] = _counts_dict(counts.counts["iso"], names)
+        result["wrong_channel"] = _counts_dict(counts.wrong, names)
     return result
 
 
+def _identity(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor
+
+
 def summarise(tracks: list[dict], instruments: tuple[str, ...]) -> dict:
-    """Table numbers: separation averaged over tracks per instrument (and over instruments: ``average``);
-    transcription scores from counts summed over tracks."""
+    """Table numbers, from the stages' accumulators fed with the tracks' results: separation averaged over tracks
+    per instrument (and over instruments: ``average``); transcription scores from counts summed over tracks."""
     summary: dict = {}
-    if any("separation" in t for t in tracks):
-        separation: dict = {}
-        for name in instruments:
-            rows = [t["separation"][name] for t in tracks
-                    if "separation" in t and t["separation"][name]["si_sdr"] is not None]
-            separation[name] = {key: _number(float(np.mean([r[key] for r in rows]))) if rows else None
-                                for key in ("si_sdr", "input_si_sdr", "si_sdri")}
-            separation[name]["tracks"] = len(rows)
-        separation["average"] = {
-            key: _number(float(np.mean(values))) if (values := [separation[n][key] for n in instruments
-                                                                if separation[n][key] is not None]) else None
-            for key in ("si_sdr", "input_si_sdr", "si_sdri")}
-        summary["separation"] = separation
-    if any("transcription" in t for t in tracks):
+    keys = ("si_sdr", "input_si_sdr", "si_sdri")
+    separated = [t["separation"] for t in tracks if "separation" in t]
+    if separated:
+        separation = SeparationEvaluation(instruments)
+        for scores in separated:
+            values = [[math.nan if scores[name][key] is None else scores[name][key] for name in instruments]
+                      for key in ("si_sdr", "input_si_sdr")]
+            separation.add(torch.tensor(values[0], dtype=torch.float64)[None],
+                           torch.tensor(values[1], dtype=torch.float64)[None])
+        results = separation.results("s", _identity)
+        summary["separation"] = {name: {**{key: _number(results.get(f"s/{key}/{name}")) for key in keys},
+                                        "tracks": int(separation.sums[index, 2])}
+                                 for index, name in enumerate(instruments)}
+        summary["separation"]["average"] = {key: _number(results.get(f"s/{key}")) for key in keys}
+    counted = [t["transcription"] for t in tracks if "transcription" in t]
+    if counted:
+        frames = _frame_accumulator(FeatureSettings.defaults(instruments))
+        for counts in counted:
+            for kind in ("mix", "iso"):
+                if kind in counts:
+                    frames.counts[kind] += torch.tensor([counts[kind][name] for name in instruments])
+            if "wrong_channel" in counts:
+                frames.wrong += torch.tensor([counts["wrong_channel"][name] for name in instruments])
+        results = frames.results("t", _identity)
         transcription: dict = {}
         for kind in ("mix", "iso"):
-            rows = [t["transcription"][kind] for t in tracks if kind in t.get("transcription", {})]
-            if not rows:
+            if not any(kind in counts for counts in counted):
                 continue
-            counts = torch.tensor([[sum(r[name][k] for r in rows) for k in range(3)] for name in instruments])
-            scores = scores_from_counts(counts)
-            transcription[kind] = {name: {metric: _number(float(scores[metric][index])) for metric in scores}
-                                   for index, name in enumerate(instruments)}
-            accuracies = [v["accuracy"] for v in transcription[kind].values() if v["accuracy"] is not None]
-            transcription[kind]["average"] = {"accuracy": _number(float(np.mean(accuracies))) if accuracies
-                                              else None}
-        wrong = [t["transcription"]["wrong_channel"] for t in tracks if "wrong_channel" in t.get("transcription", {})]
-        if wrong:
-            transcription["wrong_channel"] = {}
-            for name in instruments:
-                heard, notes = sum(w[name][0] for w in wrong), sum(w[name][1] for w in wrong)
-                transcription["wrong_channel"][name] = heard / notes if notes else None
+            transcription[kind] = {name: {metric: _number(results.get(f"t/{kind}/{metric}/{name}"))
+                                          for metric in ("precision", "recall", "f1", "accuracy")}
+                                   for name in instruments}
+            transcription[kind]["average"] = {"accuracy": _number(results.get(f"t/{kind}/accuracy"))}
+        if any("wrong_channel" in counts for counts in counted):
+            transcription["wrong_channel"] = {name: results.get(f"t/iso/wrong_channel/{name}")
+                                              for name in instruments}
         summary["transcription"] = transcription
     return summary
 

@@ -35,6 +35,7 @@ from scoresep.constants import (
     N_HARMONICS,
     SAMPLE_RATE,
 )
+from scoresep.evaluation import SeparationEvaluation, TranscriptionEvaluation
 from scoresep.features import StftBackend
 from scoresep.losses import (
     aml_transcriptor_loss,
@@ -47,7 +48,6 @@ from scoresep.losses.adversarial import AmlForm
 from scoresep.losses.terms import separator_weights, weighted_sum
 from scoresep.models import network_spec
 from scoresep.stages.common import log_media
-from scoresep.stages.evaluation import SeparationEvaluation, TranscriptionEvaluation
 from scoresep.stages.separating import SeparatingStage, masked_waveforms
 
 

@@ -27,13 +27,13 @@ from scoresep.constants import (
     N_HARMONICS,
     SAMPLE_RATE,
 )
+from scoresep.evaluation import SeparationEvaluation
 from scoresep.features import StftBackend
 from scoresep.losses import activity_target, supervised_loss
 from scoresep.losses.terms import separator_weights, weighted_sum
 from scoresep.models import build_separator, network_spec, separator_spec
 from scoresep.models.transcriptor import Transcriptor
 from scoresep.stages.common import adamw, log_media
-from scoresep.stages.evaluation import SeparationEvaluation
 from scoresep.stages.separating import SeparatingStage, masked_waveforms
 
 

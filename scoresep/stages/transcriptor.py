@@ -16,12 +16,12 @@ import torch.nn.functional as F
 
 from scoresep.checkpoints import section
 from scoresep.constants import DEFAULT_INSTRUMENTS, HOP_LENGTH, MAX_MIDI, MIN_MIDI, N_FFT, SAMPLE_RATE
+from scoresep.evaluation import TranscriptionEvaluation
 from scoresep.features import Spectrogram, StftBackend
 from scoresep.losses import activity_target
 from scoresep.losses.score import isolated_targets
 from scoresep.models.transcriptor import Transcriptor, TranscriptorConfig
 from scoresep.stages.common import EvaluatedStage, adamw
-from scoresep.stages.evaluation import TranscriptionEvaluation
 
 
 class TranscriptorStage(EvaluatedStage):
@@ -42,7 +42,7 @@ class TranscriptorStage(EvaluatedStage):
         threshold: probability above which a cell counts as a note until the first validation has calibrated the
             thresholds (and always, with ``calibrate_thresholds: false``).
         calibrate_thresholds: after each validation pass, choose one threshold per instrument on the validation
-            mixtures (best frame accuracy; ``stages.evaluation.ThresholdCalibration``). They are logged as
+            mixtures (best frame accuracy; ``scoresep.evaluation.ThresholdCalibration``). They are logged as
             ``val/threshold/<instrument>``, kept in the checkpoint, used by ``test``, stage 3, ``transcribe`` and
             ``evaluate``, and ``val/mix/*`` frame metrics (so ``best.ckpt``) are read at them.
         lr, weight_decay: AdamW settings. scheduler: ``cosine`` decays to 0 over the run, ``none`` keeps lr.

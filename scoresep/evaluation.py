@@ -1,9 +1,10 @@
-"""Evaluation accumulators shared by the stages: separation (SI-SDR) and transcription (note accuracy).
+"""The evaluation accumulators: separation (SI-SDR) and transcription (note accuracy), one implementation for
+the stages (validation and test on crops) and for ``scoresep evaluate`` (whole tracks).
 
-Each accumulator sums counts over the validation/test crops of one process; ``results(prefix, gather)`` sums
-them over processes (``gather``: tensor -> the same tensor summed over ranks, identity on one process) and
-turns them into the metrics logged as ``{prefix}/...``. Every evaluation crop is seen by exactly one process
-(see samplers.py), so the results do not depend on the number of processes.
+Each accumulator sums over the items it is given (crops of one process, or tracks); ``results(prefix, gather)``
+sums them over processes (``gather``: tensor -> the same tensor summed over ranks, identity on one process) and
+turns them into metrics named ``{prefix}/...``. Every evaluation crop is seen by exactly one process (see
+samplers.py), so the results do not depend on the number of processes.
 """
 
 from __future__ import annotations
@@ -33,10 +34,20 @@ class SeparationEvaluation:
         # per instrument: [sum SI-SDR, sum input SI-SDR, count]
         self.sums = torch.zeros(len(self.instruments), 3, dtype=torch.float64)
 
+    @staticmethod
+    def scores(estimates: torch.Tensor, references: torch.Tensor, mixture: torch.Tensor) -> tuple[torch.Tensor,
+                                                                                               torch.Tensor]:
+        """``(SI-SDR of the estimates, SI-SDR of the input mixture)``, each ``(batch, instrument)``, NaN where the
+        reference is silent (undefined). estimates, references: ``(batch, instrument, time)``; mixture
+        ``(batch, time)``; computed in their dtype (fp64 for whole tracks, fp32 for crops)."""
+        return si_sdr(estimates, references), si_sdr(mixture[:, None].expand_as(references), references)
+
     def update(self, estimates: torch.Tensor, references: torch.Tensor, mixture: torch.Tensor) -> None:
         """estimates, references: ``(batch, instrument, time)``; mixture: ``(batch, time)``."""
-        separated_sdr = si_sdr(estimates.float(), references.float())
-        input_sdr = si_sdr(mixture.float()[:, None].expand_as(references), references.float())
+        self.add(*self.scores(estimates.float(), references.float(), mixture.float()))
+
+    def add(self, separated_sdr: torch.Tensor, input_sdr: torch.Tensor) -> None:
+        """Add items' scores ``(batch, instrument)`` from ``scores`` (NaN: left out of that instrument)."""
         valid = ~torch.isnan(separated_sdr)
         self.sums[:, 0] += torch.where(valid, separated_sdr, 0).sum(0).double().cpu()
         self.sums[:, 1] += torch.where(valid, input_sdr, 0).sum(0).double().cpu()
@@ -139,8 +150,9 @@ class TranscriptionEvaluation:
         self.calibration = ThresholdCalibration(n)
         self._calibrated_counts: torch.Tensor | None = None
 
-    def _accumulate(self, kind: str, prediction: torch.Tensor, target: torch.Tensor) -> None:
-        """prediction, target: ``(batch, instrument, pitch, frame)`` bool."""
+    def add(self, kind: str, prediction: torch.Tensor, target: torch.Tensor) -> None:
+        """Add predicted notes on mixtures (``kind`` ``mix``) or isolated stems (``iso``): prediction, target
+        ``(batch, instrument, pitch, frame)`` bool (frame counts; onsets too for a note transcriptor)."""
         self.counts[kind] += frame_counts(prediction, target).sum(0).cpu()
         if not self.notes:
             return
@@ -153,7 +165,7 @@ class TranscriptionEvaluation:
     def update_mixture(self, logits: torch.Tensor, target: torch.Tensor) -> None:
         """logits: transcriptor output on mixtures ``(batch, instrument, pitch, frame)``; target: same, bool."""
         self.calibration.update(torch.sigmoid(logits.float()), target)
-        self._accumulate("mix", self._predict(logits), target)
+        self.add("mix", self._predict(logits), target)
 
     def update_isolated(self, transcribe: Callable[[torch.Tensor], torch.Tensor], sources_mag: torch.Tensor,
                         target: torch.Tensor) -> None:
@@ -163,8 +175,13 @@ class TranscriptionEvaluation:
         for channel in range(sources_mag.shape[1]):
             prediction = self._predict(transcribe(sources_mag[:, channel]))
             own.append(prediction[:, channel])
-            self.wrong[channel] += wrong_channel_rate(prediction, target[:, channel], channel).cpu()
-        self._accumulate("iso", torch.stack(own, dim=1), target)
+            self.add_wrong_channel(channel, prediction, target[:, channel])
+        self.add("iso", torch.stack(own, dim=1), target)
+
+    def add_wrong_channel(self, channel: int, prediction: torch.Tensor, target: torch.Tensor) -> None:
+        """Notes heard in other channels when instrument ``channel`` plays alone: prediction ``(batch, instrument,
+        pitch, frame)``, target (that instrument's roll) ``(batch, pitch, frame)``, both bool."""
+        self.wrong[channel] += wrong_channel_rate(prediction, target, channel).cpu()
 
     def calibrate(self, gather: Gather) -> torch.Tensor:
         """Choose per-instrument thresholds on this pass's mixtures and re-score the mixture frame metrics at them
