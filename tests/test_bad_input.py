@@ -1,7 +1,7 @@
 """Every bad input a user can give, in one table: the input, the command, the exit status, the last line the user
 reads (a substring naming the file and the problem), and that the command created or changed nothing.
 
-README's "Bad input" section lists the same cases (``problem`` is the README row's first cell; a test checks that
+docs/data.md's "Bad input" section lists the same cases (``problem`` is the table row's first cell; a test checks that
 the two lists agree). Each case runs the real command in-process (``scoresep.cli.main``) on a tiny mini-Slakh
 that the project renders itself, damaged the way the case says.
 """
@@ -26,7 +26,7 @@ from scoresep.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENTS = ROOT / "experiments"
-README = ROOT / "README.md"
+BAD_INPUT_PAGE = ROOT / "docs" / "data.md"  # its "Bad input" table (moved there from README.md)
 TINY_TRANSCRIPTOR = ["--model.init_args.model.channels=2", "--model.init_args.model.hidden=8"]
 TINY_SEPARATOR = ['--model.init_args.model={"class_path": "scoresep.models.FrameSeparator", '
                   '"init_args": {"hidden": 8, "blocks": 1}}']
@@ -570,7 +570,7 @@ def test_bad_input(case, env_base, tmp_path, capsys, monkeypatch):
 
 
 def _readme_problems() -> list[str]:
-    text = README.read_text()
+    text = BAD_INPUT_PAGE.read_text()
     section = text.split("### Bad input", 1)[1].split("\n#", 1)[0]
     rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| command")]
     return [row.split("|")[2].strip() for row in rows]

@@ -88,3 +88,21 @@ def test_the_python_blocks_of_extending_run_and_the_others_compile():
     for page in PAGES:
         for block in _blocks(page, ("python",)):
             compile(block, page.name, "exec")
+
+
+def test_the_quick_start_data_commands_run_as_written(tmp_path):
+    """README's first two quick-start lines (render a mini-Slakh, build its cache), run as a newcomer would, in an
+    empty folder: about 20 s on 2 cores. The lines after them train for minutes (their parsing is checked above)."""
+    import subprocess
+    import sys
+
+    quick_start = _blocks(ROOT / "README.md", ("bash",))[1]
+    lines = [line for line in quick_start.splitlines() if line.startswith(".venv/bin/scoresep ")][:2]
+    assert [shlex.split(line)[1] for line in lines] == ["synth", "prepare"]
+    for line in lines:
+        argv = shlex.split(line, comments=True)[1:]
+        done = subprocess.run([sys.executable, "-m", "scoresep", *argv], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+    assert len(list((tmp_path / "data" / "minislakh").glob("*/Track*/metadata.yaml"))) == 48
+    assert list((tmp_path / "data" / "cache").glob("*/index.json"))
