@@ -10,6 +10,7 @@ for code that reads experiment YAMLs itself (``scoresep reproduce``).
 from __future__ import annotations
 
 import copy
+import glob
 import os
 from pathlib import Path
 
@@ -22,7 +23,7 @@ BASE_CONFIGS = (PROJECT_ROOT / "experiments" / "base" / "data.yaml",)
 def base_config_files() -> list[str]:
     """The shared config files that exist here (a checkout has them; a wheel without experiments/ has none, and
     the DataModule's defaults, which a test keeps equal to them, apply)."""
-    return [str(path) for path in BASE_CONFIGS if path.is_file()]
+    return [glob.escape(str(path)) for path in BASE_CONFIGS if path.is_file()]  # jsonargparse globs them
 
 
 def deep_merge(base: dict, overrides: dict) -> dict:
@@ -44,6 +45,7 @@ def deep_merge(base: dict, overrides: dict) -> dict:
 def load_experiment(path: str | os.PathLike) -> dict:
     """An experiment YAML composed as the CLI composes it: the base files, then the experiment's own keys."""
     config: dict = {}
-    for base in base_config_files():
-        config = deep_merge(config, yaml.safe_load(Path(base).read_text()) or {})
+    for base in BASE_CONFIGS:
+        if base.is_file():
+            config = deep_merge(config, yaml.safe_load(base.read_text()) or {})
     return deep_merge(config, yaml.safe_load(Path(path).read_text()) or {})
