@@ -448,6 +448,15 @@ def _has_last(out: Path, name: str) -> bool:
     return (row_folder(out, name) / "checkpoints" / "last.ckpt").is_file()
 
 
+def _evaluate_arguments(preset: Preset, data: dict, *what: str) -> list[str]:
+    """``scoresep evaluate`` of ``what`` (``--ckpt PATH`` or ``--score-masks ...``) on the preset's test split of
+    the row's data, without ``--out``."""
+    settings = {"split": "test", "chunk_seconds": 30.0, **preset.evaluate}
+    return ["evaluate", *what, "--data", data["root"], "--cache", data["cache_dir"], "--mixture",
+            data.get("mixture", "instruments"), "--split", settings["split"], "--chunk-seconds",
+            str(settings["chunk_seconds"])]
+
+
 def _plan_reference(preset: Preset, row: Row, out: Path, previous: dict, env: dict[str, str]) -> RowJob:
     """A reference row's one command (``scoresep evaluate --score-masks`` on the preset's data and features),
     unless its evaluation JSON exists."""
@@ -455,16 +464,13 @@ def _plan_reference(preset: Preset, row: Row, out: Path, previous: dict, env: di
     folder.mkdir(parents=True, exist_ok=True)
     evaluation = out / "evaluations" / f"{row.name}.json"
     data = row_config(preset, row, out)["data"]
-    settings = {"split": "test", "chunk_seconds": 30.0, **preset.evaluate}
     features = [option for key, flag in (("sample_rate", "--sample-rate"), ("n_fft", "--n-fft"),
                                          ("hop_length", "--hop-length"), ("min_midi", "--min-midi"),
                                          ("max_midi", "--max-midi")) if key in data
                 for option in (flag, str(data[key]))]
     if "instruments" in data:
         features += ["--instruments", *map(str, data["instruments"])]
-    arguments = ["evaluate", "--score-masks", "--data", data["root"], "--cache", data["cache_dir"], "--mixture",
-                 data.get("mixture", "instruments"), "--split", settings["split"], "--chunk-seconds",
-                 str(settings["chunk_seconds"]), *features]
+    arguments = _evaluate_arguments(preset, data, "--score-masks", *features)
     # The evaluation is reused only if it was made by this very command (the preset's data or features may change).
     digest = hashlib.sha1(json.dumps(arguments).encode()).hexdigest()[:16]
     stamp = folder / "command.hash"
@@ -515,12 +521,8 @@ def _plan_row(preset: Preset, row: Row, out: Path, previous: dict, env: dict[str
             fit += ["--ckpt_path", str(folder / "checkpoints" / "last.ckpt")]
         commands.append(("fit", fit))
     if row.evaluate and not evaluation.is_file():
-        settings = {"split": "test", "chunk_seconds": 30.0, **preset.evaluate}
-        data = config["data"]
-        commands.append(("evaluate", _scoresep(
-            "evaluate", "--ckpt", str(best_checkpoint(out, row.name)), "--data", data["root"], "--cache",
-            data["cache_dir"], "--mixture", data.get("mixture", "instruments"), "--split", settings["split"],
-            "--chunk-seconds", str(settings["chunk_seconds"]), "--out", str(evaluation), "--quiet")))
+        arguments = _evaluate_arguments(preset, config["data"], "--ckpt", str(best_checkpoint(out, row.name)))
+        commands.append(("evaluate", _scoresep(*arguments, "--out", str(evaluation), "--quiet")))
 
     def mark_trained() -> None:
         stamps = {needed: _finished_stamp(out, needed) for needed in row.checkpoints.values()}

@@ -63,6 +63,28 @@ def _truncation(info) -> str | None:
     return f"truncated audio: header declares {info.frames + missing} samples, file holds {info.frames}"
 
 
+# What the commands read as audio inputs (libsndfile's formats), and what a folder given to them is searched for.
+INPUT_AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".oga", ".aif", ".aiff")
+
+
+def audio_files(inputs: list[str | os.PathLike]) -> list[Path]:
+    """Files given directly, plus the audio files (by suffix) directly inside given folders (sorted), in order;
+    FileNotFoundError naming a path that does not exist or a folder without audio."""
+    files: list[Path] = []
+    for name in inputs:
+        path = Path(name)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in INPUT_AUDIO_SUFFIXES)
+            if not found:
+                raise FileNotFoundError(f"{path}: folder holds no audio file ({', '.join(INPUT_AUDIO_SUFFIXES)})")
+            files += found
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise FileNotFoundError(f"{path}: no such file or folder")
+    return files
+
+
 def audio_info(path: str | os.PathLike) -> tuple[int, int, int]:
     """``(sample_rate, frames, channels)`` of an audio file, without decoding it.
 

@@ -7,13 +7,16 @@ including) ``round(offset * frame_rate)``, and at least one frame, so notes shor
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pretty_midi
 
 from scoresep.constants import MAX_MIDI, MIN_MIDI
+from scoresep.fileio import atomic_write_bytes
 
 
 class MidiError(RuntimeError):
@@ -31,6 +34,19 @@ def load_midi(path: str | os.PathLike) -> pretty_midi.PrettyMIDI:
             return pretty_midi.PrettyMIDI(str(path))
     except Exception as error:  # mido raises OSError/EOFError/KeyError/ValueError on bad files
         raise MidiError(f"{path}: cannot parse MIDI ({type(error).__name__}: {error})") from error
+
+
+def write_midi(path: str | os.PathLike, midi: pretty_midi.PrettyMIDI, source: str | os.PathLike | None = None
+               ) -> Path:
+    """Write a MIDI file atomically (temp file + rename); MidiError naming ``source`` (the score it came from,
+    default ``path``) when mido cannot store it (e.g. a tempo or a time out of MIDI's range)."""
+    buffer = io.BytesIO()
+    try:
+        midi.write(buffer)
+    except (ValueError, TypeError, OverflowError) as error:
+        raise MidiError(f"{source or path}: cannot write this score as MIDI ({error})") from error
+    atomic_write_bytes(Path(path), lambda stream: stream.write(buffer.getvalue()))
+    return Path(path)
 
 
 def midi_notes(midi: pretty_midi.PrettyMIDI, include_drums: bool = False) -> np.ndarray:

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import io
 import json
 import os
 import re
@@ -48,14 +47,13 @@ import yaml
 from scoresep import __version__
 from scoresep.constants import ALIGN_MIN_QUALITY, DEFAULT_INSTRUMENTS, N_FFT, PACK_LENGTH_TOLERANCE, SAMPLE_RATE
 from scoresep.data.align import AlignmentError, checked_alignment, warp_score
-from scoresep.data.audio import AudioError, audio_info, read_audio
-from scoresep.data.midi import MidiError, load_midi
+from scoresep.data.audio import AudioError, audio_files, audio_info, read_audio
+from scoresep.data.midi import MidiError, load_midi, write_midi
 from scoresep.data.slakh import DatasetError, read_metadata
 from scoresep.data.splits import SPLITS
 from scoresep.fileio import atomic_write_bytes, atomic_write_text
 from scoresep.instruments import GM_FAMILIES, check_instruments, instrument_of
 
-AUDIO_SUFFIXES = (".flac", ".wav", ".mp3", ".ogg", ".oga", ".aif", ".aiff")
 MIDI_SUFFIXES = (".mid", ".midi")
 INDEX_NAME = "pack.json"
 INCOMING = ".incoming"  # new tracks are packed here, then moved into their split folder
@@ -137,21 +135,11 @@ def find_pairs(inputs: list[str | os.PathLike], midi_dir: str | os.PathLike) -> 
     if not midi_dir.is_dir():
         raise FileNotFoundError(f"{midi_dir}: --midi is not a folder")
     audio: dict[str, Path] = {}
-    for name in inputs:
-        path = Path(name)
-        if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
-            if not found:
-                raise FileNotFoundError(f"{path}: folder holds no audio file ({', '.join(AUDIO_SUFFIXES)})")
-        elif path.is_file():
-            found = [path]
-        else:
-            raise FileNotFoundError(f"{path}: no such file or folder")
-        for file in found:
-            if file.stem in audio and audio[file.stem] != file:
-                raise ValueError(f"{audio[file.stem]} and {file} have the same name; each recording needs its own "
-                                 "(the MIDI file is matched by name)")
-            audio[file.stem] = file
+    for file in audio_files(inputs):
+        if file.stem in audio and audio[file.stem] != file:
+            raise ValueError(f"{audio[file.stem]} and {file} have the same name; each recording needs its own "
+                             "(the MIDI file is matched by name)")
+        audio[file.stem] = file
     scores: dict[str, Path] = {}
     for file in sorted(midi_dir.iterdir()):
         if file.is_file() and file.suffix.lower() in MIDI_SUFFIXES:
@@ -187,21 +175,11 @@ def inst_class_of(instrument: pretty_midi.Instrument) -> str:
     return "Drums" if instrument.is_drum else GM_FAMILIES[instrument.program // 8]
 
 
-def _midi_bytes(midi: pretty_midi.PrettyMIDI, source: Path) -> bytes:
-    """The bytes of a MIDI file; MidiError naming ``source`` (the score it came from) when mido refuses it."""
-    buffer = io.BytesIO()
-    try:
-        midi.write(buffer)
-    except (ValueError, TypeError, OverflowError) as error:
-        raise MidiError(f"{source}: cannot write this score as MIDI ({error})") from error
-    return buffer.getvalue()
-
-
-def _stem_midi(midi: pretty_midi.PrettyMIDI, instrument: pretty_midi.Instrument, source: Path) -> bytes:
+def _stem_midi(midi: pretty_midi.PrettyMIDI, instrument: pretty_midi.Instrument) -> pretty_midi.PrettyMIDI:
     """A MIDI file with the tempo map, signatures and lyrics of ``midi`` and the one ``instrument``."""
     single = copy.copy(midi)  # shallow: writing only reads the shared tempo map and signatures
     single.instruments = [instrument]
-    return _midi_bytes(single, source)
+    return single
 
 
 def _write_mix(audio: Path, track_dir: Path) -> str:
@@ -260,13 +238,11 @@ def pack_pair(audio: Path, midi_path: Path, track_dir: Path, settings: PackSetti
         shutil.rmtree(track_dir)
     (track_dir / "MIDI").mkdir(parents=True, exist_ok=True)
     _write_mix(audio, track_dir)
-    whole = _midi_bytes(midi, midi_path)
-    atomic_write_bytes(track_dir / "all_src.mid", lambda stream: stream.write(whole))
+    write_midi(track_dir / "all_src.mid", midi, source=midi_path)
     stems = {}
     for number, instrument in enumerate(played):
         stem_id = f"S{number:02d}"
-        data = _stem_midi(midi, instrument, midi_path)
-        atomic_write_bytes(track_dir / "MIDI" / f"{stem_id}.mid", lambda stream, data=data: stream.write(data))
+        write_midi(track_dir / "MIDI" / f"{stem_id}.mid", _stem_midi(midi, instrument), source=midi_path)
         stems[stem_id] = {
             "audio_rendered": False, "inst_class": inst_class_of(instrument), "is_drum": bool(instrument.is_drum),
             "midi_program_name": "Drums" if instrument.is_drum else pretty_midi.program_to_instrument_name(

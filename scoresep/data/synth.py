@@ -18,7 +18,6 @@ under umask 022), so that the other users of a shared machine can read the datas
 from __future__ import annotations
 
 import functools
-import io
 import logging
 import math
 import multiprocessing
@@ -37,9 +36,9 @@ import yaml
 from scoresep import __version__
 from scoresep.data.audio import write_audio
 from scoresep.data.loudness import integrated_loudness
-from scoresep.data.midi import load_midi
+from scoresep.data.midi import load_midi, write_midi
 from scoresep.data.splits import assign_splits
-from scoresep.fileio import atomic_write_bytes, atomic_write_text
+from scoresep.fileio import atomic_write_text
 from scoresep.instruments import GM_FAMILIES
 
 log = logging.getLogger(__name__)
@@ -475,12 +474,10 @@ def _write_yaml(path: Path, data: dict) -> None:
 
 
 def _write_midi(path: Path, instruments: list[pretty_midi.Instrument], tempo: float) -> None:
-    """Write a MIDI file of ``instruments`` atomically, readable as the umask allows (``fileio``)."""
+    """Write a MIDI file of ``instruments`` atomically, readable as the umask allows (``midi.write_midi``)."""
     midi = pretty_midi.PrettyMIDI(initial_tempo=tempo)
     midi.instruments.extend(instruments)
-    buffer = io.BytesIO()
-    midi.write(buffer)
-    atomic_write_bytes(path, lambda stream: stream.write(buffer.getvalue()))
+    write_midi(path, midi)
 
 
 def write_track(track_dir: Path, song: Song, sample_rate: int, soundfont: Path, held_out: bool = False) -> dict:

@@ -27,27 +27,15 @@ from scoresep.constants import (
     SAMPLE_RATE,
 )
 from scoresep.constants import n_frames as frame_count
-from scoresep.data.audio import AudioError
+from scoresep.data.audio import AudioError, audio_files
 from scoresep.inference.writers import AUDIO_FORMATS, StemWriter, output_folder
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".oga", ".aif", ".aiff")
 SILENCE = 1e-5  # peak amplitude below which a whole input counts as silent
 
 
 def audio_inputs(inputs: list[str]) -> list[Path]:
     """Files given directly, plus the audio files (by suffix) directly inside given folders, in order."""
-    files: list[Path] = []
-    for name in inputs:
-        path = Path(name)
-        if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
-            if not found:
-                raise FileNotFoundError(f"{path}: folder holds no audio file ({', '.join(AUDIO_SUFFIXES)})")
-            files += found
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise FileNotFoundError(f"{path}: no such file or folder")
+    files = audio_files(inputs)
     stems: dict[str, Path] = {}
     for path in files:
         if path.stem in stems:
@@ -217,7 +205,7 @@ def _midi_targets(files: list[Path], out: str) -> tuple[list[Path], Path]:
 
 
 def command_transcribe(args: argparse.Namespace) -> None:
-    from scoresep.inference.midi_out import write_midi
+    from scoresep.data.midi import write_midi
     from scoresep.inference.separation import Separator, pick_device
     from scoresep.inference.sources import FileSource
     from scoresep.inference.transcription import Transcriber

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import io
-import os
-from pathlib import Path
-
 import numpy as np
 import pretty_midi
 
-from scoresep.fileio import atomic_write_bytes
 from scoresep.instruments import INSTRUMENTS
 from scoresep.metrics import roll_note_frames
 
@@ -35,11 +30,3 @@ def rolls_to_midi(rolls: np.ndarray, instruments: tuple[str, ...], frame_rate: f
                                                 start=float(first / frame_rate), end=float(end / frame_rate)))
         midi.instruments.append(track)
     return midi
-
-
-def write_midi(path: str | os.PathLike, midi: pretty_midi.PrettyMIDI) -> Path:
-    """Write a MIDI file atomically (temp file + rename)."""
-    buffer = io.BytesIO()
-    midi.write(buffer)
-    atomic_write_bytes(Path(path), lambda stream: stream.write(buffer.getvalue()))
-    return Path(path)

@@ -137,9 +137,10 @@ class AdversarialStage(SeparatingStage):
         self.automatic_optimization = False
         self.setup_stage("AdversarialStage", instruments, sample_rate, n_fft, hop_length, min_midi, max_midi,
                          max_nonfinite_steps)
-        weights = {name: value for name, value in self.hparams.items() if name.endswith("_weight")}
-        if any(value < 0 for value in weights.values()):
-            raise ValueError(f"AdversarialStage: loss weights must be >= 0, got {weights}")
+        transcriptor_side = {"transcription_weight": transcription_weight, "aml_weight": aml_weight,
+                             "atl_weight": atl_weight}  # the separator's weights are checked with its table below
+        if any(value < 0 for value in transcriptor_side.values()):
+            raise ValueError(f"AdversarialStage: loss weights must be >= 0, got {transcriptor_side}")
         typed = {"score": score_weight, "clip_mix": clip_mix_weight, "harmonic_mix": harmonic_mix_weight,
                  "harmonic_leak": harmonic_leak_weight, "aml": aml_weight if aml else 0.0}
         self.separator_weights = separator_weights(typed, loss_weights, "AdversarialStage", has_critic=True,
