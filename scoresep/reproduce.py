@@ -475,12 +475,13 @@ def _plan_reference(preset: Preset, row: Row, out: Path, previous: dict, env: di
     digest = hashlib.sha1(json.dumps(arguments).encode()).hexdigest()[:16]
     stamp = folder / "command.hash"
     commands = []
+    kept_seconds = float(previous.get("seconds", 0.0))
     if not evaluation.is_file() or not stamp.is_file() or stamp.read_text().strip() != digest:
         evaluation.unlink(missing_ok=True)
         atomic_write_text(stamp, digest)
         commands.append(("evaluate", _scoresep(*arguments, "--out", str(evaluation), "--quiet")))
-    return RowJob(row.name, commands, folder / "run.log", env, None, float(previous.get("seconds", 0.0)),
-                  "none (no training)")
+        kept_seconds = 0.0  # evaluated from scratch: the earlier run's time is not part of this result
+    return RowJob(row.name, commands, folder / "run.log", env, None, kept_seconds, "none (no training)")
 
 
 def _plan_row(preset: Preset, row: Row, out: Path, previous: dict, env: dict[str, str]) -> RowJob:
@@ -497,6 +498,9 @@ def _plan_row(preset: Preset, row: Row, out: Path, previous: dict, env: dict[str
     retrain = (f"delete {folder} and {evaluation} to retrain it (or use another --out)")
     inputs = {needed: _finished_stamp(out, needed) for needed in row.checkpoints.values()}
     commands: list[tuple[str, list[str]]] = []
+    # The row's minutes in the report count the earlier run's time only where its training is kept (done) or
+    # resumed (last.ckpt); a row trained from scratch (its folder deleted) starts from 0.
+    kept_seconds = float(previous.get("seconds", 0.0)) if done.is_file() or _has_last(out, row.name) else 0.0
     if done.is_file():
         record = json.loads(done.read_text())
         if record.get("config_hash") != digest:
@@ -529,7 +533,7 @@ def _plan_row(preset: Preset, row: Row, out: Path, previous: dict, env: dict[str
         _write_json(done, {"config_hash": digest, "finished": datetime.now(UTC).isoformat(timespec="microseconds"),
                            "inputs": stamps})
 
-    return RowJob(row.name, commands, folder / "run.log", env, mark_trained, float(previous.get("seconds", 0.0)),
+    return RowJob(row.name, commands, folder / "run.log", env, mark_trained, kept_seconds,
                   config.get("trainer", {}).get("precision", "32-true"))
 
 

@@ -155,10 +155,14 @@ def test_an_interrupted_row_resumes_from_its_last_checkpoint(tmp_path, minislakh
     out = tmp_path / "results"
     (out / "rows/stage1/checkpoints").mkdir(parents=True)
     (out / "rows/stage1/checkpoints/last.ckpt").write_bytes(b"x")
-    job = _plan_row(preset, preset.rows["stage1"], out, {}, {})
+    job = _plan_row(preset, preset.rows["stage1"], out, {"seconds": 120.0}, {})
     kinds = [kind for kind, _ in job.commands]
     assert kinds == ["fit", "evaluate"]
     assert job.commands[0][1][-2:] == ["--ckpt_path", str(out / "rows/stage1/checkpoints/last.ckpt")]
+    assert job.previous_seconds == 120.0  # resumed: the interrupted run's minutes are part of the row's time
+    # a row retrained from scratch (its folder deleted, as the refusal message says) does not count them
+    fresh = _plan_row(preset, preset.rows["stage2"], out, {"seconds": 360.0}, {})
+    assert fresh.previous_seconds == 0.0 and [kind for kind, _ in fresh.commands] == ["fit", "evaluate"]
     # the preset changed while the row was unfinished: its last.ckpt belongs to the old configuration
     (out / "rows/stage1/config.hash").write_text("0123456789abcdef")
     with pytest.raises(ReproduceError, match="rows/stage1: its last.ckpt comes from another configuration"):
@@ -275,6 +279,8 @@ def test_the_reference_row_is_evaluated_again_when_its_data_changes(tmp_path):
     assert _plan_row(preset, row, tmp_path, {}, {}).commands
     evaluation.parent.mkdir()
     evaluation.write_text("{}")  # as if the evaluation had run
-    assert not _plan_row(preset, row, tmp_path, {}, {}).commands
+    kept = _plan_row(preset, row, tmp_path, {"seconds": 14.0}, {})
+    assert not kept.commands and kept.previous_seconds == 14.0
     preset.data = {**preset.data, "root": str(tmp_path / "other")}
-    assert _plan_row(preset, row, tmp_path, {}, {}).commands and not evaluation.exists()
+    again = _plan_row(preset, row, tmp_path, {"seconds": 14.0}, {})
+    assert again.commands and not evaluation.exists() and again.previous_seconds == 0.0
