@@ -6,7 +6,7 @@ from scoresep.checkpoints import CheckpointError, load_transcriptor
 from scoresep.features import FeatureSettings
 from scoresep.losses import activity_target
 from scoresep.models.transcriptor import Transcriptor, TranscriptorConfig
-from scoresep.stages.transcriptor import TranscriptorStage
+from scoresep.stages.transcriptor import TranscriptorStage, random_gain
 
 TINY = {"channels": 4, "conv_blocks": 1, "hidden": 16, "rnn_layers": 1, "dropout": 0.0}
 
@@ -50,10 +50,24 @@ def test_training_steps_fit_a_fixed_batch(minislakh, tmp_path):
     assert losses[-1] < 0.7 * losses[0]
 
 
+def test_level_augmentation_scales_each_input_by_one_gain_within_the_range():
+    magnitude = torch.rand(64, 513, 10) + 0.1
+    assert random_gain(magnitude, 0.0) is magnitude
+    torch.manual_seed(0)
+    ratio = random_gain(magnitude, 12.0) / magnitude  # (batch, freq, frame)
+    per_input = ratio[:, :1, :1]
+    assert torch.allclose(ratio, per_input.expand_as(ratio), rtol=1e-5)  # one gain per input
+    decibels = 20 * per_input.flatten().log10()
+    assert decibels.min() >= -12.0 - 1e-4 and decibels.max() <= 12.0 + 1e-4
+    assert decibels.max() - decibels.min() > 12.0  # gains differ between inputs, both signs drawn
+    with pytest.raises(ValueError, match="gain_db >= 0"):
+        TranscriptorStage(model=TranscriptorConfig(**TINY), gain_db=-3.0)
+
+
 @pytest.mark.parametrize("train_on", ["sources", "both", "submixtures"])
 def test_training_variants_use_the_stems(minislakh, tmp_path, train_on):
     datamodule = tiny_datamodule(minislakh, tmp_path)
-    stage = TranscriptorStage(model=TranscriptorConfig(**TINY), train_on=train_on)
+    stage = TranscriptorStage(model=TranscriptorConfig(**TINY), train_on=train_on, gain_db=6.0)
     quiet_trainer(tmp_path, max_steps=2, limit_val_batches=1).fit(stage, datamodule)
     assert stage.global_step == 2
 

@@ -24,6 +24,15 @@ from scoresep.models.transcriptor import Transcriptor, TranscriptorConfig
 from scoresep.stages.common import EvaluatedStage, adamw
 
 
+def random_gain(magnitude: torch.Tensor, gain_db: float) -> torch.Tensor:
+    """Each input's magnitude times its own gain, uniform in ``[-gain_db, +gain_db]`` dB (the level
+    augmentation of stage 1). Shape: ``(batch, freq, frame)`` -> same; ``gain_db = 0`` returns the input."""
+    if gain_db == 0:
+        return magnitude
+    decibels = torch.empty(magnitude.shape[0], 1, 1, device=magnitude.device).uniform_(-gain_db, gain_db)
+    return magnitude * (10.0 ** (decibels / 20.0)).to(magnitude.dtype)
+
+
 class TranscriptorStage(EvaluatedStage):
     """Stage 1: mixture magnitude -> per-instrument piano roll, trained with (weighted) BCE.
 
@@ -39,6 +48,11 @@ class TranscriptorStage(EvaluatedStage):
             Tracks without stems always train on the mixture.
         pos_weight: BCE weight of positive (note) cells; notes fill ~1-2 % of the roll and plain BCE
             learns to predict silence, so positives count ``pos_weight`` times.
+        gain_db: level augmentation: every training input (mixture, stem or sub-mixture) is scaled by a gain
+            drawn uniformly in ``[-gain_db, +gain_db]`` dB, one per input. A transcriptor trained on mixtures at
+            one level misses the notes of quieter inputs (its log features shift with level), and as stage 2's
+            critic it hears separated stems, which are quieter than the mixtures it learnt on. Uses mixtures
+            only, so it keeps the paper's recipe. 0 turns it off.
         threshold: probability above which a cell counts as a note until the first validation has calibrated the
             thresholds (and always, with ``calibrate_thresholds: false``).
         calibrate_thresholds: after each validation pass, choose one threshold per instrument on the validation
@@ -65,6 +79,7 @@ class TranscriptorStage(EvaluatedStage):
         train_on: Literal["mixture", "sources", "both", "submixtures"] = "mixture",
         submix_keep: float = 0.7,
         pos_weight: float = 20.0,
+        gain_db: float = 0.0,
         threshold: float = 0.5,
         calibrate_thresholds: bool = True,
         lr: float = 3e-3,
@@ -79,9 +94,9 @@ class TranscriptorStage(EvaluatedStage):
         self.hparams["model"] = asdict(model)  # primitives only, so checkpoints load with weights_only=True
         self.setup_stage("TranscriptorStage", instruments, sample_rate, n_fft, hop_length, min_midi, max_midi,
                          max_nonfinite_steps)
-        if pos_weight <= 0 or not 0 < threshold < 1 or not 0 < submix_keep <= 1:
-            raise ValueError(f"TranscriptorStage: need pos_weight > 0, 0 < threshold < 1, 0 < submix_keep <= 1; got "
-                             f"{pos_weight}, {threshold}, {submix_keep}")
+        if pos_weight <= 0 or not 0 < threshold < 1 or not 0 < submix_keep <= 1 or gain_db < 0:
+            raise ValueError(f"TranscriptorStage: need pos_weight > 0, 0 < threshold < 1, 0 < submix_keep <= 1, "
+                             f"gain_db >= 0; got {pos_weight}, {threshold}, {submix_keep}, {gain_db}")
         self.n_outputs = self.features.n_pitches if label == "notes" else 1
         self.transcriptor = Transcriptor(self.features.n_bins, len(instruments), self.n_outputs, model, sample_rate,
                                         min_midi)
@@ -129,7 +144,7 @@ class TranscriptorStage(EvaluatedStage):
         if train_on == "submixtures" and bool(batch["has_sources"].any()):
             inputs.append(self._submixture_inputs(batch))
         inputs = [(m, t) for m, t in inputs if len(m)]
-        magnitude = torch.cat([m for m, _ in inputs])
+        magnitude = random_gain(torch.cat([m for m, _ in inputs]), self.hparams.gain_db)
         target = torch.cat([t for _, t in inputs])
         loss = self.bce(self.transcriptor(magnitude), target)
         if self.finite_or_skip(loss) is None:
