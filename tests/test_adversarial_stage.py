@@ -5,6 +5,7 @@ import torch
 from helpers import TINY_T, quiet_trainer, tiny_datamodule, train_tiny_stages
 
 from scoresep.checkpoints import CheckpointError, load_separator, load_transcriptor, read_checkpoint
+from scoresep.losses.adversarial import aml_transcriptor_loss, artificial_mixtures, atl_transcriptor_loss
 from scoresep.models.transcriptor import TranscriptorConfig
 from scoresep.stages.adversarial import AdversarialStage
 from scoresep.stages.transcriptor import TranscriptorStage
@@ -70,6 +71,26 @@ def test_each_half_step_puts_gradients_into_its_own_model_only(minislakh, tmp_pa
         stage, tiny_datamodule(minislakh, tmp_path))
     expected = [{"transcriptor"}, {"transcriptor"}, {"separator"}] * 2
     assert changed_per_backward == expected
+
+
+def test_the_transcriptors_terms_weigh_notes_as_stage_1_did_and_the_separators_by_the_critic_weight(
+        minislakh, tmp_path, checkpoints):
+    stage = _stage(checkpoints, aml=True, atl=True, pos_weight=20.0, critic_pos_weight=80.0).eval()
+    datamodule = tiny_datamodule(minislakh, tmp_path)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    batch = datamodule.on_after_batch_transfer(next(iter(datamodule.train_dataloader())), 0)
+    rolls = batch["rolls"]
+    separated = 0.3 * batch["mixture_mag"][:, None].expand(-1, rolls.shape[1], -1, -1)  # (B, I, F, N)
+    pairs = stage._pairs(len(rolls), 0)
+    with torch.no_grad():
+        terms = stage.transcriptor_terms(batch, separated, pairs)
+        mixtures, scores = artificial_mixtures(separated, rolls, pairs)
+        for weight, close in ((20.0, True), (80.0, False)):
+            atl = atl_transcriptor_loss(stage.transcriptor, separated, rolls, weight).mean()
+            aml = aml_transcriptor_loss(stage.transcriptor, mixtures, scores, stage.hparams.aml_form,
+                                        stage.hparams.aml_margin, weight).mean()
+            assert torch.allclose(terms["atl"], atl) == close and torch.allclose(terms["aml"], aml) == close
 
 
 def test_checkpoint_hands_both_models_on(minislakh, tmp_path, checkpoints):

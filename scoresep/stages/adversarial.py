@@ -72,8 +72,11 @@ class AdversarialStage(SeparatingStage):
         n_harmonics, harmonic_tolerance, harmonic_restrict: harmonic mask settings (as in stage 2).
         harmonic_leak_weight: weight of ``L_h-leak`` (as in stage 2; 0 disables it).
         loss_weights: weights of further separator terms of the loss-term table (``losses/terms.py``) by name.
-        pos_weight: BCE weight of note cells in ``L_tr`` (stage 1 trained with 20).
-        critic_pos_weight: BCE weight of note cells in ``L_score`` and the adversarial terms (as in stage 2: 5).
+        pos_weight: BCE weight of note cells in the transcriptor's terms: ``L_tr`` and the transcriptor's side of
+            AML and ATL (stage 1 trained with 20, so the transcriptor keeps the operating point its thresholds
+            were calibrated at).
+        critic_pos_weight: BCE weight of note cells in the separator's terms: ``L_score`` and the separator's
+            side of AML and ATL (as in stage 2: 80).
         transcriptor_updates, separator_updates: optimiser steps of each model per training batch.
         separator_lr, transcriptor_lr, weight_decay: AdamW settings of each model (constant rate).
         gradient_clip_val: gradient-norm clip of each half-step (0: none). Set here, not on the Trainer:
@@ -118,7 +121,7 @@ class AdversarialStage(SeparatingStage):
         harmonic_leak_weight: float = 0.0,
         loss_weights: dict[str, float] | None = None,
         pos_weight: float = 20.0,
-        critic_pos_weight: float = 5.0,
+        critic_pos_weight: float = 80.0,
         transcriptor_updates: int = 1,
         separator_updates: int = 1,
         separator_lr: float = 3e-4,
@@ -182,9 +185,9 @@ class AdversarialStage(SeparatingStage):
         if hp.aml and pairs is not None:
             mixtures, scores = artificial_mixtures(separated, rolls, pairs)
             terms["aml"] = aml_transcriptor_loss(self.transcriptor, mixtures, scores, hp.aml_form, hp.aml_margin,
-                                                 hp.critic_pos_weight).mean()
+                                                 hp.pos_weight).mean()
         if hp.atl:
-            terms["atl"] = atl_transcriptor_loss(self.transcriptor, separated, rolls, hp.critic_pos_weight).mean()
+            terms["atl"] = atl_transcriptor_loss(self.transcriptor, separated, rolls, hp.pos_weight).mean()
         return terms
 
     def separator_terms(self, batch: dict, separated: torch.Tensor, pairs: torch.Tensor | None,
