@@ -23,6 +23,14 @@ def tiny_datamodule(root, tmp_path, **kwargs) -> SlakhDataModule:
     return SlakhDataModule(root=str(root), cache_dir=str(tmp_path / "cache"), **settings)
 
 
+def tiny_batch(root, tmp_path, **kwargs) -> dict:
+    """The first training batch of :func:`tiny_datamodule`, as a stage receives it (spectrograms computed)."""
+    datamodule = tiny_datamodule(root, tmp_path, **kwargs)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    return datamodule.on_after_batch_transfer(next(iter(datamodule.train_dataloader())), 0)
+
+
 def quiet_trainer(tmp_path, **kwargs) -> pl.Trainer:
     return pl.Trainer(default_root_dir=tmp_path, accelerator="cpu", devices=1, logger=False,
                       enable_progress_bar=False, enable_model_summary=False, **kwargs)

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from helpers import TINY_T, quiet_trainer, tiny_datamodule, train_tiny_stages
+from helpers import TINY_T, quiet_trainer, tiny_batch, tiny_datamodule, train_tiny_stages
 
 from scoresep.checkpoints import CheckpointError, load_separator, load_transcriptor, read_checkpoint
 from scoresep.losses.adversarial import aml_transcriptor_loss, artificial_mixtures, atl_transcriptor_loss
@@ -76,10 +76,7 @@ def test_each_half_step_puts_gradients_into_its_own_model_only(minislakh, tmp_pa
 def test_the_transcriptors_terms_weigh_notes_as_stage_1_did_and_the_separators_by_the_critic_weight(
         minislakh, tmp_path, checkpoints):
     stage = _stage(checkpoints, aml=True, atl=True, pos_weight=20.0, critic_pos_weight=80.0).eval()
-    datamodule = tiny_datamodule(minislakh, tmp_path)
-    datamodule.prepare_data()
-    datamodule.setup("fit")
-    batch = datamodule.on_after_batch_transfer(next(iter(datamodule.train_dataloader())), 0)
+    batch = tiny_batch(minislakh, tmp_path)
     rolls = batch["rolls"]
     separated = 0.3 * batch["mixture_mag"][:, None].expand(-1, rolls.shape[1], -1, -1)  # (B, I, F, N)
     pairs = stage._pairs(len(rolls), 0)

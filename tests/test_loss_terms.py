@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import TINY_S, quiet_trainer, run_cli, tiny_datamodule
+from helpers import TINY_S, quiet_trainer, run_cli, tiny_batch, tiny_datamodule
 
 from scoresep.losses.terms import SEPARATOR_TERMS, LossInputs, LossTerm, register_separator_term
 from scoresep.models.separator import SeparatorConfig
@@ -47,10 +47,7 @@ def test_a_new_term_trains_in_stage_2_and_stage_3(energy_term, minislakh, tiny_c
 def test_the_weighted_total_uses_the_table_weights(energy_term, minislakh, tmp_path):
     stage = SeparatorStage(model=SeparatorConfig(**TINY_S), critic="none", clip_mix_weight=0.25,
                            harmonic_mix_weight=0.0, loss_weights={"energy": 2.0}, log_media=False)
-    datamodule = tiny_datamodule(minislakh, tmp_path)
-    datamodule.prepare_data()
-    datamodule.setup("fit")
-    batch = datamodule.on_after_batch_transfer(next(iter(datamodule.train_dataloader())), 0)
+    batch = tiny_batch(minislakh, tmp_path)
     _, separated = stage.separate(batch["mixture_mag"])
     terms = stage.losses(batch, separated)
     assert set(terms) == {"clip_mix", "energy"}

@@ -1,6 +1,6 @@
 import pytest
 import torch
-from helpers import quiet_trainer, tiny_datamodule
+from helpers import quiet_trainer, tiny_batch, tiny_datamodule
 
 from scoresep.checkpoints import CheckpointError, load_transcriptor
 from scoresep.features import FeatureSettings
@@ -34,10 +34,7 @@ def test_activity_target_is_max_over_pitch():
 # The stage is driven by hand here, without a Trainer, so its self.log calls have nowhere to go.
 @pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)` but the `self.trainer` reference")
 def test_training_steps_fit_a_fixed_batch(minislakh, tmp_path):
-    datamodule = tiny_datamodule(minislakh, tmp_path)
-    datamodule.prepare_data()
-    datamodule.setup("fit")
-    batch = datamodule.on_after_batch_transfer(next(iter(datamodule.train_dataloader())), 0)
+    batch = tiny_batch(minislakh, tmp_path)
     stage = TranscriptorStage(model=TranscriptorConfig(**TINY))
     optimizer = torch.optim.Adam(stage.parameters(), lr=3e-3)
     losses = []
