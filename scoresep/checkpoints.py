@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from scoresep.features import FeatureSettings
-from scoresep.models import SeparatorNetwork, build_separator
+from scoresep.models import SeparatorNetwork, build_separator, network_spec
 from scoresep.models.transcriptor import Transcriptor, TranscriptorConfig
 
 FORMAT = 1
@@ -198,3 +198,18 @@ def load_separator(path: str | os.PathLike,
     names = {"n_harmonics": "n_harmonics", "tolerance": "harmonic_tolerance"}
     harmonics = {key: hparams[name] for key, name in names.items() if name in hparams}  # what its L_h-mix used
     return model, {**info, "features": features, "stage": meta["stage"], "harmonics": harmonics}
+
+
+def warm_start_weights(path: str | os.PathLike, network: SeparatorNetwork,
+                       expected: FeatureSettings | None = None) -> dict[str, torch.Tensor]:
+    """The separator weights of checkpoint ``path`` for starting ``network`` from them (a warm start).
+
+    The checkpoint's network (class path and init arguments) must be ``network``'s; otherwise CheckpointError
+    names both, since loading weights into another architecture would fail deep inside torch or, worse, fit.
+    """
+    loaded, _ = load_separator(path, expected=expected)
+    saved, wanted = network_spec(loaded), network_spec(network)
+    if saved != wanted:
+        raise CheckpointError(f"{path}: its separator is {saved}, this run's model is {wanted}; give the same "
+                              "model to warm-start from it")
+    return loaded.state_dict()

@@ -7,11 +7,13 @@ All three are named in every experiment YAML (``trainer.plugins`` / ``trainer.ca
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
 import subprocess
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,8 @@ from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from pytorch_lightning.cli import SaveConfigCallback
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 from pytorch_lightning.utilities import rank_zero_info
+
+from scoresep.fileio import atomic_write_text
 
 BatchLimit = int | float | None
 
@@ -209,3 +213,37 @@ class SaveConfig(SaveConfigCallback):
             except OSError as error:  # never hide the run's own error behind a clean-up problem
                 rank_zero_info(f"could not take back {folder} ({error})")
         self._fresh_log_dirs = []
+
+
+class LearningCurve(Callback):
+    """Appends each validation's metrics, with the optimiser step, wall-clock and process CPU seconds since the
+    fit started, to a JSON file: the learning curve of a run against steps and against CPU-minutes
+    (``benchmarks/learning_curves.py`` adds it to the rows it measures).
+
+    The file is ``{"points": [{"step", "epoch", "seconds", "cpu_seconds", "metrics": {name: value}}]}``, rewritten
+    atomically after each validation (rank 0 only; sanity checks are not recorded).
+
+    Args:
+        path: the JSON file to write.
+        prefix: the metrics recorded (those whose names start with it).
+    """
+
+    def __init__(self, path: str, prefix: str = "val/"):
+        self.path = Path(path)
+        self.prefix = prefix
+        self.points: list[dict[str, Any]] = []
+        self._started: tuple[float, float] | None = None
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._started = (time.perf_counter(), time.process_time())
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero or self._started is None:
+            return
+        metrics = {name: float(value) for name, value in trainer.callback_metrics.items()
+                   if name.startswith(self.prefix) and torch.as_tensor(value).numel() == 1}
+        self.points.append({"step": int(trainer.global_step), "epoch": int(trainer.current_epoch),
+                            "seconds": time.perf_counter() - self._started[0],
+                            "cpu_seconds": time.process_time() - self._started[1], "metrics": metrics})
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.path, json.dumps({"points": self.points}, indent=1))

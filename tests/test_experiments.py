@@ -28,7 +28,8 @@ def _data_args(minislakh, tmp_path):
 
 @pytest.fixture(scope="session")
 def stage_checkpoints(minislakh, tmp_path_factory):
-    """``checkpoints/{stage1,classifier,stage2}/best.ckpt`` from two-batch runs of those configs."""
+    """``checkpoints/{stage1,classifier,stage2,stage2_score_target}/best.ckpt`` from two-batch runs of those
+    configs (stage2_score_target is stage2_warm's warm start)."""
     folder = tmp_path_factory.mktemp("stage1-runs")
     args = ["--data.root", str(minislakh), "--data.cache_dir", str(folder / "cache"), "--data.segment_seconds", "1.0",
             "--trainer.accelerator=cpu", "--trainer.max_epochs=1", "--trainer.limit_train_batches=2",
@@ -40,9 +41,9 @@ def stage_checkpoints(minislakh, tmp_path_factory):
     try:
         os.chdir(folder)
         sys.argv = ["scoresep"]
-        for name in ("stage1", "baseline_classifier", "stage2"):
+        for name in ("stage1", "baseline_classifier", "stage2", "stage2_score_target"):
             # no W&B run here: one left open in this process would swallow later tests' W&B logging
-            extra = ["--model.init_args.log_media=false", "--trainer.logger=false"] if name == "stage2" else []
+            extra = ["--model.init_args.log_media=false", "--trainer.logger=false"] if name.startswith("stage2") else []
             main(["fit", "--config", str(EXPERIMENTS / f"{name}.yaml"), *args, *extra])
     finally:
         os.chdir(cwd)

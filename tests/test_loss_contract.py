@@ -19,7 +19,7 @@ from scoresep.models.transcriptor import Transcriptor, TranscriptorConfig
 BATCH, INSTRUMENTS, BINS, FRAMES, PITCHES = 2, 3, 513, 8, 88
 # Exported helpers that are not losses (they build inputs of losses).
 NOT_LOSSES = {"activity_target", "artificial_mixtures", "bin_frequencies", "harmonic_mask", "harmonic_templates",
-              "mixing_pairs"}
+              "mixing_pairs", "score_separation"}
 
 
 def _critic() -> Transcriptor:
@@ -45,6 +45,8 @@ CALLS: dict[str, tuple[Callable[[torch.Tensor], torch.Tensor], Callable[[], torc
     "mixture_loss": (lambda s: losses.mixture_loss(s, _mixture()), _separated, "separated"),
     "harmonic_leak_loss": (lambda s: losses.harmonic_leak_loss(s, torch.zeros_like(_separated())), _separated,
                            "separated"),
+    "score_target_loss": (lambda s: losses.score_target_loss(s, _mixture(), torch.zeros_like(_separated())),
+                          _separated, "separated"),
     "supervised_loss": (lambda s: losses.supervised_loss(s, torch.zeros_like(_separated())), _separated,
                         "separated"),
     "transcription_bce": (lambda x: losses.transcription_bce(_critic(), x, _rolls(), 20.0), _mixture, "spectrogram"),

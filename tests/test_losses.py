@@ -11,6 +11,8 @@ from scoresep.losses import (
     harmonic_templates,
     mixture_loss,
     score_loss,
+    score_separation,
+    score_target_loss,
     supervised_loss,
 )
 from scoresep.losses.score import isolated_targets
@@ -56,6 +58,17 @@ def test_mixture_loss_variants_by_hand():
     assert unrestricted == pytest.approx((3 * 1.0 + 3 * 2.0) / 6)
     with pytest.raises(ValueError, match=r"mixture_loss mixture: expected shape \(batch=1, freq=2, frame=3\)"):
         mixture_loss(separated, torch.zeros(1, 3, 3))
+
+
+def test_score_target_splits_shared_bins_equally_and_gives_unexplained_bins_to_no_one():
+    mixture = torch.tensor([[[4.0, 6.0, 8.0]]])  # (batch 1, freq 1, frame 3)
+    harmonic = torch.tensor([[[[1.0, 1.0, 0.0]], [[0.0, 1.0, 0.0]]]])  # instrument 0 in frames 0-1, 1 in frame 1
+    target = score_separation(mixture, harmonic)
+    assert target.tolist() == [[[[4.0, 3.0, 0.0]], [[0.0, 3.0, 0.0]]]]
+    assert score_target_loss(target, mixture, harmonic).tolist() == [0.0]
+    separated = target.clone()
+    separated[0, 1, 0, 2] = 6.0  # 6 of the unexplained frame's energy given to instrument 1: mean |error| 6 / 6
+    assert score_target_loss(separated, mixture, harmonic).item() == pytest.approx(1.0)
 
 
 def test_harmonic_leak_loss_counts_only_energy_outside_each_instruments_mask():

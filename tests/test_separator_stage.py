@@ -1,7 +1,7 @@
 import pytest
 import pytorch_lightning as pl
 import torch
-from helpers import TINY_S, TINY_T, quiet_trainer, tiny_datamodule
+from helpers import TINY_FRAME, TINY_S, TINY_T, quiet_trainer, tiny_datamodule
 
 from scoresep.checkpoints import CheckpointError, load_separator
 from scoresep.models.separator import SeparatorConfig, UNetSeparator
@@ -114,3 +114,29 @@ def test_wandb_offline_gets_audio_and_mask_images_and_csv_still_works(minislakh,
     media = list(tmp_path.glob("wandb/offline-run-*/files/media/**/*"))
     assert any(p.suffix == ".wav" for p in media) and any(p.suffix == ".png" for p in media), media
     assert "val/si_sdr" in (tmp_path / "csv" / "version_0" / "metrics.csv").read_text()
+
+
+def test_score_target_row_trains_without_critic_and_warm_starts_stage2(minislakh, tmp_path, stage1_checkpoints):
+    """The warm start of the stage2_warm row: a separator trained on the score's own separation only (no critic,
+    no stem) starts a stage-2 run with its exact weights; another network is refused, naming both."""
+    datamodule = tiny_datamodule(minislakh, tmp_path)
+    pretrain = SeparatorStage(model=TINY_FRAME, critic="none", clip_mix_weight=0.0, harmonic_mix_weight=0.0,
+                              loss_weights={"score_target": 1.0}, log_media=False)
+    assert pretrain.critic is None
+    trainer = quiet_trainer(tmp_path, max_steps=2, limit_val_batches=1)
+    trainer.fit(pretrain, datamodule)
+    assert "train/score_target" in trainer.callback_metrics
+    path = tmp_path / "score_target.ckpt"
+    trainer.save_checkpoint(path)
+    warm = SeparatorStage(model=TINY_FRAME, transcriptor_checkpoint=str(stage1_checkpoints["notes"]),
+                          separator_checkpoint=str(path), log_media=False)
+    for name, tensor in pretrain.separator.state_dict().items():
+        assert torch.equal(warm.separator.state_dict()[name], tensor), name
+    cold = SeparatorStage(model=TINY_FRAME, transcriptor_checkpoint=str(stage1_checkpoints["notes"]), log_media=False)
+    assert any(not torch.equal(cold.separator.state_dict()[k], t) for k, t in pretrain.separator.state_dict().items()
+               if t.is_floating_point())
+    wider = {"class_path": TINY_FRAME["class_path"], "init_args": {**TINY_FRAME["init_args"], "hidden": 24}}
+    with pytest.raises(CheckpointError, match=r"score_target.ckpt: its separator is .*'hidden': 16.*, this run's "
+                                              r"model is .*'hidden': 24"):
+        SeparatorStage(model=wider, transcriptor_checkpoint=str(stage1_checkpoints["notes"]),
+                       separator_checkpoint=str(path))

@@ -17,10 +17,12 @@ from scoresep.losses.mixture import (
     mixture_loss,
 )
 from scoresep.losses.score import activity_target, score_loss
+from scoresep.losses.score_target import score_separation, score_target_loss
 from scoresep.losses.supervised import supervised_loss
 
 __all__ = [
     "activity_target", "aml_separator_loss", "aml_transcriptor_loss", "artificial_mixtures", "atl_separator_loss",
     "atl_transcriptor_loss", "bin_frequencies", "harmonic_leak_loss", "harmonic_mask", "harmonic_templates",
-    "mixing_pairs", "mixture_loss", "score_loss", "supervised_loss", "transcription_bce",
+    "mixing_pairs", "mixture_loss", "score_loss", "score_separation", "score_target_loss", "supervised_loss",
+    "transcription_bce",
 ]

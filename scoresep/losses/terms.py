@@ -22,6 +22,7 @@ from torch import nn
 from scoresep.losses.adversarial import aml_separator_loss, artificial_mixtures
 from scoresep.losses.mixture import harmonic_leak_loss, harmonic_mask, mixture_loss
 from scoresep.losses.score import score_loss
+from scoresep.losses.score_target import score_target_loss
 
 
 @dataclass
@@ -91,6 +92,10 @@ def _harmonic_leak(inputs: LossInputs) -> torch.Tensor:
     return harmonic_leak_loss(inputs.separated, inputs.harmonic_masks())
 
 
+def _score_target(inputs: LossInputs) -> torch.Tensor:
+    return score_target_loss(inputs.separated, inputs.batch["mixture_mag"], inputs.harmonic_masks())
+
+
 def _aml(inputs: LossInputs) -> torch.Tensor:
     mixtures, scores = artificial_mixtures(inputs.separated, inputs.batch["rolls"], inputs.pairs)
     return aml_separator_loss(inputs.critic, mixtures, scores, inputs.critic_pos_weight)
@@ -106,6 +111,9 @@ SEPARATOR_TERMS: dict[str, LossTerm] = {term.name: term for term in (
              "L_h-mix: the harmonic parts H_i * S_i add up to the mixture where some H_i covers it"),
     LossTerm("harmonic_leak", _harmonic_leak, ("separated", "rolls", "templates"),
              "L_h-leak (not in the paper): energy each S_i keeps outside its own harmonic mask"),
+    LossTerm("score_target", _score_target, ("separated", "mixture_mag", "rolls", "templates"),
+             "L_score-target (not in the paper): each S_i imitates the score's own separation "
+             "H_i / max(1, sum_j H_j) * X"),
     LossTerm("aml", _aml, ("separated", "rolls", "critic", "pairs"),
              "AML, separator side: the critic transcribes artificial mixtures of separated sources as their "
              "score", needs_critic=True, needs_pairs=True),

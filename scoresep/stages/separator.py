@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import torch
 
-from scoresep.checkpoints import load_transcriptor, section
+from scoresep.checkpoints import load_transcriptor, section, warm_start_weights
 from scoresep.constants import (
     DEFAULT_INSTRUMENTS,
     HARMONIC_TOLERANCE,
@@ -86,6 +86,7 @@ class SeparatorStage(SeparatingStage):
         model: dict[str, Any] | None = None,
         critic: Literal["transcriptor", "classifier", "none"] = "transcriptor",
         transcriptor_checkpoint: str | None = None,
+        separator_checkpoint: str | None = None,
         supervised: bool = False,
         supervised_loss: Literal["l1", "mse"] = "l1",
         score_weight: float = 1.0,
@@ -120,6 +121,8 @@ class SeparatorStage(SeparatingStage):
             raise ValueError("SeparatorStage: no loss is enabled (set a critic with score_weight > 0, a mixture "
                              "loss weight, or supervised: true)")
         self.separator = build_separator(spec, self.features.n_bins, len(instruments))
+        if separator_checkpoint is not None:
+            self.separator.load_state_dict(warm_start_weights(separator_checkpoint, self.separator, self.features))
         self.critic: Transcriptor | None = None
         if self.use_critic:
             if transcriptor_checkpoint is None:
