@@ -5,7 +5,9 @@ Separation: SI-SDR of each separated instrument against its true stem over the w
 SI-SDR and the improvement (SI-SDRi); stems that are silent for a whole track are left out (undefined).
 Transcription (stage-1 and stage-3 checkpoints): frame-level counts on the mixture (``mix``) and on each
 isolated stem (``iso``), summed over tracks before dividing, plus the wrong-channel rate on isolated stems.
-The result is one JSON (format 1), written atomically; ``summary`` holds the table numbers and ``skipped``
+The result is one JSON (format 1), written atomically; ``reads_score`` says whether the separation read the
+test tracks' scores (``--score-masks``: true; a checkpoint hears only the audio: false), so that a table never
+ranks the two kinds side by side unmarked; ``summary`` holds the table numbers and ``skipped``
 names every track of the split that was not scored, with the reason (the dataset index left it out, or it has
 no stems to sum), so that a table's track count can be checked from the file alone.
 """
@@ -204,7 +206,8 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, data: str | os.PathLike, 
     tracks, skipped, seconds = _evaluate_split(data, split, cache_dir, mixture, features, separator, transcriber,
                                                workers, progress)
     return {
-        "format": FORMAT, "checkpoint": str(checkpoint), "stage": meta["stage"], "split": split, "data": str(data),
+        "format": FORMAT, "checkpoint": str(checkpoint), "stage": meta["stage"], "reads_score": False,
+        "split": split, "data": str(data),
         "mixture": mixture, "instruments": list(features.instruments), "features": features.to_dict(),
         "threshold": transcriber.thresholds.tolist() if transcriber is not None else threshold,
         "seconds": seconds, "machine": platform.platform(),
@@ -230,7 +233,8 @@ def evaluate_score_masks(data: str | os.PathLike, split: str = "test", cache_dir
         raise DatasetError(f"{data}: no '{split}' track has stems to score the score masks against (score-only "
                            "data can be separated with `scoresep separate --score`, not scored)")
     return {
-        "format": FORMAT, "checkpoint": None, "stage": "score_masks", "split": split, "data": str(data),
+        "format": FORMAT, "checkpoint": None, "stage": "score_masks", "reads_score": True, "split": split,
+        "data": str(data),
         "mixture": mixture, "instruments": list(features.instruments), "features": features.to_dict(),
         "harmonics": asdict(harmonics), "threshold": None, "seconds": seconds, "machine": platform.platform(),
         "skipped": sorted(skipped, key=lambda entry: entry["track"]), "tracks": tracks,
