@@ -245,7 +245,8 @@ def command_pack(args: argparse.Namespace) -> None:
 def command_reproduce(args: argparse.Namespace) -> None:
     from scoresep.reproduce import reproduce
 
-    reproduce(args.preset, args.out, data=args.data, rows=args.rows, parallel=args.parallel, threads=args.threads)
+    reproduce(args.preset, args.out, data=args.data, rows=args.rows, parallel=args.parallel, threads=args.threads,
+              seed=args.seed)
     print(f"report: {Path(args.out) / 'report.md'}")
 
 
@@ -331,6 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--rows", nargs="+", default=None, help="only these rows (and the rows they need)")
     reproduce.add_argument("--parallel", type=int, default=None, help="rows trained at once (default: preset)")
     reproduce.add_argument("--threads", type=int, default=None, help="threads per row (default: cores / parallel)")
+    reproduce.add_argument("--seed", type=int, default=0,
+                           help="training seed of every row (default 0); the dataset stays the preset's. One seed "
+                                "per results folder: give a second seed its own --out, e.g. results/seed1")
     reproduce.set_defaults(run=command_reproduce)
 
     report = commands.add_parser("report", help="render the tables (Markdown, CSV) and the chart of a results folder")

@@ -10,6 +10,12 @@ Rows run as ``scoresep fit`` then ``scoresep evaluate`` subprocesses, ``parallel
 row with ``done.json`` (and the same configuration) is not retrained, one with ``last.ckpt`` continues from
 it, an evaluation that exists is not recomputed. A failed row is reported and the rows that need it are
 skipped; the others still run.
+
+``seed`` (``--seed``, default 0) is every row's training seed: ``seed_everything``, ``data.seed`` (crop order)
+and, where the stage has one, ``model.init_args.seed`` (AML pairing). It does not change the rendered dataset
+(the preset's ``synth.seed``), so every seed is scored on the same test tracks. Seed 0 is what the experiment
+YAMLs already say, so its rows' configurations (and hashes) are the ones of runs made before ``--seed`` existed.
+A results folder holds one seed: ``reproduce.json`` records it and another seed is refused there.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import signal
 import subprocess
 import sys
@@ -30,10 +37,11 @@ import yaml
 
 from scoresep.configs import PROJECT_ROOT, deep_merge, load_experiment
 from scoresep.fileio import atomic_write_text
+from scoresep.report import EVALUATED_ROWS as PAPER_ROWS
 
 PRESET_KEYS = {"description", "data", "overrides", "synth", "parallel", "precision", "evaluate", "rows"}
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed")  # the ones every stage supports (docs/clusters.md)
-ROW_KEYS = {"config", "overrides", "checkpoints", "evaluate", "reference"}
+ROW_KEYS = {"config", "overrides", "checkpoints", "evaluate", "reference", "beyond_paper"}
 REFERENCES = ("score_masks",)  # rows with nothing to train (see Row.reference)
 
 
@@ -51,6 +59,7 @@ class Row:
     checkpoints: dict[str, str] = field(default_factory=dict)  # model init arg -> row whose best.ckpt it takes
     evaluate: bool = True
     reference: str | None = None  # "score_masks": nothing to train, only `scoresep evaluate --score-masks`
+    beyond_paper: bool = False  # not a row of the paper's tables: the report lists it after them, without paper numbers
 
 
 @dataclass
@@ -63,6 +72,7 @@ class Preset:
     evaluate: dict
     rows: dict[str, Row]
     precision: str | None = None  # resolved (never "auto"); None: each experiment YAML's own
+    seed: int = 0  # every row's training seed (see the module docstring); not the dataset's synth seed
 
 
 def find_file(name: str | os.PathLike, what: str) -> Path:
@@ -99,8 +109,15 @@ def load_preset(name_or_path: str) -> Preset:
             continue
         if "config" not in spec:
             raise ReproduceError(f"{path}: row {name} names no experiment 'config'")
+        beyond_paper = spec.get("beyond_paper", False)
+        if not isinstance(beyond_paper, bool):
+            raise ReproduceError(f"{path}: row {name}: beyond_paper must be true or false, got {beyond_paper!r}")
+        if beyond_paper and name in PAPER_ROWS:
+            raise ReproduceError(f"{path}: row {name} is a row of the paper's tables; it cannot be beyond_paper "
+                                 "(give the row another name)")
         rows[name] = Row(name, find_file(spec["config"], f"experiment YAML of row {name}"),
-                         spec.get("overrides") or {}, spec.get("checkpoints") or {}, spec.get("evaluate", True))
+                         spec.get("overrides") or {}, spec.get("checkpoints") or {}, spec.get("evaluate", True),
+                         beyond_paper=beyond_paper)
     if not rows:
         raise ReproduceError(f"{path}: no rows")
     for row in rows.values():
@@ -209,6 +226,7 @@ def row_config(preset: Preset, row: Row, out: Path) -> dict:
         config = deep_merge(config, {"trainer": {"precision": preset.precision}})
     config = deep_merge(config, preset.overrides)
     config = deep_merge(config, row.overrides)
+    apply_seed(config, preset.seed)
     folder = row_folder(out, row.name).resolve()
     for argument, needed in row.checkpoints.items():
         config.setdefault("model", {}).setdefault("init_args", {})[argument] = str(best_checkpoint(out, needed)
@@ -225,6 +243,20 @@ def row_config(preset: Preset, row: Row, out: Path) -> dict:
         if key in data:
             data[key] = str(Path(data[key]).resolve())
     return config
+
+
+def apply_seed(config: dict, seed: int) -> None:
+    """Set a row's training seeds in place: ``seed_everything`` (network initialisation), ``data.seed`` (crop
+    order) and ``model.init_args.seed`` where the stage has one (stage 3's AML pairing).
+
+    Keys that exist keep their place, so with the seed the experiment YAMLs already hold (0) the composed config,
+    its ``config.yaml`` and its hash are unchanged and rows trained before ``--seed`` existed are reused.
+    """
+    config["seed_everything"] = seed
+    config.setdefault("data", {})["seed"] = seed
+    init_args = (config.get("model") or {}).get("init_args")
+    if isinstance(init_args, dict) and "seed" in init_args:
+        init_args["seed"] = seed
 
 
 def config_hash(config: dict, out: Path) -> str:
@@ -346,12 +378,39 @@ def _run(command: list[str], log: Path, what: str) -> None:
         raise ReproduceError(f"{what} failed (exit {code}); see {log}")
 
 
+def recorded_seed(summary_path: Path) -> int | None:
+    """The seed a results folder was trained with, from its ``reproduce.json``: None when there is none yet, 0
+    for a run from before ``--seed`` existed (the experiment YAMLs' own seed)."""
+    if not summary_path.is_file():
+        return None
+    try:
+        record = json.loads(summary_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ReproduceError(f"{summary_path}: unreadable JSON ({error})") from error
+    if not isinstance(record, dict):
+        raise ReproduceError(f"{summary_path}: expected a JSON object")
+    seed = record.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ReproduceError(f"{summary_path}: 'seed' must be an integer, got {seed!r}")
+    return seed
+
+
+def seed_folder(out: Path, seed: int) -> Path:
+    """Where another seed's results go by convention: ``results/seed1`` beside seed 0's ``results``, or
+    ``results/seed2`` beside ``results/seed1``."""
+    return out.parent / f"seed{seed}" if re.fullmatch(r"seed\d+", out.name) else out / f"seed{seed}"
+
+
 def reproduce(preset_name: str = "mini", out: str | os.PathLike = "results", data: str | None = None,
               rows: list[str] | None = None, parallel: int | None = None, threads: int | None = None,
-              report: bool = True) -> dict:
-    """Run the preset's rows (or only ``rows`` and what they need) into ``out``; returns the run summary
-    (also written to ``out/reproduce.json``). Raises ReproduceError listing failed rows at the end."""
+              report: bool = True, seed: int = 0) -> dict:
+    """Run the preset's rows (or only ``rows`` and what they need) into ``out`` with training seed ``seed``;
+    returns the run summary (also written to ``out/reproduce.json``). Raises ReproduceError listing failed rows
+    at the end, or at once when ``out`` holds another seed's results."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ReproduceError(f"--seed must be an integer >= 0, got {seed!r}")
     preset = load_preset(preset_name)
+    preset.seed = seed
     if data is not None:
         preset.data = {**preset.data, "root": data}
     # Relative data paths mean the working folder, for the data step and for every row alike.
@@ -360,6 +419,13 @@ def reproduce(preset_name: str = "mini", out: str | os.PathLike = "results", dat
     if parallel is not None:
         preset.parallel = max(1, parallel)
     out = Path(out).resolve()
+    summary_path = out / "reproduce.json"
+    trained_with = recorded_seed(summary_path)
+    if trained_with is not None and trained_with != seed:
+        # Mixing seeds in one folder would put rows of two trainings into one table.
+        raise ReproduceError(f"{out}: holds the results of --seed {trained_with}, not {seed}; give --seed "
+                             f"{trained_with} to continue it, or another --out for seed {seed} (e.g. --out "
+                             f"{seed_folder(out, seed)})")
     out.mkdir(parents=True, exist_ok=True)
     order = order_rows(preset.rows, preset.path)
     if rows:
@@ -376,14 +442,13 @@ def reproduce(preset_name: str = "mini", out: str | os.PathLike = "results", dat
         order = [name for name in order if name in wanted]
     started_at, started = datetime.now(UTC).isoformat(timespec="seconds"), time.perf_counter()
     log = out / "reproduce.log"
-    print(f"[reproduce] preset {preset.path.name}, {len(order)} rows, {preset.parallel} at a time -> {out}",
-          flush=True)
+    print(f"[reproduce] preset {preset.path.name}, {len(order)} rows, {preset.parallel} at a time, seed {seed} -> "
+          f"{out}", flush=True)
     prepare_data(preset, [row_config(preset, preset.rows[name], out)["data"] for name in order
                           if preset.rows[name].reference is None], log)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     threads = threads or max(1, cores // preset.parallel)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
-    summary_path = out / "reproduce.json"
     previous = json.loads(summary_path.read_text()).get("rows", {}) if summary_path.is_file() else {}
     status: dict[str, dict] = {}
     jobs = {name: _plan_row(preset, preset.rows[name], out, previous.get(name, {}), env) for name in order}
@@ -556,8 +621,10 @@ def _write_summary(path: Path, preset: Preset, started_at: str, started: float, 
     summary = {
         "preset": preset.path.stem, "preset_file": str(preset.path), "data": str(preset.data.get("root")),
         "machine": machine_description(), "started": started_at, "parallel": preset.parallel,
-        "precision": preset.precision,
-        "wall_seconds": time.perf_counter() - started, "rows": {**previous, **status},
+        "precision": preset.precision, "seed": preset.seed,
+        "wall_seconds": time.perf_counter() - started, "rows": {
+            name: {**info, "beyond_paper": preset.rows[name].beyond_paper} if name in preset.rows else info
+            for name, info in {**previous, **status}.items()},
     }
     if finished:
         summary["finished"] = datetime.now(UTC).isoformat(timespec="seconds")

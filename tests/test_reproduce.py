@@ -1,8 +1,10 @@
 """``scoresep reproduce``: rows hand checkpoints on, finished rows are not retrained, failures are contained;
 ``scoresep evaluate`` scores whole tracks."""
 
+import hashlib
 import json
 import sys
+import time
 
 import pytest
 import torch
@@ -17,9 +19,11 @@ from scoresep.inference.evaluate import evaluate_checkpoint
 from scoresep.metrics import si_sdr
 from scoresep.reproduce import (
     ReproduceError,
+    config_hash,
     load_preset,
     native_bf16,
     order_rows,
+    recorded_seed,
     reproduce,
     resolve_precision,
     row_config,
@@ -109,6 +113,7 @@ def test_reproduce_runs_rows_in_order_resumes_and_contains_failures(tmp_path, mi
         reproduce(_preset(tmp_path, minislakh, broken), out)
     summary = json.loads((out / "reproduce.json").read_text())
     assert summary["rows"]["stage1"]["status"] == "done" and summary["rows"]["stage2"]["status"] == "done"
+    assert summary["seed"] == 0 and summary["rows"]["stage2"]["beyond_paper"] is False
     assert summary["rows"]["broken"]["status"] == "failed" and summary["rows"]["after_broken"]["status"] == "skipped"
     assert "no_such_option" in (out / "rows/broken/run.log").read_text()
     stage2 = torch.load(out / "rows/stage2/checkpoints/best.ckpt", weights_only=True)
@@ -180,6 +185,7 @@ def test_summary_skips_tracks_without_separation_scores():
 def test_evaluate_scores_whole_tracks(tmp_path, minislakh, capsys):
     train_tiny_stages(minislakh, tmp_path, steps=2)
     result = evaluate_checkpoint(tmp_path / "stage2.ckpt", minislakh, "test", tmp_path / "cache", progress=False)
+    assert result["reads_score"] is False  # a checkpoint hears only the audio
     folder = next((tmp_path / "cache").iterdir())
     records = [r for r in load_index(folder)["tracks"] if r["split"] == "test"]
     assert [t["track"] for t in result["tracks"]] == [r["track"] for r in records]
@@ -284,3 +290,149 @@ def test_the_reference_row_is_evaluated_again_when_its_data_changes(tmp_path):
     preset.data = {**preset.data, "root": str(tmp_path / "other")}
     again = _plan_row(preset, row, tmp_path, {"seconds": 14.0}, {})
     assert again.commands and not evaluation.exists() and again.previous_seconds == 0.0
+
+
+# ----------------------------------------------------------------------------------------------- seeds
+
+PINNED_EXPERIMENT = """seed_everything: 0
+trainer:
+  max_epochs: 1
+  callbacks:
+  - class_path: pytorch_lightning.callbacks.ModelCheckpoint
+    init_args: {monitor: val/loss, mode: min}
+model:
+  class_path: scoresep.stages.AdversarialStage
+  init_args: {aml: true, seed: 0}
+"""
+# What row_config composed for PINNED_EXPERIMENT before --seed existed (commit c5c186d): config_hash (what done.json
+# compares) and a digest of the unsorted JSON (key order: what config.yaml is written in). If these change,
+# every trained row of every existing results folder is refused as "trained with another configuration".
+PINNED_DIGESTS = {"first": ("1332ebb598295456", "366220f256edbaa6"),
+                  "second": ("d252bc72af239e4e", "28dcb5cf16dc32eb")}
+
+
+def _pinned_preset(tmp_path, extra: dict | None = None) -> tuple[str, object]:
+    """A preset of two rows of PINNED_EXPERIMENT whose data lives under the results folder (so that no path of
+    this machine enters the hash); returns its path and the results folder."""
+    experiment = tmp_path / "experiment.yaml"
+    experiment.write_text(PINNED_EXPERIMENT)
+    out = tmp_path / "results"
+    path = tmp_path / "pinned.yaml"
+    path.write_text(yaml.safe_dump({
+        "data": {"root": str(out / "data"), "cache_dir": str(out / "cache"), "train_crops_per_track": 2},
+        "overrides": {"trainer": {"num_sanity_val_steps": 0}},
+        "rows": {"first": {"config": str(experiment)},
+                 "second": {"config": str(experiment), "checkpoints": {"separator_checkpoint": "first"},
+                            "overrides": {"trainer": {"max_epochs": 2}}}},
+        **(extra or {})}))
+    return str(path), out
+
+
+def _digests(config: dict, out) -> tuple[str, str]:
+    ordered = json.dumps(config).replace(str(out.resolve()), "<out>")
+    return config_hash(config, out), hashlib.sha256(ordered.encode()).hexdigest()[:16]
+
+
+def test_seed_zero_composes_the_configs_of_runs_from_before_seeds(tmp_path):
+    path, out = _pinned_preset(tmp_path)
+    preset = load_preset(path)
+    assert preset.seed == 0
+    assert {name: _digests(row_config(preset, row, out), out) for name, row in preset.rows.items()} == PINNED_DIGESTS
+    # The presets' experiment YAMLs all say 0 already: seed 0 sets what is there.
+    mini = load_preset("mini")
+    for row in mini.rows.values():
+        if row.reference is None:
+            config = row_config(mini, row, tmp_path)
+            assert (config["seed_everything"], config["data"]["seed"]) == (0, 0), row.name
+
+
+def test_another_seed_sets_every_training_seed_but_not_the_datasets(tmp_path, monkeypatch):
+    path, out = _pinned_preset(tmp_path, {"synth": {"tracks": 4, "seconds": 2, "seed": 5}})
+    preset = load_preset(path)
+    preset.seed = 3
+    config = row_config(preset, preset.rows["first"], out)
+    assert (config["seed_everything"], config["data"]["seed"], config["model"]["init_args"]["seed"]) == (3, 3, 3)
+    assert _digests(config, out)[0] != PINNED_DIGESTS["first"][0]
+    mini = load_preset("mini")
+    mini.seed = 3
+    assert "seed" not in row_config(mini, mini.rows["supervised"], tmp_path)["model"]["init_args"]  # none added
+    # The dataset is rendered with the preset's synth seed whatever the training seed: the same test tracks.
+    commands = []
+
+    def fake_run(command, log, what):
+        commands.append(command)
+        raise ReproduceError("stop here")
+
+    monkeypatch.setattr("scoresep.reproduce._run", fake_run)
+    with pytest.raises(ReproduceError, match="stop here"):
+        reproduce(path, out, seed=3)
+    synth = commands[0]
+    assert synth[3] == "synth" and synth[synth.index("--seed") + 1] == "5"
+
+
+def test_a_results_folder_holds_one_seed(tmp_path, capsys):
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "reproduce.json").write_text(json.dumps({"preset": "mini", "seed": 1, "rows": {}}))
+    assert recorded_seed(out / "reproduce.json") == 1
+    with pytest.raises(ReproduceError, match=rf"{out}: holds the results of --seed 1, not 0; give --seed 1 to "
+                                             rf"continue it, or another --out for seed 0 \(e.g. --out {out}/seed0\)"):
+        reproduce("mini", out)
+    # A run from before --seed trained with the YAMLs' seed 0.
+    (out / "reproduce.json").write_text(json.dumps({"preset": "mini", "rows": {}}))
+    assert recorded_seed(out / "reproduce.json") == 0
+    with pytest.raises(SystemExit) as exit_:
+        main(["reproduce", "--seed", "1", "--out", str(out)])
+    assert exit_.value.code == 1
+    assert capsys.readouterr().err.strip().endswith(f"--seed 0 to continue it, or another --out for seed 1 (e.g. "
+                                                    f"--out {out}/seed1)")
+    second = out / "seed1"
+    second.mkdir()
+    (second / "reproduce.json").write_text(json.dumps({"seed": 1}))
+    with pytest.raises(ReproduceError, match=rf"--out {out}/seed2\)"):
+        reproduce("mini", second, seed=2)
+    with pytest.raises(ReproduceError, match="--seed must be an integer >= 0, got -1"):
+        reproduce("mini", tmp_path / "new", seed=-1)
+    (second / "reproduce.json").write_text("{broken")
+    with pytest.raises(ReproduceError, match="seed1/reproduce.json: unreadable JSON"):
+        reproduce("mini", second, seed=1)
+    assert not (tmp_path / "new").exists()
+
+
+def test_the_summary_records_the_seed_and_the_rows_beyond_the_paper(tmp_path):
+    from scoresep.reproduce import _write_summary
+
+    path, _ = _pinned_preset(tmp_path)
+    preset = load_preset(path)
+    preset.seed = 4
+    preset.rows["second"].beyond_paper = True
+    summary_path = tmp_path / "reproduce.json"
+    _write_summary(summary_path, preset, "2026-01-01T00:00:00", time.perf_counter(),
+                   {"first": {"status": "done", "seconds": 1.0}},
+                   {"second": {"status": "done", "seconds": 2.0}, "gone": {"status": "done", "seconds": 3.0}})
+    summary = json.loads(summary_path.read_text())
+    assert summary["seed"] == 4 and recorded_seed(summary_path) == 4
+    assert summary["rows"] == {"second": {"status": "done", "seconds": 2.0, "beyond_paper": True},
+                               "gone": {"status": "done", "seconds": 3.0},  # no longer in the preset: as it was
+                               "first": {"status": "done", "seconds": 1.0, "beyond_paper": False}}
+
+
+def test_beyond_paper_is_a_checked_row_key(tmp_path):
+    path = tmp_path / "preset.yaml"
+    path.write_text(yaml.safe_dump({"rows": {"mine": {"config": "experiments/stage2.yaml", "beyond_paper": True},
+                                             "stage2": {"config": "experiments/stage2.yaml"}}}))
+    preset = load_preset(str(path))
+    assert preset.rows["mine"].beyond_paper is True and preset.rows["stage2"].beyond_paper is False
+    path.write_text(yaml.safe_dump({"rows": {"mine": {"config": "experiments/stage2.yaml", "beyond_paper": "yes"}}}))
+    with pytest.raises(ReproduceError, match="preset.yaml: row mine: beyond_paper must be true or false, got 'yes'"):
+        load_preset(str(path))
+    path.write_text(yaml.safe_dump({"rows": {"stage2": {"config": "experiments/stage2.yaml", "beyond_paper": True}}}))
+    with pytest.raises(ReproduceError, match="row stage2 is a row of the paper's tables; it cannot be beyond_paper"):
+        load_preset(str(path))
+
+
+def test_score_mask_evaluations_say_they_read_the_score(tmp_path, minislakh):
+    from scoresep.inference.evaluate import evaluate_score_masks
+
+    result = evaluate_score_masks(minislakh, "test", tmp_path / "cache", progress=False)
+    assert result["reads_score"] is True
