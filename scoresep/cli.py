@@ -251,10 +251,16 @@ def command_reproduce(args: argparse.Namespace) -> None:
 
 
 def command_report(args: argparse.Namespace) -> None:
-    from scoresep.report import render_report
+    from scoresep.report import load_seeds, render_report, render_seeds
 
-    for kind, path in render_report(args.results).items():
-        print(f"{kind:>8}: {path}")
+    folders = args.results or ["results"]
+    if len(folders) > 1:
+        load_seeds(folders)  # refuse folders that cannot be compared before any report is rewritten
+    for folder in folders:
+        for kind, path in render_report(folder).items():
+            print(f"{kind:>8}: {path}")
+    if len(folders) > 1:
+        print(f"{'seeds':>8}: {render_seeds(folders)}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -338,7 +344,10 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.set_defaults(run=command_reproduce)
 
     report = commands.add_parser("report", help="render the tables (Markdown, CSV) and the chart of a results folder")
-    report.add_argument("results", nargs="?", default="results", help="results folder (default results/)")
+    report.add_argument("results", nargs="*", default=None,
+                        help="results folder (default results/); several, one per training seed (results "
+                             "results/seed1): each gets its report and the first also seeds.md, whether each paired "
+                             "difference under Table 1 holds in every seed")
     report.set_defaults(run=command_report)
     return parser
 

@@ -12,6 +12,17 @@ optionally, ``<results>/reproduce.json`` (preset, machine, training time per row
   or not run; Table 1 adds ``<column>_ci95``, the half-width, empty where there is no interval);
 - ``si_sdr.png``: grouped bars of SI-SDR per Table-1 row and instrument, with the paper's values as ticks.
 
+Table 1 also says how much of the distance from the input mixture to the supervised row each row covers ("gap
+closed", on the avg and on guitar, ours beside the paper's): our absolute numbers are far from the paper's, on
+other data with smaller networks, but the share of the supervised row's improvement is comparable. Rows a preset
+marks ``beyond_paper`` (recorded per row in ``reproduce.json``) follow the paper's rows, without paper numbers. A
+row whose evaluation read the test score (``reads_score``, the score-mask reference) is marked as such, so that it
+is never ranked unmarked beside rows that hear only the audio.
+
+``render_seeds`` reads several results folders, one per training seed (``scoresep reproduce --seed N``), and
+writes ``seeds.md`` into the first: for each paired difference under Table 1, each seed's difference with its
+interval and in how many seeds it holds (interval above 0), since one seed's ranking can be luck of that seed.
+
 Why a separate step: reproducing takes hours, rendering takes a second; the tables can be re-rendered after any
 single row is re-evaluated, and a row that has not run yet is shown as "not run" rather than stopping the report.
 Every file is written atomically, so an interrupted render never leaves a truncated table behind.
@@ -35,6 +46,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from scoresep.fileio import atomic_write_bytes
 
 EVALUATION_FORMAT = 1
@@ -56,6 +69,13 @@ BEST_STAGE3 = "best stage 3"  # placeholder in DIFFERENCE_CHAIN for the step-3 r
 # The main rows in the order the paper expects their averages to be (highest first): each adjacent pair is tested.
 DIFFERENCE_CHAIN = ("supervised", BEST_STAGE3, "stage2", "baseline", INPUT_MIXTURE)
 DIFFERENCES_TITLE = "Which differences are inside the noise"
+READS_SCORE = "(reads the test score)"  # appended to the label of a row whose evaluation read the test score
+BEYOND_PAPER = "(beyond the paper)"  # appended to the preset's name of a row that is not in the paper's tables
+SUPERVISED = "supervised"  # the upper bound of "gap closed"
+GAP_INSTRUMENT = "guitar"  # the instrument with its own "gap closed" column: the paper's hardest
+GAP_COLUMNS = ("gap closed", f"{GAP_INSTRUMENT} gap closed")
+SEEDS_FILE = "seeds.md"
+SEEDS_TITLE = "Claims across seeds"
 
 
 @dataclass(frozen=True)
@@ -65,6 +85,7 @@ class RowSpec:
     row: str
     label: str
     flags: tuple[str, ...] = ()
+    reads_score: bool = False  # the label already says that the row reads the test score
 
 
 SCORE_MASKS = "score_masks"  # a reference row: no training, reads the test score (not a row of the paper)
@@ -78,7 +99,7 @@ TABLE1_ROWS = (
     RowSpec("stage3_atl", "step 3 fine-tune", ("L_c-mix", "L_h-mix", "ATL")),
     RowSpec(INPUT_MIXTURE, "input mixture"),
     RowSpec("baseline", "baseline [16] classifier critic"),
-    RowSpec(SCORE_MASKS, "score harmonic masks (no training; uses the test score)"),
+    RowSpec(SCORE_MASKS, "score harmonic masks (no training; uses the test score)", reads_score=True),
 )
 TABLE2_ROWS = (
     RowSpec("stage1", "step 1"),
@@ -142,6 +163,7 @@ class Evaluation:
     checkpoint); ``transcription`` maps ``"mix"`` / ``"iso"`` to per-instrument accuracy for the sets present.
     ``track_si_sdr`` / ``track_input_si_sdr`` are the per-track SI-SDRs behind ``separation`` / ``input_si_sdr``
     (the intervals are computed from them); empty when the file has no per-track separation results.
+    ``reads_score``: the separation read the test tracks' scores (``scoresep evaluate --score-masks``).
     """
 
     row: str
@@ -153,11 +175,13 @@ class Evaluation:
     transcription: dict[str, dict[str, float | None]]
     track_si_sdr: TrackValues = field(default_factory=dict)
     track_input_si_sdr: TrackValues = field(default_factory=dict)
+    reads_score: bool = False
 
 
 @dataclass(frozen=True)
 class Results:
-    """Everything read from a results folder, validated."""
+    """Everything read from a results folder, validated. ``beyond``: the rows beyond the paper with an
+    evaluation, in name order, each with the loss marks its ``config.yaml`` gives."""
 
     folder: Path
     evaluations: dict[str, Evaluation]
@@ -167,6 +191,7 @@ class Results:
     input_source: Path | None
     ignored: tuple[str, ...]
     reproduce: dict[str, Any] | None
+    beyond: tuple[RowSpec, ...] = ()
 
 
 # ----------------------------------------------------------------------------------------------- reading
@@ -238,8 +263,12 @@ def _parse_evaluation(row: str, path: Path, document: Any) -> Evaluation:
     if separation is not None and input_si_sdr is not None:
         _check_tracks(separation, track_si_sdr, path, "si_sdr")
         _check_tracks(input_si_sdr, track_input_si_sdr, path, "input_si_sdr")
+    # Files from before the field: only the score-mask reference read the score.
+    reads_score = document.get("reads_score", row == SCORE_MASKS or document.get("stage") == "score_masks")
+    if not isinstance(reads_score, bool):
+        raise ReportError(f"{path}: 'reads_score' must be true or false, got {reads_score!r}")
     return Evaluation(row, path, instruments, split if isinstance(split, str) else None, separation, input_si_sdr,
-                      transcription, track_si_sdr, track_input_si_sdr)
+                      transcription, track_si_sdr, track_input_si_sdr, reads_score)
 
 
 def _parse_tracks(document: dict, instruments: tuple[str, ...], path: Path) -> tuple[TrackValues, TrackValues]:
@@ -288,19 +317,63 @@ def _check_tracks(summary: dict[str, float | None], tracks: TrackValues, path: P
                               f"per-track values average {mean}: the tracks and the summary disagree")
 
 
-def _load_evaluations(folder: Path) -> tuple[dict[str, Evaluation], tuple[str, ...]]:
-    """Loads every known row's evaluation; returns them keyed by row, and the names of files that are no row."""
+def _load_evaluations(folder: Path, beyond: tuple[str, ...] = ()) -> tuple[dict[str, Evaluation], tuple[str, ...]]:
+    """Loads the evaluation of every row of the paper's tables and of the ``beyond`` rows; returns them keyed by
+    row (the paper's first, in table order), and the names of the files that are neither."""
     evaluations_dir = folder / "evaluations"
     files = sorted(evaluations_dir.glob("*.json"))
     if not files:
         raise ReportError(f"{evaluations_dir}: no evaluation files (*.json); run `scoresep evaluate` first")
-    known = {path.stem: path for path in files if path.stem in EVALUATED_ROWS}
-    ignored = tuple(path.name for path in files if path.stem not in EVALUATED_ROWS)
+    rows = EVALUATED_ROWS + tuple(name for name in beyond if name not in EVALUATED_ROWS)
+    known = {path.stem: path for path in files if path.stem in rows}
+    ignored = tuple(path.name for path in files if path.stem not in rows)
     if not known:
         raise ReportError(f"{evaluations_dir}: no evaluation of a row of the paper's tables (found "
                           f"{', '.join(ignored)}; expected <row>.json with row in {', '.join(EVALUATED_ROWS)})")
     evaluations = {row: _parse_evaluation(row, path, _read_json(path)) for row, path in known.items()}
-    return {row: evaluations[row] for row in EVALUATED_ROWS if row in evaluations}, ignored
+    return {row: evaluations[row] for row in rows if row in evaluations}, ignored
+
+
+def _beyond_paper_rows(folder: Path, record: dict[str, Any] | None) -> tuple[str, ...]:
+    """The rows ``reproduce.json`` marks ``beyond_paper`` and that have an evaluation file, in name order (the
+    record lists rows in the order they finished, which changes from run to run). A row of the paper's tables
+    stays one whatever the record says."""
+    rows = record.get("rows") if record is not None else None
+    if not isinstance(rows, dict):
+        return ()
+    names = []
+    for name, info in rows.items():
+        flag = info.get("beyond_paper", False) if isinstance(info, dict) else False
+        if not isinstance(flag, bool):
+            raise ReportError(f"{folder / 'reproduce.json'}: 'rows.{name}.beyond_paper' must be true or false, got "
+                              f"{flag!r}")
+        if flag and name not in EVALUATED_ROWS and name != INPUT_MIXTURE and \
+                (folder / "evaluations" / f"{name}.json").is_file():
+            names.append(name)
+    return tuple(sorted(names))
+
+
+def config_loss_flags(path: Path) -> tuple[str, ...]:
+    """The Table-1 loss marks a row's ``config.yaml`` gives (a positive ``clip_mix_weight`` is L_c-mix, a
+    positive ``harmonic_mix_weight`` L_h-mix, ``aml`` / ``atl`` true with a positive weight AML / ATL); none
+    when the file is missing or unreadable: the marks are a description, not a number the table depends on."""
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return ()
+    model = config.get("model") if isinstance(config, dict) else None
+    init = model.get("init_args") if isinstance(model, dict) else None
+    if not isinstance(init, dict):
+        return ()
+
+    def positive(key: str) -> bool:
+        value = init.get(key, 1.0 if key in ("aml_weight", "atl_weight") else 0.0)
+        return not isinstance(value, bool) and isinstance(value, (int, float)) and value > 0
+
+    marks = {"L_c-mix": positive("clip_mix_weight"), "L_h-mix": positive("harmonic_mix_weight"),
+             "AML": init.get("aml") is True and positive("aml_weight"),
+             "ATL": init.get("atl") is True and positive("atl_weight")}
+    return tuple(flag for flag in LOSS_FLAGS if marks[flag])
 
 
 def _common_split(evaluations: dict[str, Evaluation]) -> str:
@@ -362,11 +435,15 @@ def load_results(results_dir: str | os.PathLike) -> Results:
     folder = Path(results_dir)
     if not folder.is_dir():
         raise ReportError(f"{folder}: results folder not found")
-    evaluations, ignored = _load_evaluations(folder)
+    record = _load_reproduce(folder)
+    beyond = _beyond_paper_rows(folder, record)
+    evaluations, ignored = _load_evaluations(folder, beyond)
     instruments = tuple(dict.fromkeys(name for evaluation in evaluations.values() for name in evaluation.instruments))
     input_mixture, input_source = _input_mixture(evaluations)
+    specs = tuple(RowSpec(name, f"{name} {BEYOND_PAPER}", config_loss_flags(folder / "rows" / name / "config.yaml"))
+                  for name in beyond)
     return Results(folder, evaluations, instruments, _common_split(evaluations), input_mixture, input_source,
-                   ignored, _load_reproduce(folder))
+                   ignored, record, specs)
 
 
 # ----------------------------------------------------------------------------------------------- statistics
@@ -480,7 +557,8 @@ class TableRow:
     """One table line: row id, text cells (label, marks), our numbers and the paper's; ``source`` None = not run.
 
     ``half_widths``: per column, the half-width of our number's 95 % interval over tracks (None: no interval);
-    empty for a table without intervals (Table 2).
+    empty for a table without intervals (Table 2). ``gaps`` / ``gaps_paper``: per ``Table.gaps`` column, ours and
+    the paper's share of the gap closed in percent (None: a number it needs is missing).
     """
 
     row: str
@@ -489,6 +567,8 @@ class TableRow:
     paper: tuple[float | None, ...]
     source: Path | None
     half_widths: tuple[float | None, ...] = ()
+    gaps: tuple[float | None, ...] = ()
+    gaps_paper: tuple[float | None, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -496,6 +576,7 @@ class Table:
     """A table independent of its rendering: text columns, then one "ours" and one "paper" value per column.
 
     ``intervals``: whether our numbers carry a half-width (rendered ``mean ± h``, CSV ``<column>_ci95``).
+    ``gaps``: the names of the percentage columns after them, ours and the paper's (Table 1: "gap closed").
     """
 
     label_header: tuple[str, ...]
@@ -503,6 +584,7 @@ class Table:
     rows: tuple[TableRow, ...]
     decimals: int
     intervals: bool = False
+    gaps: tuple[str, ...] = ()
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -517,14 +599,29 @@ def _marks(spec: RowSpec, flags: tuple[str, ...]) -> tuple[str, ...]:
     return tuple("x" if flag in spec.flags else "" for flag in flags)
 
 
+def gap_closed(value: float | None, mixture: float | None, supervised: float | None) -> float | None:
+    """The share of the way from the input mixture to the supervised row that ``value`` covers, in percent:
+    ``100 (value - mixture) / (supervised - mixture)``; 0 % is no separation, 100 % the supervised row's. None
+    when a number is missing or the supervised row is no better than the mixture (no gap to close)."""
+    if value is None or mixture is None or supervised is None or supervised <= mixture:
+        return None
+    return 100.0 * (value - mixture) / (supervised - mixture)
+
+
+def _reads_score(results: Results, row: str) -> bool:
+    evaluation = results.evaluations.get(row)
+    return evaluation is not None and evaluation.reads_score
+
+
 def _table1(results: Results) -> Table:
-    """Table 1 as data: SI-SDR (dB) per instrument and their mean, ours and the paper's, in the paper's order;
-    each of our numbers with the half-width of its 95 % interval over test tracks (see ``_average_interval``
-    for the avg column)."""
+    """Table 1 as data: SI-SDR (dB) per instrument and their mean, ours and the paper's, in the paper's order,
+    then the rows beyond the paper; each of our numbers with the half-width of its 95 % interval over test tracks
+    (see ``_average_interval`` for the avg column), and each row's gap closed (``gap_closed``) on the avg and on
+    guitar, ours and the paper's."""
     names = results.instruments
     columns = names + (AVERAGE,)
     rows = []
-    for spec in TABLE1_ROWS:
+    for spec in TABLE1_ROWS + results.beyond:
         values, source = _table1_values(results, spec.row)
         ours: tuple[float | None, ...] = (None,) * len(columns)
         half_widths: tuple[float | None, ...] = (None,) * len(columns)
@@ -534,8 +631,32 @@ def _table1(results: Results) -> Table:
             widths = [_instrument_interval(tracks, name) for name in names] + [_average_interval(tracks, names)]
             half_widths = tuple(None if value is None else width for value, width in zip(ours, widths, strict=True))
         paper = tuple(PAPER_TABLE1.get(spec.row, {}).get(name) for name in columns)
-        rows.append(TableRow(spec.row, (spec.label, *_marks(spec, LOSS_FLAGS)), ours, paper, source, half_widths))
-    return Table(("training", *LOSS_FLAGS), columns, tuple(rows), 2, intervals=True)
+        label = spec.label
+        if _reads_score(results, spec.row) and not spec.reads_score:
+            label += f" {READS_SCORE}"
+        rows.append(TableRow(spec.row, (label, *_marks(spec, LOSS_FLAGS)), ours, paper, source, half_widths))
+    return Table(("training", *LOSS_FLAGS), columns, _with_gaps(tuple(rows), columns), 2, intervals=True,
+                 gaps=GAP_COLUMNS)
+
+
+def _with_gaps(rows: tuple[TableRow, ...], columns: tuple[str, ...]) -> tuple[TableRow, ...]:
+    """Table-1 rows with their gap closed filled in: on the avg column and on GAP_INSTRUMENT's, ours from our
+    input-mixture and supervised rows, the paper's from the paper's."""
+    by_row = {row.row: row for row in rows}
+    indices = [columns.index(name) if name in columns else None for name in (AVERAGE, GAP_INSTRUMENT)]
+
+    def cell(numbers: tuple[float | None, ...], index: int | None) -> float | None:
+        return None if index is None else numbers[index]
+
+    def gaps(row: TableRow, kind: str) -> tuple[float | None, ...]:
+        mixture, supervised = by_row.get(INPUT_MIXTURE), by_row.get(SUPERVISED)
+        if mixture is None or supervised is None:
+            return (None,) * len(indices)
+        return tuple(gap_closed(cell(getattr(row, kind), index), cell(getattr(mixture, kind), index),
+                                cell(getattr(supervised, kind), index)) for index in indices)
+
+    return tuple(TableRow(row.row, row.labels, row.ours, row.paper, row.source, row.half_widths, gaps(row, "ours"),
+                          gaps(row, "paper")) for row in rows)
 
 
 def _table1_tracks(results: Results, row: str) -> TrackValues:
@@ -598,18 +719,26 @@ def _ours_cell(row: TableRow, index: int, table: Table) -> str:
     return text
 
 
+def _percent_cell(value: float | None) -> str:
+    """A gap-closed cell: whole percent, empty when a number it needs is missing."""
+    return "" if value is None else f"{value:.0f} %"
+
+
 def _markdown_table(table: Table) -> str:
-    """A GitHub table: text columns, then for each instrument our number and, beside it, the paper's."""
+    """A GitHub table: text columns, then for each instrument our number and, beside it, the paper's; then the
+    same for each percentage column (``table.gaps``)."""
     header = [*table.label_header]
-    for name in table.columns:
+    for name in table.columns + table.gaps:
         header += [name, f"{name} (paper)"]
-    align = ["---"] * len(table.label_header) + ["---:"] * (2 * len(table.columns))
+    align = ["---"] * len(table.label_header) + ["---:"] * (2 * len(table.columns + table.gaps))
     lines = ["| " + " | ".join(_escape(name) for name in header) + " |", "|" + "|".join(align) + "|"]
     for row in table.rows:
         cells = [_escape(label) for label in row.labels]
         for index, paper in enumerate(row.paper):
             cells.append(_ours_cell(row, index, table))
             cells.append(_number_cell(paper, table.decimals, ""))
+        for ours, paper in zip(row.gaps, row.gaps_paper, strict=True):
+            cells += [_percent_cell(ours), _percent_cell(paper)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -649,10 +778,17 @@ def _signed(value: float, decimals: int = 2) -> str:
     return f"{value:+.{decimals}f}"
 
 
-def _difference_line(difference: Difference, instruments: tuple[str, ...]) -> str:
-    """One bullet: the pair (and the instruments compared, when not all of them), the mean difference, its
-    interval and whether 0 is inside it."""
-    pair = f"- `{difference.first}` vs `{difference.second}`"
+def _score_readers(results: Results, difference: Difference) -> str:
+    """`` (`row` reads the test score)`` when a row of the pair read the test score, else empty: such a
+    comparison is not between two methods that hear the same input."""
+    readers = [row for row in (difference.first, difference.second) if _reads_score(results, row)]
+    return f" ({' and '.join(f'`{row}`' for row in readers)} {READS_SCORE[1:-1]})" if readers else ""
+
+
+def _difference_line(difference: Difference, instruments: tuple[str, ...], note: str = "") -> str:
+    """One bullet: the pair (``note`` after it; and the instruments compared, when not all of them), the mean
+    difference, its interval and whether 0 is inside it."""
+    pair = f"- `{difference.first}` vs `{difference.second}`{note}"
     if difference.instruments and difference.instruments != instruments:
         pair += f" ({', '.join(difference.instruments)} only)"
     pair += ": "
@@ -681,14 +817,19 @@ def _differences_markdown(results: Results) -> str:
     differences = table1_differences(results)
     if not differences:
         lines.append("Fewer than two of these rows have separation results: nothing to compare yet.")
-    lines += [_difference_line(difference, results.instruments) for difference in differences]
+    lines += [_difference_line(difference, results.instruments, _score_readers(results, difference))
+              for difference in differences]
     return "\n".join(lines)
 
 
 def _tables_markdown(results: Results) -> str:
     """The two captioned tables, Table 1's reading note and differences section, and the legend."""
     legend = (f"Each number is ours; the `(paper)` column beside it is Hung et al. (ICASSP 2021). "
-              f"{MISSING} = undefined (e.g. no notes) or not in that evaluation; {NOT_RUN} = no evaluation file.")
+              f"{MISSING} = undefined (e.g. no notes) or not in that evaluation; {NOT_RUN} = no evaluation file. "
+              f"Gap closed: (row - input mixture) / (supervised - input mixture) of the avg (or {GAP_INSTRUMENT}) "
+              f"SI-SDR, 100 % = the supervised row; empty where a number is missing. Rows {BEYOND_PAPER} are "
+              f"not in the paper's tables: loss marks from their own config.yaml, no paper numbers. Rows "
+              f"{READS_SCORE} read the test tracks' scores, which the other rows never see.")
     intervals = (f"Table 1 cells: our mean ± the half-width of its 95 % Student-t interval over the test tracks "
                  f"(avg: over per-track means of the instruments present in each track; {NO_INTERVAL}: fewer "
                  f"than 2 tracks with per-track results). Table 2 has no intervals: its accuracies come from "
@@ -714,9 +855,9 @@ def _minutes(seconds: Any) -> str:
 
 def _header_markdown(record: dict[str, Any]) -> str:
     """The run summary from reproduce.json: preset, data, machine, times, and training time per row."""
-    facts = [("preset", record.get("preset")), ("data", record.get("data")), ("machine", record.get("machine")),
-             ("precision (rows that set none)", record.get("precision")), ("started", record.get("started")),
-             ("finished", record.get("finished"))]
+    facts = [("preset", record.get("preset")), ("seed", record.get("seed", 0)), ("data", record.get("data")),
+             ("machine", record.get("machine")), ("precision (rows that set none)", record.get("precision")),
+             ("started", record.get("started")), ("finished", record.get("finished"))]
     lines = [f"- {name}: {value}" for name, value in facts if value not in (None, "")]
     lines.append(f"- total wall time: {_minutes(record.get('wall_seconds'))} min")
     rows = record.get("rows")
@@ -727,7 +868,8 @@ def _header_markdown(record: dict[str, Any]) -> str:
                   "| row | training | status |" + (" precision |" if with_precision else "") + " minutes |",
                   "|---|---|---|" + ("---|" if with_precision else "") + "---:|"]
         for row, info in infos.items():
-            cells = [_escape(str(row)), ROW_LABELS.get(row, ""), _escape(str(info.get("status", MISSING)))]
+            label = ROW_LABELS.get(row, BEYOND_PAPER[1:-1] if info.get("beyond_paper") is True else "")
+            cells = [_escape(str(row)), label, _escape(str(info.get("status", MISSING)))]
             if with_precision:
                 cells.append(_escape(str(info.get("precision", MISSING))))
             lines.append("| " + " | ".join([*cells, _minutes(info.get("seconds"))]) + " |")
@@ -739,7 +881,9 @@ def _report_markdown(results: Results) -> str:
     parts = ["# Reproduction of Hung, Wichern & Le Roux (ICASSP 2021): score-supervised separation\n"]
     if results.reproduce is not None:
         parts.append(_header_markdown(results.reproduce))
-    evaluated = f"{len(results.evaluations)} of {len(EVALUATED_ROWS)} rows evaluated"
+    evaluated = f"{sum(row in EVALUATED_ROWS for row in results.evaluations)} of {len(EVALUATED_ROWS)} rows evaluated"
+    if results.beyond:
+        evaluated += f"; beyond the paper: {', '.join(f'`{spec.row}`' for spec in results.beyond)}"
     if results.input_source is not None:
         evaluated += f"; input mixture from `{results.input_source.name}`"
     if results.ignored:
@@ -748,20 +892,153 @@ def _report_markdown(results: Results) -> str:
     return "\n".join(parts)
 
 
+# ----------------------------------------------------------------------------------------------- seeds
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One paired difference under Table 1, across seeds: ``first`` is expected above ``second`` (our row ids, with
+    ``BEST_STAGE3`` for whichever step-3 row is best in a seed); ``differences`` per seed, None where that seed
+    has not both rows."""
+
+    first: str
+    second: str
+    differences: tuple[Difference | None, ...]
+
+    @property
+    def holds(self) -> int:
+        """In how many seeds the claim holds: the difference's 95 % interval lies above 0."""
+        return sum(1 for difference in self.differences if _holds(difference))
+
+
+def _holds(difference: Difference | None) -> bool:
+    return (difference is not None and difference.mean is not None and difference.half_width is not None
+            and difference.mean - difference.half_width > 0)
+
+
+def _seed(results: Results) -> int | None:
+    """The training seed of a results folder (reproduce.json's, 0 for a run from before ``--seed``); None
+    without a reproduce.json."""
+    if results.reproduce is None:
+        return None
+    seed = results.reproduce.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ReportError(f"{results.folder / 'reproduce.json'}: 'seed' must be an integer, got {seed!r}")
+    return seed
+
+
+def _seed_label(results: Results) -> str:
+    seed = _seed(results)
+    return f"seed {seed}" if seed is not None else f"`{results.folder}`"
+
+
+def load_seeds(folders: Sequence[str | os.PathLike]) -> tuple[Results, ...]:
+    """Reads one results folder per seed and checks that they can be compared: distinct folders and seeds, and
+    the same test tracks (their input mixtures agree, as they must when only the training seed differs)."""
+    if len(folders) < 2:
+        raise ReportError(f"claims across seeds need at least two results folders, got {len(folders)}")
+    runs = tuple(load_results(folder) for folder in folders)
+    seen: dict[Any, Results] = {}
+    for run in runs:
+        for key in (("folder", run.folder.resolve()), ("seed", _seed(run))):
+            if key[1] is None:
+                continue
+            if key in seen:
+                raise ReportError(f"{seen[key].folder} and {run.folder} are the same {key[0]} ({key[1]}): give one "
+                                  "results folder per seed (scoresep reproduce --seed N --out results/seedN)")
+            seen[key] = run
+    first = runs[0]
+    for run in runs[1:]:
+        if first.input_mixture is None or run.input_mixture is None:
+            continue
+        for name, value in run.input_mixture.items():
+            if name in first.input_mixture and not _same(first.input_mixture[name], value):
+                raise ReportError(f"input_si_sdr of {name} differs between {first.input_source} "
+                                  f"({first.input_mixture[name]}) and {run.input_source} ({value}): the seeds were "
+                                  "evaluated on different test tracks")
+    return runs
+
+
+def claims_across_seeds(runs: Sequence[Results]) -> tuple[Claim, ...]:
+    """Every paired difference ``table1_differences`` computes in any of the runs, with each run's difference
+    (None where that run lacks one of the two rows), in the order of ``DIFFERENCE_CHAIN``."""
+    def key(difference: Difference) -> tuple[str, str]:
+        return tuple(BEST_STAGE3 if row in STAGE3_ROWS else row for row in (difference.first, difference.second))
+
+    per_run = [{key(difference): difference for difference in table1_differences(run)} for run in runs]
+    keys = sorted({pair for found in per_run for pair in found},
+                  key=lambda pair: (DIFFERENCE_CHAIN.index(pair[0]), DIFFERENCE_CHAIN.index(pair[1])))
+    return tuple(Claim(*pair, tuple(found.get(pair) for found in per_run)) for pair in keys)
+
+
+def _claim_cell(difference: Difference | None, label: str, run: Results, first: str, second: str) -> str:
+    """One seed's part of a claim line: its difference and interval, and which step-3 row it used."""
+    if difference is None:
+        return f"{label}: not measured (a row has no separation results)"
+    if difference.mean is None:
+        return f"{label}: {NO_INTERVAL} (no common track)"
+    text = f"{label}: {_signed(difference.mean)} dB"
+    if difference.instruments and difference.instruments != run.instruments:
+        text += f" ({', '.join(difference.instruments)} only)"
+    if difference.half_width is None:
+        text += f", {NO_INTERVAL} (fewer than 2 tracks)"
+    else:
+        text += (f" [{_signed(difference.mean - difference.half_width)}, "
+                 f"{_signed(difference.mean + difference.half_width)}]")
+    rows = [f"`{row}`" for row, claimed in ((difference.first, first), (difference.second, second))
+            if claimed == BEST_STAGE3]
+    return text + (f" ({rows[0]})" if rows else "") + _score_readers(run, difference)
+
+
+def _claim_name(row: str) -> str:
+    return "the best step-3 row" if row == BEST_STAGE3 else f"`{row}`"
+
+
+def seeds_markdown(runs: Sequence[Results]) -> str:
+    """The page ``render_seeds`` writes: the folders and their seeds, then one line per claim."""
+    lines = [f"# {SEEDS_TITLE}", "",
+             "Each claim is a paired difference of Table 1's avg column (the rows in the order the paper expects, "
+             "paired over the test tracks, as under each report's Table 1), measured in each seed's results "
+             "folder; it holds in a seed when the 95 % interval of its difference lies above 0.", ""]
+    lines += [f"- {_seed_label(run)}: `{run.folder}`" for run in runs]
+    lines.append("")
+    claims = claims_across_seeds(runs)
+    if not claims:
+        lines.append("No folder has two of these rows with separation results: nothing to compare yet.")
+    for claim in claims:
+        cells = [_claim_cell(difference, _seed_label(run), run, claim.first, claim.second)
+                 for difference, run in zip(claim.differences, runs, strict=True)]
+        lines.append(f"- {_claim_name(claim.first)} > {_claim_name(claim.second)}: {'; '.join(cells)}: holds in "
+                     f"{claim.holds}/{len(runs)} seeds")
+    return "\n".join(lines) + "\n"
+
+
+def render_seeds(folders: Sequence[str | os.PathLike]) -> Path:
+    """Writes ``seeds.md`` (``seeds_markdown``) into the first of ``folders``, one results folder per seed, and
+    returns its path. Each folder's own report is ``render_report``'s."""
+    runs = load_seeds(folders)
+    path = runs[0].folder / SEEDS_FILE
+    data = seeds_markdown(runs).encode("utf-8")
+    atomic_write_bytes(path, lambda stream: stream.write(data))
+    return path
+
+
 # ----------------------------------------------------------------------------------------------- CSV, chart
 
 
 def _csv_text(table: Table) -> str:
     """The table as CSV: row id, text columns, ours per column, (with intervals) the half-width of ours per column
-    (``<name>_ci95``), the paper's per column (``<name>_paper``), the evaluation file; an empty cell is an
-    undefined number, no interval, or a row that has not run."""
+    (``<name>_ci95``), the paper's per column (``<name>_paper``), then ours and the paper's per percentage column
+    (``gap_closed``, ``gap_closed_paper``, ...; in percent), the evaluation file; an empty cell is an undefined
+    number, no interval, or a row that has not run."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     widths = tuple(f"{name}_ci95" for name in table.columns) if table.intervals else ()
+    gaps = tuple(name.replace(" ", "_") for name in table.gaps)
     writer.writerow(["row", *table.label_header, *table.columns, *widths, *(f"{name}_paper" for name in table.columns),
-                     "source"])
+                     *gaps, *(f"{name}_paper" for name in gaps), "source"])
     for row in table.rows:
-        numbers = row.ours + (row.half_widths if table.intervals else ()) + row.paper
+        numbers = row.ours + (row.half_widths if table.intervals else ()) + row.paper + row.gaps + row.gaps_paper
         writer.writerow([row.row, *row.labels, *("" if value is None else value for value in numbers),
                          row.source.name if row.source else ""])
     return buffer.getvalue()

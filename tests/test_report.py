@@ -12,14 +12,20 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from scoresep.cli import main
 from scoresep.report import (
     ReportError,
     average_difference,
+    claims_across_seeds,
+    config_loss_flags,
+    gap_closed,
     load_results,
+    load_seeds,
     markdown_tables,
     mean_interval,
     paired_difference,
     render_report,
+    render_seeds,
     table1_differences,
 )
 
@@ -69,13 +75,14 @@ def _transcription(mix: dict[str, float | None], iso: dict[str, float | None]) -
 
 
 def _write(folder: Path, row: str, summary: dict, stage: str = "separator", instruments=INSTRUMENTS,
-           tracks: list[dict] | None = None) -> Path:
-    """One evaluation file; ``tracks`` None: one entry without separation results (no per-track numbers)."""
+           tracks: list[dict] | None = None, **extra) -> Path:
+    """One evaluation file; ``tracks`` None: one entry without separation results (no per-track numbers);
+    ``extra``: more top-level keys (e.g. ``reads_score``)."""
     path = folder / "evaluations" / f"{row}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     document = {"format": 1, "checkpoint": f"checkpoints/{row}/best.ckpt", "stage": stage, "split": "test",
                 "data": "data/minislakh", "instruments": list(instruments),
-                "tracks": [{"ignored": True}] if tracks is None else tracks, "summary": summary}
+                "tracks": [{"ignored": True}] if tracks is None else tracks, "summary": summary, **extra}
     path.write_text(json.dumps(document), encoding="utf-8")
     return path
 
@@ -198,7 +205,8 @@ def test_csv_tables_read_back_with_the_csv_module(results: Path) -> None:
     header, rows = _read_csv(paths["table1"])
     assert header == ["row", "training", "L_c-mix", "L_h-mix", "AML", "ATL", "bass", "guitar", "piano", "avg",
                       "bass_ci95", "guitar_ci95", "piano_ci95", "avg_ci95",
-                      "bass_paper", "guitar_paper", "piano_paper", "avg_paper", "source"]
+                      "bass_paper", "guitar_paper", "piano_paper", "avg_paper",
+                      "gap_closed", "guitar_gap_closed", "gap_closed_paper", "guitar_gap_closed_paper", "source"]
     assert [row["row"] for row in rows] == list(TABLE1_ORDER)
     by_row = {row["row"]: row for row in rows}
     assert float(by_row["supervised"]["bass"]) == 9.0 and float(by_row["supervised"]["bass_paper"]) == 11.1
@@ -473,3 +481,228 @@ def test_duplicate_or_unnamed_tracks_are_refused(results: Path) -> None:
     path.write_text(json.dumps(document), encoding="utf-8")
     with pytest.raises(ReportError, match=r"missing key 'tracks\[1\]\.track'"):
         render_report(results)
+
+
+# ----------------------------------------------------------------------------------------------- gap closed
+
+
+def test_gap_closed_known_answers() -> None:
+    # The paper's step 2 (c-mix + h-mix): 5.0 dB avg between the input mixture's -2.3 and supervised 8.2.
+    assert gap_closed(5.0, -2.3, 8.2) == pytest.approx(100 * 7.3 / 10.5)  # 69.5 %
+    assert gap_closed(8.2, -2.3, 8.2) == 100.0 and gap_closed(-2.3, -2.3, 8.2) == 0.0
+    assert gap_closed(-3.35, -2.3, 8.2) == pytest.approx(-10.0)  # worse than the mixture: below 0
+    assert gap_closed(None, -2.3, 8.2) is None and gap_closed(5.0, None, 8.2) is None
+    assert gap_closed(5.0, -2.3, None) is None
+    assert gap_closed(1.0, 2.0, 2.0) is None and gap_closed(1.0, 2.0, 1.5) is None  # no gap to close
+
+
+def test_table1_shows_the_gap_closed_ours_beside_the_papers(results: Path) -> None:
+    paths = render_report(results)
+    table1, table2 = _paper_tables(paths["markdown"].read_text(encoding="utf-8"))
+    rows = dict(zip(TABLE1_ORDER, table1, strict=True))
+    columns = ("gap closed", "gap closed (paper)", "guitar gap closed", "guitar gap closed (paper)")
+    # Ours: input mixture avg (1.5 - 5.25 - 2) / 3 = -23/12, supervised 6.5; stage3 avg 5.0: (5 + 23/12) /
+    # (6.5 + 23/12) = 82.2 %. Guitar: input -5.25, supervised 4.0, stage3 2.0: 7.25 / 9.25 = 78.4 %.
+    # The paper's stage 3 (AML): (5.8 + 2.3) / 10.5 = 77.1 %, guitar (2.8 + 5.8) / 11.5 = 74.8 %.
+    assert [rows["stage3"][name] for name in columns] == ["82 %", "77 %", "78 %", "75 %"]
+    assert [rows["supervised"][name] for name in columns] == ["100 %", "100 %", "100 %", "100 %"]
+    assert [rows["input_mixture"][name] for name in columns] == ["0 %", "0 %", "0 %", "0 %"]
+    # stage2 has no guitar: no avg, so neither of its gaps; the paper's are there (70 %, 64 %).
+    assert [rows["stage2"][name] for name in columns] == ["", "70 %", "", "64 %"]
+    assert [rows["stage2_cmix"][name] for name in columns] == ["", "63 %", "", "61 %"]  # not run: the paper's only
+    assert [rows["score_masks"][name] for name in columns] == ["", "", "", ""]  # not run, no paper numbers
+    assert "gap closed" not in table2[0]
+    _, csv_rows = _read_csv(paths["table1"])
+    by_row = {row["row"]: row for row in csv_rows}
+    assert float(by_row["stage3"]["gap_closed"]) == pytest.approx(100 * (5 + 23 / 12) / (6.5 + 23 / 12))
+    assert float(by_row["stage3"]["guitar_gap_closed"]) == pytest.approx(100 * 7.25 / 9.25)
+    assert float(by_row["stage2"]["gap_closed_paper"]) == pytest.approx(100 * 7.3 / 10.5)
+    assert float(by_row["stage2"]["guitar_gap_closed_paper"]) == pytest.approx(100 * 7.4 / 11.5)
+    assert by_row["stage2"]["gap_closed"] == "" and by_row["score_masks"]["gap_closed_paper"] == ""
+
+
+def test_without_a_supervised_row_our_gap_cells_are_empty(results: Path) -> None:
+    (results / "evaluations" / "supervised.json").unlink()
+    table1, _ = _paper_tables(render_report(results)["markdown"].read_text(encoding="utf-8"))
+    stage3 = table1[TABLE1_ORDER.index("stage3")]
+    assert (stage3["gap closed"], stage3["gap closed (paper)"]) == ("", "77 %")
+
+
+# ----------------------------------------------------------------------------------------------- rows beyond the paper
+
+
+def _record_rows(folder: Path, rows: dict) -> None:
+    record = {"preset": "mini", "seed": 0, "wall_seconds": 60.0, "rows": rows}
+    (folder / "reproduce.json").write_text(json.dumps(record), encoding="utf-8")
+
+
+def test_rows_beyond_the_paper_follow_the_papers_rows(results: Path) -> None:
+    warm = {"bass": 8.5, "guitar": 3.0, "piano": 6.0}  # avg 17.5 / 3
+    _write(results, "stage2_warm", {"separation": _separation(warm)}, tracks=_tracks(warm), reads_score=False)
+    _write(results, "my_experiment", {"separation": _separation(warm)})  # not marked: still ignored
+    config = results / "rows" / "stage2_warm" / "config.yaml"
+    config.parent.mkdir(parents=True)
+    config.write_text("model:\n  class_path: scoresep.stages.SeparatorStage\n  init_args:\n"
+                      "    clip_mix_weight: 0.1\n    harmonic_mix_weight: 0.0\n", encoding="utf-8")
+    _record_rows(results, {"stage1": {"status": "done", "seconds": 60.0, "beyond_paper": False},
+                           "stage2_warm": {"status": "done", "seconds": 120.0, "beyond_paper": True},
+                           "stage2_failed": {"status": "failed", "seconds": 6.0, "beyond_paper": True},
+                           "stage2": {"status": "done", "seconds": 6.0, "beyond_paper": True}})
+    paths = render_report(results)
+    markdown = paths["markdown"].read_text(encoding="utf-8")
+    table1, table2 = _paper_tables(markdown)
+    assert [row["training"] for row in table1][-2:] == [
+        "score harmonic masks (no training; uses the test score)", "stage2_warm (beyond the paper)"]
+    warm_row = table1[-1]
+    assert [warm_row[name] for name in ("L_c-mix", "L_h-mix", "AML", "ATL")] == ["x", "", "", ""]
+    assert (warm_row["bass"], warm_row["bass (paper)"], warm_row["avg (paper)"]) == ("8.50 ± 2.48", "", "")
+    # (17.5 / 3 + 23 / 12) / (6.5 + 23 / 12) = 92.1 %; guitar (3 + 5.25) / 9.25 = 89.2 %.
+    assert (warm_row["gap closed"], warm_row["gap closed (paper)"], warm_row["guitar gap closed"]) == (
+        "92 %", "", "89 %")
+    # stage2 stays the paper's row whatever the record says; a failed row without evaluation is not listed.
+    assert [row["training"] for row in table1].count("step 2") == 3 and len(table1) == len(TABLE1_ORDER) + 1
+    assert "stage2_warm" not in [row["training"] for row in table2]
+    assert "4 of 10 rows evaluated; beyond the paper: `stage2_warm`" in markdown
+    assert "ignored (not a row of the paper): `my_experiment.json`" in markdown
+    times = next(table for table in _tables(markdown) if "minutes" in table[0])
+    assert [(row["row"], row["training"]) for row in times] == [
+        ("stage1", "step 1"), ("stage2_warm", "beyond the paper"), ("stage2_failed", "beyond the paper"),
+        ("stage2", "step 2")]
+    _, rows = _read_csv(paths["table1"])
+    assert rows[-1]["row"] == "stage2_warm" and rows[-1]["bass_paper"] == "" and float(rows[-1]["bass"]) == 8.5
+    # Without reproduce.json nothing says the row belongs in the table: ignored as before.
+    (results / "reproduce.json").unlink()
+    table1, _ = _paper_tables(render_report(results)["markdown"].read_text(encoding="utf-8"))
+    assert len(table1) == len(TABLE1_ORDER)
+
+
+def test_a_bad_beyond_paper_flag_is_named(results: Path) -> None:
+    _record_rows(results, {"stage2_warm": {"status": "done", "beyond_paper": "yes"}})
+    with pytest.raises(ReportError, match=r"reproduce.json: 'rows.stage2_warm.beyond_paper' must be true or false"):
+        render_report(results)
+
+
+def test_loss_marks_are_read_from_a_rows_config(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    assert config_loss_flags(path) == ()  # missing: no marks
+    path.write_text("model:\n  init_args: {clip_mix_weight: 0.1, harmonic_mix_weight: 0.1, aml: true, "
+                    "aml_weight: 0.1, atl: false}\n", encoding="utf-8")
+    assert config_loss_flags(path) == ("L_c-mix", "L_h-mix", "AML")
+    path.write_text("model:\n  init_args: {clip_mix_weight: 0.0, aml: true, aml_weight: 0.0, atl: true}\n",
+                    encoding="utf-8")
+    assert config_loss_flags(path) == ("ATL",)
+    path.write_text("model: [unclosed\n", encoding="utf-8")
+    assert config_loss_flags(path) == ()
+
+
+# ----------------------------------------------------------------------------------------------- reads_score
+
+
+def test_rows_that_read_the_test_score_are_marked(results: Path) -> None:
+    masks = {"bass": 5.0, "guitar": 2.0, "piano": 3.0}
+    _write(results, "score_masks", {"separation": _separation(masks)}, stage="score_masks")  # no field: reads it
+    baseline = {"bass": 5.0, "guitar": 0.0, "piano": 2.0}
+    _write(results, "baseline", {"separation": _separation(baseline)}, tracks=_tracks(baseline), reads_score=True)
+    results_read = load_results(results)
+    assert results_read.evaluations["score_masks"].reads_score is True
+    assert results_read.evaluations["supervised"].reads_score is False  # an older file without the field
+    markdown = render_report(results)["markdown"].read_text(encoding="utf-8")
+    table1, _ = _paper_tables(markdown)
+    labels = dict(zip(TABLE1_ORDER, (row["training"] for row in table1), strict=True))
+    assert labels["score_masks"] == "score harmonic masks (no training; uses the test score)"  # said once
+    assert labels["baseline"] == "baseline [16] classifier critic (reads the test score)"
+    assert labels["stage2"] == "step 2"
+    lines = _difference_lines(markdown)
+    assert lines[2].startswith("- `stage2` vs `baseline` (`baseline` reads the test score) (bass, piano only): ")
+    assert lines[3].startswith("- `baseline` vs `input_mixture` (`baseline` reads the test score) (bass, piano "
+                               "only): ")
+    assert "reads the test score" not in lines[0] + lines[1]
+
+
+def test_a_bad_reads_score_is_named(results: Path) -> None:
+    path = _write(results, "baseline", {"separation": _separation({"bass": 5.0, "guitar": 0.0, "piano": 2.0})},
+                  reads_score="no")
+    with pytest.raises(ReportError, match="'reads_score' must be true or false, got 'no'") as caught:
+        render_report(results)
+    assert str(path) in str(caught.value)
+
+
+# ----------------------------------------------------------------------------------------------- seeds
+
+
+@pytest.fixture
+def seeds(results: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """Two results folders on the same test tracks: the ``results`` fixture as seed 0, and seed 1 in which the
+    best step-3 row is stage3_atl and the baseline ran; every row of seed 1 has the same per-track spread
+    (-1/0/+1 dB), so its differences between trained rows are constant over tracks (interval of width 0)."""
+    _record_rows(results, {})
+    second = tmp_path / "seed1"
+    for row, values in (("supervised", {"bass": 9.0, "guitar": 4.0, "piano": 6.5}),
+                        ("stage3_atl", {"bass": 8.5, "guitar": 2.5, "piano": 5.5}),
+                        ("stage2", {"bass": 7.0, "guitar": 1.0, "piano": 4.0}),
+                        ("baseline", {"bass": 5.0, "guitar": 0.0, "piano": 2.0})):
+        _write(second, row, {"separation": _separation(values)}, tracks=_tracks(values))
+    (second / "reproduce.json").write_text(json.dumps({"preset": "mini", "seed": 1, "rows": {}}), encoding="utf-8")
+    return results, second
+
+
+def test_claims_across_seeds_say_in_how_many_seeds_each_holds(seeds: tuple[Path, Path]) -> None:
+    first, second = seeds
+    path = render_seeds([first, second])
+    assert path == first / "seeds.md"
+    text = path.read_text(encoding="utf-8")
+    assert f"- seed 0: `{first}`" in text and f"- seed 1: `{second}`" in text
+    # Seed 0 as in test_report_shows_intervals_...; seed 1: supervised - stage3_atl 1.0, stage3_atl - stage2 1.5,
+    # stage2 - baseline 5/3 dB on every track; baseline - input mixture 2.75 / 4.25 / 5.75 dB (sd 1.5).
+    assert [line for line in text.splitlines() if line.startswith("- ") and " > " in line] == [
+        "- `supervised` > the best step-3 row: seed 0: +1.50 dB [+1.50, +1.50] (`stage3`); seed 1: +1.00 dB "
+        "[+1.00, +1.00] (`stage3_atl`): holds in 2/2 seeds",
+        "- the best step-3 row > `stage2`: seed 0: +1.12 dB (bass, piano only) [-1.36, +3.61] (`stage3`); seed 1: "
+        "+1.50 dB [+1.50, +1.50] (`stage3_atl`): holds in 1/2 seeds",
+        "- `stage2` > `baseline`: seed 0: not measured (a row has no separation results); seed 1: +1.67 dB "
+        "[+1.67, +1.67]: holds in 1/2 seeds",
+        "- `stage2` > `input_mixture`: seed 0: +5.62 dB (bass, piano only) [-0.59, +11.84]; seed 1: not measured "
+        "(a row has no separation results): holds in 0/2 seeds",
+        "- `baseline` > `input_mixture`: seed 0: not measured (a row has no separation results); seed 1: +4.25 dB "
+        "[+0.52, +7.98]: holds in 1/2 seeds",
+    ]
+    claims = claims_across_seeds(load_seeds([first, second]))
+    assert [claim.holds for claim in claims] == [2, 1, 1, 0, 1]
+    assert claims[3].differences[0].half_width == pytest.approx(2.5 * T3)
+
+
+def test_a_reversed_difference_does_not_hold(seeds: tuple[Path, Path]) -> None:
+    first, second = seeds
+    worse = {"bass": 10.0, "guitar": 5.0, "piano": 7.5}  # stage3_atl above supervised by 1 dB on every track
+    _write(second, "stage3_atl", {"separation": _separation(worse)}, tracks=_tracks(worse))
+    claims = claims_across_seeds(load_seeds([first, second]))
+    assert claims[0].differences[1].mean == pytest.approx(-1.0) and claims[0].holds == 1
+
+
+def test_seeds_that_cannot_be_compared_are_refused(seeds: tuple[Path, Path], tmp_path: Path) -> None:
+    first, second = seeds
+    with pytest.raises(ReportError, match="at least two results folders"):
+        load_seeds([first])
+    with pytest.raises(ReportError, match="are the same folder"):
+        load_seeds([first, first])
+    (second / "reproduce.json").write_text(json.dumps({"seed": 0}), encoding="utf-8")
+    with pytest.raises(ReportError, match=r"are the same seed \(0\)"):
+        load_seeds([first, second])
+    third = tmp_path / "seed2"  # another test set: the input mixture differs
+    other = {**INPUT, "bass": 2.5}
+    _write(third, "stage2", {"separation": _separation({"bass": 7.0, "guitar": 1.0, "piano": 4.0}, other)})
+    (third / "reproduce.json").write_text(json.dumps({"seed": 2}), encoding="utf-8")
+    with pytest.raises(ReportError, match="differs between .* the seeds were evaluated on different test tracks"):
+        load_seeds([first, third])
+
+
+def test_the_report_command_takes_one_folder_per_seed(seeds: tuple[Path, Path], capsys) -> None:
+    first, second = seeds
+    main(["report", str(first), str(second)])
+    printed = capsys.readouterr().out
+    assert f"   seeds: {first / 'seeds.md'}" in printed
+    assert (first / "report.md").is_file() and (second / "report.md").is_file() and (first / "seeds.md").is_file()
+    assert "- seed: 1" in (second / "report.md").read_text(encoding="utf-8")  # the header names the seed
+    with pytest.raises(SystemExit) as exit_:
+        main(["report", str(first), str(first)])
+    assert exit_.value.code == 1 and "are the same folder" in capsys.readouterr().err
