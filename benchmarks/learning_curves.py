@@ -77,6 +77,27 @@ def read_curves(out: Path) -> dict[str, list[dict]]:
     return curves
 
 
+def reproduce_curve(results: Path, row: str) -> list[dict]:
+    """The validation points of a row that ``make reproduce`` trained (its CSV log, one validation per epoch).
+
+    The CSV log has no clock: each point's seconds are the row's recorded training time (``reproduce.json``)
+    shared out in proportion to its step, an estimate that includes the row's final evaluation."""
+    import csv
+
+    logs = sorted((results / "rows" / row / "logs").glob("*/version_*/metrics.csv"))
+    if not logs:
+        raise SystemExit(f"{results / 'rows' / row}: no metrics.csv (has the row been trained by reproduce?)")
+    points = []
+    for record in csv.DictReader(logs[-1].open()):
+        if record.get("val/si_sdri"):
+            metrics = {name: float(value) for name, value in record.items() if name.startswith("val/") and value}
+            points.append({"step": int(record["step"]) + 1, "epoch": int(record["epoch"]), "metrics": metrics})
+    seconds = json.loads((results / "reproduce.json").read_text())["rows"][row]["seconds"]
+    for point in points:
+        point["seconds"] = seconds * point["step"] / points[-1]["step"]
+    return points
+
+
 def print_curve(row: str, points: list[dict]) -> None:
     for point in points:
         metrics = point["metrics"]
@@ -120,11 +141,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("results/curves"))
     parser.add_argument("--plot", type=Path, default=None, help="PNG of every curve under --out")
+    parser.add_argument("--reproduced", nargs="*", default=[],
+                        help="also show these rows as `make reproduce` trained them in --results (their CSV logs)")
     args = parser.parse_args()
     for row in args.rows:
         config = curve_config(args.preset, row, args.results.resolve(), args.out.resolve(), args.steps, args.every)
         run_row(config, args.out.resolve() / "rows" / row, args.threads)
     curves = read_curves(args.out)
+    for row in args.reproduced:
+        curves[f"{row} (make reproduce)"] = reproduce_curve(args.results, row)
     for row, points in curves.items():
         print_curve(row, points)
     if args.plot is not None:

@@ -67,8 +67,8 @@ def test_score_target_splits_shared_bins_equally_and_gives_unexplained_bins_to_n
     assert target.tolist() == [[[[4.0, 3.0, 0.0]], [[0.0, 3.0, 0.0]]]]
     assert score_target_loss(target, mixture, harmonic).tolist() == [0.0]
     separated = target.clone()
-    separated[0, 1, 0, 2] = 6.0  # 6 of the unexplained frame's energy given to instrument 1: mean |error| 6 / 6
-    assert score_target_loss(separated, mixture, harmonic).item() == pytest.approx(1.0)
+    separated[0, 1, 0, 2] = 6.0  # 6 of the unexplained frame's energy given to instrument 1: mean error² 36 / 6
+    assert score_target_loss(separated, mixture, harmonic).item() == pytest.approx(6.0)
 
 
 def test_harmonic_leak_loss_counts_only_energy_outside_each_instruments_mask():

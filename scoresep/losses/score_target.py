@@ -31,7 +31,14 @@ def score_separation(mixture: torch.Tensor, harmonic: torch.Tensor) -> torch.Ten
 
 
 def score_target_loss(separated: torch.Tensor, mixture: torch.Tensor, harmonic: torch.Tensor) -> torch.Tensor:
-    """Mean L1 distance between each ``S_i`` and the score's separation of the mixture, per batch item.
+    """Mean squared distance between each ``S_i`` and the score's separation of the mixture, per batch item.
+
+    Squared, not L1: from the mixture alone the separator cannot know the score, so the best it can do is an
+    estimate of the target given the audio. The squared error's is the conditional mean (a soft share of each
+    bin); L1's is the conditional median, which gives an instrument nothing in every bin where it sounds less
+    than half the time. Measured on the validation crops (SI-SDR bass / guitar / piano, dB): L1 after 1,600 steps
+    +2.70 / +0.05 / +1.48, the squared error after 200 steps +2.89 / +1.67 / +2.17 (docs/results.md "Learning
+    curves").
 
     Shape:
         separated: ``(batch, instrument, freq, frame)``; mixture: ``(batch, freq, frame)``
@@ -41,5 +48,5 @@ def score_target_loss(separated: torch.Tensor, mixture: torch.Tensor, harmonic: 
     check_shape("score_target_loss separated", separated, "batch, instrument, freq, frame")
     check_same_shape("score_target_loss: harmonic", harmonic, "separated", separated,
                      "batch, instrument, freq, frame")
-    target = score_separation(mixture, harmonic)
-    return (separated - target.to(separated.dtype)).abs().flatten(1).mean(1)
+    error = separated - score_separation(mixture, harmonic).to(separated.dtype)
+    return error.pow(2).flatten(1).mean(1)
