@@ -18,7 +18,7 @@ from scoresep.models.transcriptor import TranscriptorConfig
 from scoresep.stages.adversarial import AdversarialStage
 from scoresep.stages.separator import SeparatorStage
 from scoresep.stages.transcriptor import TranscriptorStage
-from scoresep.training import AtomicCheckpointIO, PreemptionCheckpoint, RandomStateCheckpoint
+from scoresep.training import AtomicCheckpointIO, LearningCurve, PreemptionCheckpoint, RandomStateCheckpoint
 
 TINY_T = {**HELPER_TINY_T, "dropout": 0.1}  # dropout on: resumes and seeds must repeat its draws too
 
@@ -185,3 +185,18 @@ def test_a_fit_stopped_by_a_signal_exits_non_zero_so_it_never_looks_finished(sig
     assert f"stopped by {signal.Signals(signum).name} before the end of training" in capsys.readouterr().err
     if signum != signal.SIGTERM:  # SIGUSR1 and Ctrl-C save the step they stopped at
         assert torch.load(tmp_path / "checkpoints" / "stage1" / "last.ckpt", weights_only=True)["global_step"] == 2
+
+
+def test_learning_curve_records_every_validation_with_its_step_and_clock(minislakh, tmp_path):
+    """What benchmarks/learning_curves.py plots: one point per validation (none for the sanity check), in step
+    order, with the separation metrics and growing wall-clock and CPU seconds."""
+    path = tmp_path / "curve" / "curve.json"
+    stage = SeparatorStage(model=SeparatorConfig(**TINY_S), critic="none", clip_mix_weight=0.0,
+                           harmonic_mix_weight=0.0, loss_weights={"score_target": 1.0}, log_media=False)
+    trainer = quiet_trainer(tmp_path, max_steps=4, val_check_interval=2, check_val_every_n_epoch=None,
+                            limit_val_batches=1, num_sanity_val_steps=1, callbacks=[LearningCurve(str(path))])
+    trainer.fit(stage, tiny_datamodule(minislakh, tmp_path))
+    points = json.loads(path.read_text())["points"]
+    assert [point["step"] for point in points] == [2, 4]
+    assert all({"val/si_sdr", "val/si_sdr/bass", "val/loss"} <= set(point["metrics"]) for point in points)
+    assert 0 < points[0]["seconds"] < points[1]["seconds"] and 0 < points[0]["cpu_seconds"] < points[1]["cpu_seconds"]
