@@ -94,7 +94,8 @@ def reproduce_curve(results: Path, row: str) -> list[dict]:
     if not logs:
         raise SystemExit(f"{results / 'rows' / row}: no metrics.csv (has the row been trained by reproduce?)")
     points = []
-    for record in csv.DictReader(logs[-1].open()):
+    records = [record for log in logs for record in csv.DictReader(log.open())]  # a resumed row logs twice
+    for record in records:
         if record.get("val/si_sdri"):
             metrics = {name: float(value) for name, value in record.items() if name.startswith("val/") and value}
             points.append({"step": int(record["step"]) + 1, "epoch": int(record["epoch"]), "metrics": metrics})
@@ -126,7 +127,7 @@ def plot(curves: dict[str, list[dict]], path: Path) -> None:
         by_steps.plot([point["step"] for point in points], values, marker="o", markersize=3, label=row)
         by_minutes.plot([point["seconds"] / 60 for point in points], values, marker="o", markersize=3, label=row)
     by_steps.set_xlabel("optimiser steps")
-    by_minutes.set_xlabel("wall-clock minutes (2 threads)")
+    by_minutes.set_xlabel("wall-clock minutes (as trained)")
     by_steps.set_ylabel("validation SI-SDR (dB), average of the instruments")
     for axes in (by_steps, by_minutes):
         axes.grid(alpha=0.3)
