@@ -916,15 +916,20 @@ def _holds(difference: Difference | None) -> bool:
             and difference.mean - difference.half_width > 0)
 
 
+def record_seed(record: dict[str, Any], path: Path) -> int:
+    """The training seed a run record (``reproduce.json`` at ``path``) holds: 0 for a run from before ``--seed``.
+    Read here for the report and by ``reproduce`` before it adds rows to a folder."""
+    seed = record.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ReportError(f"{path}: 'seed' must be an integer, got {seed!r}")
+    return seed
+
+
 def _seed(results: Results) -> int | None:
-    """The training seed of a results folder (reproduce.json's, 0 for a run from before ``--seed``); None
-    without a reproduce.json."""
+    """The training seed of a results folder; None without a reproduce.json."""
     if results.reproduce is None:
         return None
-    seed = results.reproduce.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ReportError(f"{results.folder / 'reproduce.json'}: 'seed' must be an integer, got {seed!r}")
-    return seed
+    return record_seed(results.reproduce, results.folder / "reproduce.json")
 
 
 def _seed_label(results: Results) -> str:

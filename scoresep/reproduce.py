@@ -38,6 +38,7 @@ import yaml
 from scoresep.configs import PROJECT_ROOT, deep_merge, load_experiment
 from scoresep.fileio import atomic_write_text
 from scoresep.report import EVALUATED_ROWS as PAPER_ROWS
+from scoresep.report import ReportError, record_seed
 
 PRESET_KEYS = {"description", "data", "overrides", "synth", "parallel", "precision", "evaluate", "rows"}
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed")  # the ones every stage supports (docs/clusters.md)
@@ -389,10 +390,10 @@ def recorded_seed(summary_path: Path) -> int | None:
         raise ReproduceError(f"{summary_path}: unreadable JSON ({error})") from error
     if not isinstance(record, dict):
         raise ReproduceError(f"{summary_path}: expected a JSON object")
-    seed = record.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ReproduceError(f"{summary_path}: 'seed' must be an integer, got {seed!r}")
-    return seed
+    try:
+        return record_seed(record, summary_path)
+    except ReportError as error:
+        raise ReproduceError(str(error)) from error
 
 
 def seed_folder(out: Path, seed: int) -> Path:
@@ -496,7 +497,7 @@ def reproduce(preset_name: str = "mini", out: str | os.PathLike = "results", dat
         signal.signal(signal.SIGTERM, previous_handler)
     summary = _write_summary(summary_path, preset, started_at, started, status, previous, finished=True)
     if report:
-        from scoresep.report import ReportError, render_report
+        from scoresep.report import render_report
 
         try:
             render_report(out)
