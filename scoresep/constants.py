@@ -22,6 +22,8 @@ ALIGN_MIN_QUALITY = 0.65
 # Harmonic masks of a score (L_h-mix and score-informed separation): harmonics per note, half-width in semitones.
 N_HARMONICS = 8
 HARMONIC_TOLERANCE = 0.5
+# Peak amplitude below which a whole input recording counts as silent (nothing to separate or transcribe).
+SILENCE = 1e-5
 
 
 def n_frames(n_samples: int, hop_length: int) -> int:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pretty_midi
 import pytest
 import soundfile
 import torch
@@ -434,6 +435,161 @@ def _evaluate_into_folder(env: Env) -> list[str]:
     return _evaluate(env, env.data, "--out", "eval.json")
 
 
+
+# never replace a user's file; a score that does not fit its recording; NaN audio; values refused at the door
+
+def _stage(env: Env, name: str) -> str:
+    env.values["ckpt"] = str(env.checkpoints[name])
+    return str(env.checkpoints[name])
+
+
+def _earlier_separation(env: Env) -> list[str]:
+    song = _song(env)
+    folder = env.work / "out" / song.stem
+    folder.mkdir(parents=True)
+    for name in ("bass", "guitar", "piano", "residual"):
+        (folder / f"{name}.wav").write_bytes(b"a separation the user keeps")
+    env.values["folder"] = f"out/{song.stem}"
+    return ["separate", str(song), "--ckpt", _stage(env, "stage2"), "--out", "out", "--quiet"]
+
+
+def _concurrent_separation(env: Env) -> list[str]:
+    """Another run (this process stands for it: it is alive) holds the input's output folder."""
+    import os
+    import socket
+
+    song = _song(env)
+    (env.work / "out").mkdir()
+    (env.work / "out" / f".{song.stem}.scoresep-lock").write_text(f"{socket.gethostname()} {os.getpid()}\n")
+    env.values["folder"] = f"out/{song.stem}"
+    env.values["pid"] = str(os.getpid())
+    return ["separate", str(song), "--ckpt", _stage(env, "stage2"), "--out", "out", "--quiet"]
+
+
+def _transcribe_onto_score(env: Env) -> list[str]:
+    (env.work / "song.mid").write_bytes(b"MThd the user's own score")
+    return ["transcribe", str(_song(env)), "--ckpt", _stage(env, "stage1"), "--out", "song.mid"]
+
+
+def _evaluate_onto_result(env: Env) -> list[str]:
+    (env.work / "eval.json").write_text('{"an earlier": "result"}')
+    return _evaluate(env, env.data, "--out", "eval.json")
+
+
+def _score_of(env: Env, change: Callable[[pretty_midi.PrettyMIDI], pretty_midi.PrettyMIDI],
+              track: Path | None = None) -> Path:
+    """``work/score.mid``: the test song's score (or ``track``'s), changed by ``change``."""
+    from scoresep.data.midi import load_midi
+
+    source = track if track is not None else _song(env).parent
+    path = env.work / "score.mid"
+    change(load_midi(source / "all_src.mid")).write(str(path))
+    env.values["score"] = str(path)
+    return path
+
+
+def _stretched(midi: pretty_midi.PrettyMIDI) -> pretty_midi.PrettyMIDI:
+    end = midi.get_end_time()
+    midi.adjust_times(np.array([0.0, end]), np.array([0.0, 4 * end]))
+    return midi
+
+
+def _first_seconds(seconds: float) -> Callable[[pretty_midi.PrettyMIDI], pretty_midi.PrettyMIDI]:
+    def cut(midi: pretty_midi.PrettyMIDI) -> pretty_midi.PrettyMIDI:
+        short = pretty_midi.PrettyMIDI()
+        for part in midi.instruments:
+            kept = pretty_midi.Instrument(part.program, part.is_drum, part.name)
+            kept.notes = [note for note in part.notes if note.end <= seconds]
+            short.instruments.append(kept)
+        return short
+    return cut
+
+
+def _out_of_range(midi: pretty_midi.PrettyMIDI) -> pretty_midi.PrettyMIDI:
+    for part in midi.instruments:
+        for note in part.notes:
+            note.pitch = 120  # above C8 (MIDI 108), the top of the rolls
+    return midi
+
+
+def _separate_score(change: Callable[[pretty_midi.PrettyMIDI], pretty_midi.PrettyMIDI], *extra: str,
+                    other_song: bool = False) -> Callable[[Env], list[str]]:
+    def build(env: Env) -> list[str]:
+        track = sorted(env.data.glob("test/Track*"))[1] if other_song else None
+        score = _score_of(env, change, track)
+        return ["separate", str(_song(env)), "--score", str(score), "--out", "out", "--quiet", *extra]
+    return build
+
+
+def _nan_wav(env: Env) -> Path:
+    samples = np.random.default_rng(3).uniform(-0.5, 0.5, 32_000).astype(np.float32)
+    samples[8_000] = np.nan
+    path = env.work / "nan.wav"
+    soundfile.write(path, samples, 16_000, subtype="FLOAT")
+    env.values["nan_wav"] = str(path)
+    return path
+
+
+def _pack(env: Env, audio: Path, score: Path, *extra: str) -> list[str]:
+    (env.work / "recordings").mkdir(exist_ok=True)
+    (env.work / "scores").mkdir(exist_ok=True)
+    shutil.copy(audio, env.work / "recordings" / f"song{audio.suffix}")
+    shutil.copy(score, env.work / "scores" / "song.mid")
+    env.values["pack_score"] = str(env.work / "scores" / "song.mid")
+    env.values["pack_audio"] = str(env.work / "recordings" / f"song{audio.suffix}")
+    return ["pack", str(env.work / "recordings"), "--midi", str(env.work / "scores"), "--out", "dataset", "--quiet",
+            *extra]
+
+
+def _check_pack_skipped(reason: str) -> Callable[[Env, str], None]:
+    def check(env: Env, output: str) -> None:
+        index = json.loads((env.work / "dataset" / "pack.json").read_text())
+        assert index["tracks"] == [] and len(index["skipped"]) == 1
+        assert reason.format(**env.values) in f"{index['skipped'][0]['path']}: {index['skipped'][0]['reason']}"
+        assert not any((env.work / "dataset" / split).exists() for split in ("train", "validation", "test"))
+    return check
+
+
+def _pack_out_of_range(env: Env) -> list[str]:
+    return _pack(env, _song(env), _score_of(env, _out_of_range))
+
+
+def _pack_nan(env: Env) -> list[str]:
+    _nan_wav(env)
+    return _pack(env, env.work / "nan.wav", _score_of(env, _first_seconds(2.0)), "--length-tolerance", "0.5")
+
+
+def _pack_short_score_aligned(env: Env) -> list[str]:
+    return _pack(env, _song(env), _score_of(env, _first_seconds(1.5)), "--align", "--min-quality", "0.3")
+
+
+def _no_active_instrument(env: Env) -> None:
+    import pretty_midi as midi_module
+
+    for midi_file in (env.track() / "MIDI").glob("*.mid"):
+        midi = midi_module.PrettyMIDI(str(midi_file))
+        midi.write(str(midi_file)) if not midi.instruments else _out_of_range(midi).write(str(midi_file))
+
+
+def _nan_mix(env: Env) -> None:
+    track = env.track()
+    samples, rate = soundfile.read(track / "mix.flac", dtype="float32")
+    samples[rate] = np.inf
+    (track / "mix.flac").unlink()
+    soundfile.write(track / "mix.wav", samples, rate, subtype="FLOAT")
+
+
+def _evaluate_without_stems(env: Env) -> list[str]:
+    data = env.dataset()
+    for stems in (data / "test").glob("Track*/stems"):
+        shutil.rmtree(stems)
+    env.values["data"] = str(data)
+    return _evaluate(env, data, "--mixture", "full", "--out", "eval.json")
+
+
+def _evaluate_without_out(env: Env) -> list[str]:
+    return ["evaluate", "--ckpt", str(env.checkpoints["stage2"]), "--data", str(env.data)]
+
 CASES = [
     # data: scoresep prepare (and every command that reads a dataset; --strict stops at the first problem)
     Case("missing `metadata.yaml`", _strict(_missing_metadata), 1,
@@ -526,6 +682,53 @@ CASES = [
          ("no 'validation' tracks with usable audio",), creates=True, check=_check_earlier_logs_kept),
     Case("Ctrl-C during `fit`", _ctrl_c, 130, ("stopped by SIGINT before the end of training", "last.ckpt was saved"),
          creates=True, check=_check_ctrl_c_saved),
+    # outputs: a command never replaces a user's file unless asked (--overwrite), and two runs never race
+    Case("`separate` into a folder holding an earlier separation", _earlier_separation, 1,
+         ("{folder}: holds an earlier separation (bass.wav, guitar.wav, piano.wav, residual.wav); give --overwrite",)),
+    Case("`separate` while another run writes the same output", _concurrent_separation, 1,
+         ("{folder}: another scoresep run (process {pid} on", "is writing it now")),
+    Case("`transcribe --out` onto an existing MIDI file (the user's score?)", _transcribe_onto_score, 1,
+         ("song.mid: already exists; give --overwrite to replace it, or another --out",)),
+    Case("`evaluate --out` onto an earlier result", _evaluate_onto_result, 1,
+         ("eval.json: already exists; give --overwrite to replace it, or another --out",)),
+    Case("`evaluate` without `--out` (it never writes into a checkpoint's folder)", _evaluate_without_out, 2,
+         ("the following arguments are required: --out",)),
+    Case("`evaluate --mixture full` on a split without stems", _evaluate_without_stems, 1,
+         ("{data}: nothing to score on the 'test' split: no track has stems",)),
+    # a score that does not fit its recording (separate --score, pack; with and without --align)
+    Case("`separate --score` 4x longer than the recording", _separate_score(_stretched), 1,
+         ("{score}: recording and score lengths differ by", "give --align to align the score")),
+    Case("`separate --score` covering the first 1.5 s of a 6-s recording", _separate_score(_first_seconds(1.5)), 1,
+         ("{score}: recording and score lengths differ by",)),
+    Case("`separate --score` of another song", _separate_score(lambda midi: midi, other_song=True), 1,
+         ("{score}: the score does not agree with", "above chance", "Is it the score of this recording?")),
+    Case("`separate --score` whose notes all lie outside the pitch range", _separate_score(_out_of_range), 1,
+         ("{score}: only 0 of its", "notes of bass, guitar, piano lie in the pitch range MIDI 21..108",)),
+    Case("`separate --score --align` of a 1.5-s score on a 6-s recording",
+         _separate_score(_first_seconds(1.5), "--align", "--min-quality", "0.3"), 1,
+         ("{score}: the alignment to", "stretches the score's", "is it the score of this whole recording?")),
+    Case("`pack --align` of a 1.5-s score on a 6-s recording", _pack_short_score_aligned, 1,
+         ("skipped: {pack_score}: the alignment to song.flac stretches",), creates=True,
+         check=_check_pack_skipped("{pack_score}: the alignment to song.flac")),
+    Case("`pack` of a score whose notes all lie outside the pitch range", _pack_out_of_range, 1,
+         ("skipped: {pack_score}: only 0 of its",), creates=True, check=_check_pack_skipped("{pack_score}: only 0 of")),
+    Case("a track whose notes all lie outside the pitch range", _strict(_no_active_instrument), 1,
+         ("{track}: no note of bass, guitar, piano in the pitch range MIDI 21..108", "no active instrument")),
+    # audio that holds NaN or infinity is refused as such, never called silent
+    Case("float WAV input with a NaN sample", _separate(_nan_wav, "--quiet"), 1,
+         ("{nan_wav}: the audio holds NaN or infinite samples (the first at sample 8000, 0.50 s)",)),
+    Case("`pack` of a float WAV with a NaN sample", _pack_nan, 1,
+         ("skipped: {pack_audio}: the audio holds NaN or infinite samples",), creates=True,
+         check=_check_pack_skipped("{pack_audio}: the audio holds NaN or infinite samples")),
+    Case("a mix with an infinite sample", _strict(_nan_mix), 1,
+         ("{track}/mix.wav: the audio holds NaN or infinite samples (the first at sample 16000, 1.00 s)",)),
+    # values refused at the door (argparse: exit 2, the option named)
+    Case("`--n-harmonics 0`", _separate_score(lambda midi: midi, "--n-harmonics", "0"), 2,
+         ("argument --n-harmonics: must be at least 1, got 0",)),
+    Case("`--min-quality` outside 0..1", _separate_score(lambda midi: midi, "--align", "--min-quality", "1.5"), 2,
+         ("argument --min-quality: must be between 0 and 1, got 1.5",)),
+    Case("`--harmonic-tolerance nan`", _separate_score(lambda midi: midi, "--harmonic-tolerance", "nan"), 2,
+         ("argument --harmonic-tolerance: nan: must be a finite number",)),
 ]
 
 

@@ -10,7 +10,7 @@ import pytest
 import soundfile
 import torch
 import torchaudio.functional as audio_functional
-from helpers import quiet_trainer, run_cli, tiny_datamodule
+from helpers import last_line, quiet_trainer, run_cli, tiny_datamodule
 
 import scoresep
 from scoresep.data.audio import AudioError
@@ -287,3 +287,83 @@ def test_a_failed_stem_write_names_the_output_file_and_leaves_nothing_behind(tmp
         writer.write(np.zeros((2, 100), dtype=np.float32))
     writer.abort()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_python_api_takes_soundfile_arrays_refuses_nan_and_warns_on_silence(checkpoints, song):
+    mixture, _ = soundfile.read(song, dtype="float32", always_2d=True)  # (time, channel), as soundfile gives it
+    stereo = np.concatenate([mixture, 0.5 * mixture], axis=1)
+    separator = scoresep.Separator.from_checkpoint(checkpoints["stage2"])
+    by_rows = separator(stereo.T, 16_000)  # (channel, time)
+    by_columns = separator(stereo, 16_000)
+    for name, stem in by_rows.items():
+        torch.testing.assert_close(by_columns[name], stem)
+    with pytest.raises(AudioError, match=r"cannot tell time from channels in shape \(20, 30\)"):
+        separator(np.ones((20, 30), np.float32), 16_000)
+    broken = mixture[:, 0].copy()
+    broken[1234] = np.nan
+    with pytest.raises(AudioError, match=r"waveform: the audio holds NaN or infinite samples \(the first at sample 1234, 0.08 s\)"):
+        separator(broken, 16_000)
+    with pytest.raises(AudioError, match="NaN or infinite"):
+        scoresep.Transcriber.from_checkpoint(checkpoints["stage1"])(np.full(16_000, np.inf, np.float32), 16_000)
+    with pytest.warns(UserWarning, match="the waveform is silent"):
+        stems = separator(np.zeros(16_000, np.float32), 16_000)
+    assert all(float(stem.abs().max()) == 0.0 for stem in stems.values())
+
+
+def test_separate_replaces_an_earlier_separation_only_with_overwrite(checkpoints, song, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["separate", str(song), "--ckpt", str(checkpoints["stage2"]), "--out", str(out)]
+    code, _, err = _run(argv, capsys)  # not --quiet: the progress bar counts seconds of audio
+    assert code == 0, err
+    assert "s of audio" in err and "sample" not in err.replace("samples clipped", "")
+    (out / song.stem / "notes.txt").write_text("the user's notes")  # a file of the user's in the folder
+    earlier = {path.name: path.read_bytes() for path in (out / song.stem).iterdir()}
+    stage3 = [*argv[:3], str(checkpoints["stage3"]), *argv[4:], "--quiet"]
+    code, _, err = _run(stage3, capsys)
+    assert code == 1 and "holds an earlier separation" in last_line(err)
+    assert {path.name: path.read_bytes() for path in (out / song.stem).iterdir()} == earlier
+    code, _, err = _run([*stage3, "--overwrite"], capsys)
+    assert code == 0, err
+    now = {path.name: path.read_bytes() for path in (out / song.stem).iterdir()}
+    assert now["notes.txt"] == earlier["notes.txt"] and now["bass.wav"] != earlier["bass.wav"]
+    assert not [p for p in _files(out) if p.name.startswith(".")]  # no lock or temp file left
+
+
+def test_a_lock_left_by_a_killed_run_is_taken_over(checkpoints, song, tmp_path, capsys):
+    import socket
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / f".{song.stem}.scoresep-lock").write_text(f"{socket.gethostname()} {int(dead.stdout)}\n")
+    code, _, err = _run(["separate", str(song), "--ckpt", str(checkpoints["stage2"]), "--out", str(out), "--quiet"],
+                        capsys)
+    assert code == 0, err
+    assert sorted(p.name for p in _files(out)) == ["bass.wav", "guitar.wav", "piano.wav", "residual.wav"]
+
+
+def test_two_concurrent_writers_one_wins_and_the_other_says_so(tmp_path):
+    import threading
+
+    from scoresep.fileio import OutputExistsError, output_lock
+
+    target, results, inside = tmp_path / "result.json", [], threading.Event()
+    release = threading.Event()
+
+    def writer() -> None:
+        try:
+            with output_lock(target):
+                inside.set()
+                release.wait(5)
+                results.append("won")
+        except OutputExistsError as error:
+            results.append(str(error))
+
+    first = threading.Thread(target=writer)
+    first.start()
+    assert inside.wait(5)
+    writer()  # the second writer, while the first holds the output
+    release.set()
+    first.join()
+    assert results[0].startswith(f"{target}: another scoresep run (process") and results[1] == "won"
+    assert not list(tmp_path.iterdir())  # the lock is gone with its run

@@ -118,6 +118,56 @@ def chroma_agreement(audio_chroma: np.ndarray, score_chroma: np.ndarray, path: n
     return float(cosine.mean())
 
 
+def _audio_chroma(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Chroma ``(12, frames)`` of a mono recording (no onset features: what ``score_agreement`` needs)."""
+    from synctoolbox.feature.chroma import pitch_to_chroma
+    from synctoolbox.feature.pitch import audio_to_pitch_features
+
+    from scoresep.data.audio import resample
+
+    audio = resample(np.ascontiguousarray(audio, dtype=np.float32), sample_rate, SYNC_SAMPLE_RATE).astype(np.float64)
+    return pitch_to_chroma(_quiet(audio_to_pitch_features, audio, Fs=SYNC_SAMPLE_RATE, feature_rate=FEATURE_RATE))
+
+
+# Shifts of the score against the recording (fractions of its length, circular) that measure how much a score
+# agrees with this recording by chance: the same notes at the wrong times.
+CHANCE_SHIFTS = tuple(k / 11 for k in range(1, 11))
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """How well a score agrees with a recording as it is (no alignment): ``agreement`` is the chroma agreement
+    (``chroma_agreement``) of frames paired by time, ``by_chance`` its median over the score shifted in time by
+    ``CHANCE_SHIFTS`` (circularly): what the same notes give at the wrong times. ``above_chance`` is the
+    difference. A partial score (one instrument of a band) agrees less in absolute terms but still well above
+    chance; another song's score agrees at chance level."""
+
+    agreement: float
+    by_chance: float
+
+    @property
+    def above_chance(self) -> float:
+        return self.agreement - self.by_chance
+
+
+def score_agreement(audio: np.ndarray, sample_rate: int, midi: pretty_midi.PrettyMIDI) -> Agreement:
+    """How well a score agrees with a recording *as it is*, without aligning it (``Agreement``).
+
+    Measured on 12 mini-Slakh test songs (30 s each), ``above_chance``: their own scores +0.24..+0.56 (one
+    instrument's part alone +0.15..+0.63), another song's score -0.07..+0.04; ``agreement`` alone overlaps (own
+    0.75-0.90, one part 0.45-0.87, another song 0.06-0.38). About 0.7 s per 30 s of audio on one core.
+    """
+    score_chroma, _ = _score_features(score_notes(midi))
+    audio_chroma = _audio_chroma(audio, sample_rate)
+    length = min(audio_chroma.shape[1], score_chroma.shape[1])
+    frames = np.arange(length)
+    agreement = chroma_agreement(audio_chroma, score_chroma, np.stack([frames, frames]))
+    chance = [chroma_agreement(audio_chroma, score_chroma,
+                               np.stack([frames, (frames + round(shift * length)) % length]))
+              for shift in CHANCE_SHIFTS]
+    return Agreement(agreement, float(np.median(chance)))
+
+
 def align_score(audio: np.ndarray, sample_rate: int, midi: pretty_midi.PrettyMIDI) -> Alignment:
     """Align ``midi`` to the mono recording ``audio`` ``(time,)`` at ``sample_rate``.
 

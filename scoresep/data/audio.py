@@ -101,6 +101,20 @@ def audio_info(path: str | os.PathLike) -> tuple[int, int, int]:
     return info.samplerate, info.frames, info.channels
 
 
+def check_finite(samples: np.ndarray, name: str | os.PathLike, first: int = 0, sample_rate: int | None = None) -> None:
+    """AudioError naming ``name`` when ``samples`` (any shape, time first) hold NaN or infinite values: a float
+    file with them would otherwise pass as silence or poison every result computed from it. ``first``: the
+    position of ``samples`` in the file, to say where the first bad sample is."""
+    finite = np.isfinite(samples)
+    if finite.all():
+        return
+    bad = finite.reshape(finite.shape[0], -1).all(axis=1) if finite.ndim > 1 else finite
+    at = first + int(np.argmin(bad))
+    where = f"sample {at}" + (f", {at / sample_rate:.2f} s" if sample_rate else "")
+    raise AudioError(f"{name}: the audio holds NaN or infinite samples (the first at {where}); repair or "
+                     "re-export the file")
+
+
 def read_audio(
     path: str | os.PathLike, start: int = 0, stop: int | None = None
 ) -> tuple[np.ndarray, int]:
@@ -119,6 +133,7 @@ def read_audio(
     if data.shape[0] < expected:
         raise AudioError(f"{path}: truncated audio: header declares {frames} samples, only "
                          f"{start + data.shape[0]} decode")
+    check_finite(data, path, start, sample_rate)
     return data.mean(axis=1), sample_rate
 
 

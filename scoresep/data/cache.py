@@ -27,7 +27,6 @@ import hashlib
 import json
 import logging
 import math
-import multiprocessing
 import os
 import sys
 import time
@@ -42,6 +41,7 @@ from scoresep.data.midi import MidiError, load_midi, midi_notes, piano_roll
 from scoresep.data.slakh import DatasetError, IndexProblem, TrackEntry, scan
 from scoresep.fileio import atomic_write_bytes, atomic_write_text
 from scoresep.instruments import check_instruments
+from scoresep.processes import worker_pool
 
 log = logging.getLogger(__name__)
 INDEX_NAME = "index.json"
@@ -159,6 +159,9 @@ def build_track(entry: TrackEntry, settings: CacheSettings, out_dir: Path) -> di
                                       f"(peak {peak_dbfs(audio):.1f} dBFS): the score would be incomplete")
             if sources is not None:
                 sources[row] += _fit_length(audio, n_samples)
+    if not rolls.any():
+        raise IncompleteScore(entry.directory, f"no note of {', '.join(settings.instruments)} in the pitch range MIDI "
+                              f"{settings.min_midi}..{settings.max_midi}: the track has no active instrument")
     peak = float(np.abs(mixture).max())
     if sources is not None:
         peak = max(peak, float(np.abs(sources).max()))
@@ -248,8 +251,7 @@ def prepare(
               file=sys.stderr, flush=True)
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
     if workers > 1:
-        # spawn, not fork: torch and OpenMP thread pools deadlock in forked children
-        with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        with worker_pool(workers) as pool:
             results = _collect(_with_progress(pool.imap_unordered(_work, jobs), len(jobs), progress, started), strict)
     else:
         results = _collect(_with_progress(map(_work, jobs), len(jobs), progress, started), strict)

@@ -45,10 +45,19 @@ import pretty_midi
 import yaml
 
 from scoresep import __version__
-from scoresep.constants import ALIGN_MIN_QUALITY, DEFAULT_INSTRUMENTS, N_FFT, PACK_LENGTH_TOLERANCE, SAMPLE_RATE
-from scoresep.data.align import AlignmentError, checked_alignment, warp_score
+from scoresep.constants import (
+    ALIGN_MIN_QUALITY,
+    DEFAULT_INSTRUMENTS,
+    MAX_MIDI,
+    MIN_MIDI,
+    N_FFT,
+    PACK_LENGTH_TOLERANCE,
+    SAMPLE_RATE,
+)
+from scoresep.data.align import AlignmentError
 from scoresep.data.audio import AudioError, audio_files, audio_info, read_audio
 from scoresep.data.midi import MidiError, load_midi, write_midi
+from scoresep.data.score_check import check_thresholds, fit_score
 from scoresep.data.slakh import DatasetError, read_metadata
 from scoresep.data.splits import SPLITS
 from scoresep.fileio import atomic_write_bytes, atomic_write_text
@@ -224,16 +233,12 @@ def pack_pair(audio: Path, midi_path: Path, track_dir: Path, settings: PackSetti
         raise AudioError(f"{audio}: the recording is {seconds:.3f} s long, shorter than one analysis window "
                          f"({MIN_SECONDS:.3f} s)")
     score_seconds = float(midi.get_end_time())
-    alignment = None
+    waveform, rate = read_audio(audio)
+    midi, fit = fit_score(midi, str(midi_path), waveform, rate, audio.name, settings.instruments, MIN_MIDI, MAX_MIDI,
+                          align=settings.align, length_tolerance=settings.length_tolerance,
+                          min_quality=settings.min_quality)
     if settings.align:
-        waveform, rate = read_audio(audio)
-        alignment = checked_alignment(waveform, rate, midi, midi_path, audio.name, settings.min_quality)
-        midi = warp_score(midi, alignment)
         played = [inst for inst in midi.instruments if inst.notes]
-    elif abs(score_seconds - seconds) > settings.length_tolerance:
-        raise DatasetError(f"{midi_path}: recording and score lengths differ by {abs(score_seconds - seconds):.1f} s "
-                           f"(recording {seconds:.1f} s, score {score_seconds:.1f} s; --length-tolerance "
-                           f"{settings.length_tolerance:g} s): give --align to align the score")
     if track_dir.exists():  # an earlier, unfinished or outdated packing of this track: start it afresh
         shutil.rmtree(track_dir)
     (track_dir / "MIDI").mkdir(parents=True, exist_ok=True)
@@ -251,8 +256,10 @@ def pack_pair(audio: Path, midi_path: Path, track_dir: Path, settings: PackSetti
         }
     record = {"track": track_dir.name, "audio": str(audio.resolve()),
               "midi": str(midi_path.resolve()), "seconds": round(seconds, 3), "score_seconds": round(score_seconds, 3),
-              "aligned": alignment is not None,
-              "alignment_quality": None if alignment is None else round(float(alignment.quality), 4),
+              "aligned": fit.aligned,
+              "alignment_quality": round(float(fit.agreement), 4) if fit.aligned else None,
+              "score_agreement": round(float(fit.agreement), 4),  # chroma agreement (after aligning with --align)
+              "notes_in_range": [fit.notes_in_range, fit.notes],
               "instruments": sorted({name for name in names if name in settings.instruments}),
               "score_instruments": sorted({str(name) for name in names}),
               "audio_sha1": digests[0], "midi_sha1": digests[1],
@@ -343,9 +350,7 @@ def pack(inputs: list[str | os.PathLike], midi_dir: str | os.PathLike, out: str 
     from tqdm import tqdm
 
     started = time.perf_counter()
-    if length_tolerance < 0 or not 0 <= min_quality <= 1:
-        raise ValueError(f"need --length-tolerance >= 0 and --min-quality in [0, 1], got {length_tolerance}, "
-                         f"{min_quality}")
+    check_thresholds(length_tolerance, min_quality)
     settings = PackSettings(check_instruments(instruments), align, float(length_tolerance), float(min_quality))
     out = Path(out)
     if out.exists() and not out.is_dir():

@@ -20,7 +20,6 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import multiprocessing
 import os
 import sys
 import time
@@ -40,6 +39,7 @@ from scoresep.data.midi import load_midi, write_midi
 from scoresep.data.splits import assign_splits
 from scoresep.fileio import atomic_write_text
 from scoresep.instruments import GM_FAMILIES
+from scoresep.processes import worker_pool
 
 log = logging.getLogger(__name__)
 
@@ -599,9 +599,7 @@ def synthesise(
     started = time.perf_counter()
     summaries = []
     if workers > 1:
-        # spawn, not fork: FluidSynth and torch start OpenMP thread pools that a forked child deadlocks on
-        context = multiprocessing.get_context("spawn")
-        with context.Pool(workers) as pool:
+        with worker_pool(workers) as pool:
             results = pool.imap_unordered(_run_job, jobs)
             for done, summary in enumerate(results, start=1):
                 summaries.append(summary)

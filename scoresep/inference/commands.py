@@ -24,13 +24,15 @@ from scoresep.constants import (
     MIN_MIDI,
     N_FFT,
     N_HARMONICS,
+    PACK_LENGTH_TOLERANCE,
     SAMPLE_RATE,
+    SILENCE,
 )
 from scoresep.constants import n_frames as frame_count
 from scoresep.data.audio import AudioError, audio_files
+from scoresep.fileio import OutputExistsError, output_lock, refuse_existing
+from scoresep.inference.options import at_least_one, chance, non_negative, positive, unit_interval
 from scoresep.inference.writers import AUDIO_FORMATS, StemWriter, output_folder
-
-SILENCE = 1e-5  # peak amplitude below which a whole input counts as silent
 
 
 def audio_inputs(inputs: list[str]) -> list[Path]:
@@ -53,11 +55,12 @@ def peak_amplitude(source, block_seconds: float = 30.0) -> float:
     return peak
 
 
-def _progress(total: int, name: str, enabled: bool):
+def _progress(seconds: float, name: str, enabled: bool):
+    """A progress bar over a recording's ``seconds`` of audio (a user thinks in seconds, not samples)."""
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=name, unit="sample", unit_scale=True, disable=not enabled, file=sys.stderr,
-                leave=False)
+    return tqdm(total=round(seconds, 1), desc=name, unit="s", disable=not enabled, file=sys.stderr, leave=False,
+                bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s of audio [{elapsed}<{remaining}]")
 
 
 def score_of(path: Path, score: str | None) -> Path | None:
@@ -75,56 +78,78 @@ def score_of(path: Path, score: str | None) -> Path | None:
     return given
 
 
-def load_score(separator, source, midi_path: Path, align: bool, min_quality: float) -> np.ndarray:
-    """Rolls ``(instrument, pitch, frame)`` of a score on the separator's frames for ``source``; with ``align``,
-    the score is first aligned to the recording (refused below ``min_quality``). Prints what it found."""
-    from scoresep.data.align import checked_alignment, warp_score
-    from scoresep.data.midi import MidiError, load_midi
+def load_score(separator, source, midi_path: Path, align: bool, min_quality: float,
+               length_tolerance: float = PACK_LENGTH_TOLERANCE) -> np.ndarray:
+    """Rolls ``(instrument, pitch, frame)`` of a score on the separator's frames for ``source``, once the score is
+    checked against the recording (``data/score_check.py``: notes in the pitch range, lengths, agreement; with
+    ``align`` it is aligned first and the alignment checked). Prints what it found."""
+    from scoresep.data.midi import load_midi
+    from scoresep.data.score_check import fit_score
     from scoresep.inference.score_masks import score_rolls
 
     midi = load_midi(midi_path)
     features = separator.features
-    if align:
-        alignment = checked_alignment(source.read(0, source.n_samples), features.sample_rate, midi, midi_path,
-                                      source.name, min_quality)
-        print(f"{source.name}: note: score aligned (quality {alignment.quality:.2f})", file=sys.stderr)
-        midi = warp_score(midi, alignment)
+    midi, fit = fit_score(midi, str(midi_path), source.read(0, source.n_samples), features.sample_rate, source.name,
+                          features.instruments, features.min_midi, features.max_midi, align=align,
+                          length_tolerance=length_tolerance, min_quality=min_quality)
+    what = f"aligned (quality {fit.agreement:.2f}, {fit.stretch:.2f}x)" if align else \
+        f"agrees with the recording (chroma agreement {fit.agreement:.2f})"
+    outside = f"; {fit.notes - fit.notes_in_range} of {fit.notes} notes outside the pitch range go to the residual" \
+        if fit.notes_in_range < fit.notes else ""
+    print(f"{source.name}: note: score {what}{outside}", file=sys.stderr)
     n_frames = frame_count(source.n_samples, features.hop_length)
-    rolls, counts = score_rolls(midi, features.instruments, n_frames, features.frame_rate, features.min_midi,
-                                features.max_midi)
-    if not any(counts.values()):
-        raise MidiError(f"{midi_path}: the score has no note of {', '.join(features.instruments)}")
+    rolls, _ = score_rolls(midi, features.instruments, n_frames, features.frame_rate, features.min_midi,
+                           features.max_midi)
     return rolls
 
 
+def stem_paths(separator, out_dir: Path, path: Path, audio_format: str) -> list[Path]:
+    """The files separating ``path`` writes: ``out_dir/<stem>/<instrument>.<ext>`` and ``residual.<ext>``."""
+    suffix = "flac" if audio_format == "flac" else "wav"
+    return [out_dir / path.stem / f"{name}.{suffix}" for name in (*separator.instruments, "residual")]
+
+
+def refuse_earlier_separation(paths: list[Path], overwrite: bool) -> None:
+    """OutputExistsError when an input's output folder holds files this separation would replace (an earlier
+    separation), unless ``overwrite``."""
+    existing = [path for path in paths if os.path.lexists(path)]
+    if existing and not overwrite:
+        names = ", ".join(path.name for path in existing)
+        raise OutputExistsError(f"{paths[0].parent}: holds an earlier separation ({names}); give --overwrite to "
+                                "replace it, or another --out")
+
+
 def separate_file(separator, path: Path, out_dir: Path, audio_format: str, show_progress: bool,
-                  score: Path | None = None, align: bool = False, min_quality: float = 0.0) -> list[Path]:
+                  score: Path | None = None, align: bool = False, min_quality: float = 0.0,
+                  length_tolerance: float = PACK_LENGTH_TOLERANCE, overwrite: bool = False) -> list[Path]:
     """Separate one file into ``out_dir/<file stem>/<instrument>.<ext>`` and ``residual.<ext>``, with its MIDI
-    ``score`` when given (aligned first with ``align``)."""
+    ``score`` when given (checked against the recording, aligned first with ``align``). An earlier separation
+    there is replaced only with ``overwrite``; another run writing the same folder at the same time is refused."""
     from scoresep.inference.sources import FileSource
 
     source = FileSource(path, separator.sample_rate)
     for note in source.notes:
         print(f"{path}: note: {note}", file=sys.stderr)
     separator.check_length(source)  # before a score is read and aligned for it
-    rolls = load_score(separator, source, score, align, min_quality) if score is not None else None
+    rolls = load_score(separator, source, score, align, min_quality, length_tolerance) if score is not None else None
     target = out_dir / path.stem
     if os.path.lexists(target) and not target.is_dir():
         raise AudioError(f"{target}: a file of that name is in the way of this input's output folder")
-    suffix = "flac" if audio_format == "flac" else "wav"
-    paths = [target / f"{name}.{suffix}" for name in (*separator.instruments, "residual")]
+    paths = stem_paths(separator, out_dir, path, audio_format)
     peak = 0.0
     # the input's folder goes again if nothing was written into it, unless it was there before (the user's)
-    with output_folder(target, check_writable=False), \
-            StemWriter(paths, separator.sample_rate, audio_format) as writer, \
-            _progress(source.n_samples, path.name, show_progress) as bar:
-        for _, pieces in separator.stream(source, rolls):
-            peak = max(peak, float(abs(pieces.sum(axis=0)).max()))
-            writer.write(pieces)
-            bar.update(pieces.shape[1])
-        if peak < SILENCE:
-            raise AudioError(f"{path}: the audio is silent (peak {peak:.1e}); nothing to separate")
-        written = writer.commit()
+    with output_lock(target):
+        refuse_earlier_separation(paths, overwrite)  # again: a run that ended since the first check wrote it
+        with output_folder(target, check_writable=False), \
+                StemWriter(paths, separator.sample_rate, audio_format) as writer, \
+                _progress(source.n_samples / source.sample_rate, path.name, show_progress) as bar:
+            for _, pieces in separator.stream(source, rolls):
+                peak = max(peak, float(abs(pieces.sum(axis=0)).max()))
+                writer.write(pieces)
+                bar.update(pieces.shape[1] / source.sample_rate)
+            if peak < SILENCE:
+                raise AudioError(f"{path}: the audio is silent (peak {peak:.1e}); nothing to separate")
+            written = writer.commit()
     if writer.clipped:
         print(f"{path}: note: {writer.clipped} samples clipped to [-1, 1]; use --format wav32 to keep them",
               file=sys.stderr)
@@ -160,6 +185,8 @@ def command_separate(args: argparse.Namespace) -> None:
     if args.score is not None and Path(args.score).is_file() and len(files) != 1:
         raise ValueError(f"--score {args.score} is one MIDI file but {len(files)} inputs were given; give a folder "
                          "of scores named like the inputs")
+    if args.ckpt is None and args.instruments is not None:
+        check_instruments(args.instruments)  # before the output check below can name a folder
     if args.ckpt is not None:
         if args.instruments is not None:
             raise ValueError("--instruments is for separating without --ckpt; a checkpoint separates its own "
@@ -172,15 +199,18 @@ def command_separate(args: argparse.Namespace) -> None:
                                   replace(separator.harmonics, **given))
     else:
         features = FeatureSettings.defaults(check_instruments(args.instruments or DEFAULT_INSTRUMENTS))
-        harmonics = HarmonicSettings(args.n_harmonics or N_HARMONICS, args.harmonic_tolerance or HARMONIC_TOLERANCE)
+        harmonics = HarmonicSettings(N_HARMONICS if args.n_harmonics is None else args.n_harmonics,
+                                     HARMONIC_TOLERANCE if args.harmonic_tolerance is None else args.harmonic_tolerance)
         separator = Separator(None, features, args.chunk_seconds, device, harmonics)
+    for path in files:  # before any work: an earlier separation is replaced only when the user asks
+        refuse_earlier_separation(stem_paths(separator, out, path, args.format), args.overwrite)
     failures = 0
     with output_folder(out) as out_dir:
         for path in files:
             try:
                 score = score_of(path, args.score)
                 written = separate_file(separator, path, out_dir, args.format, not args.quiet, score, args.align,
-                                        args.min_quality)
+                                        args.min_quality, args.length_tolerance, args.overwrite)
             except (AudioError, MidiError, AlignmentError, OSError) as error:
                 failures += 1
                 print(f"scoresep separate: error: {error}", file=sys.stderr)
@@ -213,6 +243,8 @@ def command_transcribe(args: argparse.Namespace) -> None:
     device = pick_device(args.device, "--device")
     files = audio_inputs(args.inputs)
     targets, folder = _midi_targets(files, args.out)
+    for target in targets:  # a MIDI file there may be the user's score: replaced only when asked
+        refuse_existing([target], args.overwrite)
     transcriber = Transcriber.from_checkpoint(args.ckpt, threshold=args.threshold, chunk_seconds=args.chunk_seconds,
                                               device=device)
     separator = None
@@ -230,8 +262,10 @@ def command_transcribe(args: argparse.Namespace) -> None:
                     raise AudioError(f"{path}: the audio is silent; nothing to transcribe")
                 if target.is_dir():
                     raise AudioError(f"{target}: a folder of that name is in the way of the MIDI file")
-                midi = transcriber.to_midi(transcriber.transcribe_source(source, separator))
-                write_midi(target, midi)
+                with output_lock(target):
+                    refuse_existing([target], args.overwrite)  # again: another run may have written it since
+                    midi = transcriber.to_midi(transcriber.transcribe_source(source, separator))
+                    write_midi(target, midi)
             except (AudioError, OSError) as error:
                 failures += 1
                 print(f"scoresep transcribe: error: {error}", file=sys.stderr)
@@ -253,14 +287,13 @@ def command_evaluate(args: argparse.Namespace) -> None:
     if (args.ckpt is None) == (not args.score_masks):
         raise ValueError("give either --ckpt (a stage checkpoint) or --score-masks (the training-free score-informed "
                          "reference), not both")
-    if args.score_masks and not args.out:
-        raise ValueError("--score-masks needs --out (there is no checkpoint to write the result beside)")
     device = pick_device(args.device, "--device")
-    out = Path(args.out) if args.out else Path(args.ckpt).with_suffix(f".{args.split}.json")
+    out = Path(args.out)
     if out.is_dir():
-        given = "--out is" if args.out else "the default result file (next to the checkpoint) is"
-        raise ValueError(f"{out}: {given} an existing folder, not a JSON file")
-    with output_folder(out.parent):
+        raise ValueError(f"{out}: --out is an existing folder, not a JSON file")
+    refuse_existing([out], args.overwrite)
+    with output_folder(out.parent), output_lock(out):
+        refuse_existing([out], args.overwrite)  # again: another run may have written it since
         if args.score_masks:
             features = FeatureSettings(check_instruments(args.instruments), args.sample_rate, args.n_fft,
                                        args.hop_length, args.min_midi, args.max_midi)
@@ -297,19 +330,25 @@ def add_commands(commands) -> None:
                                "each instrument's mask is restricted to its notes' harmonics; without --ckpt the "
                                "score's masks alone (no training)")
     separate.add_argument("--align", action="store_true", help="align each score to its recording first")
-    separate.add_argument("--min-quality", type=float, default=ALIGN_MIN_QUALITY,
-                          help=f"with --align: refuse alignments of lower quality (0-1, default {ALIGN_MIN_QUALITY:g})")
+    separate.add_argument("--min-quality", type=unit_interval, default=ALIGN_MIN_QUALITY,
+                          help="refuse a score whose chroma agreement with the recording (0-1; with --align: after "
+                               f"aligning) is lower (default {ALIGN_MIN_QUALITY:g})")
+    separate.add_argument("--length-tolerance", type=non_negative, default=PACK_LENGTH_TOLERANCE,
+                          help="without --align: largest difference of recording and score length in s "
+                               f"(default {PACK_LENGTH_TOLERANCE:g})")
     separate.add_argument("--instruments", nargs="+", default=None,
                           help="without --ckpt: the instruments to separate (default: bass guitar piano)")
-    separate.add_argument("--n-harmonics", type=int, default=None,
+    separate.add_argument("--n-harmonics", type=at_least_one, default=None,
                           help=f"score masks: harmonics per note (default: the checkpoint's, else {N_HARMONICS})")
-    separate.add_argument("--harmonic-tolerance", type=float, default=None,
+    separate.add_argument("--harmonic-tolerance", type=positive, default=None,
                           help="score masks: half-width in semitones (default: the checkpoint's, else "
                                f"{HARMONIC_TOLERANCE:g})")
     separate.add_argument("--out", required=True, help="output folder (one sub-folder per input)")
+    separate.add_argument("--overwrite", action="store_true",
+                          help="replace an earlier separation in --out (without it, the run refuses to)")
     separate.add_argument("--format", choices=sorted(AUDIO_FORMATS), default="wav",
                           help="wav/flac: 16-bit; wav32: 32-bit float (default wav)")
-    separate.add_argument("--chunk-seconds", type=float, default=30.0, help="audio per chunk (memory bound)")
+    separate.add_argument("--chunk-seconds", type=positive, default=30.0, help="audio per chunk (memory bound)")
     separate.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: CUDA when available)")
     separate.add_argument("--quiet", action="store_true", help="no progress bar")
     separate.set_defaults(run=command_separate)
@@ -318,14 +357,16 @@ def add_commands(commands) -> None:
     transcribe.add_argument("inputs", nargs="+", help="audio files or folders of them")
     transcribe.add_argument("--ckpt", required=True, help="a stage-1, stage-2 or stage-3 checkpoint")
     transcribe.add_argument("--out", required=True, help="a .mid file (one input) or a folder")
+    transcribe.add_argument("--overwrite", action="store_true",
+                            help="replace existing MIDI files (without it, the run refuses to: one may be your score)")
     transcribe.add_argument("--from-separated", action="store_true",
                             help="transcribe each separated instrument instead of the mixture")
     transcribe.add_argument("--separator-ckpt", default=None,
                             help="with --from-separated: the separator's checkpoint (default: --ckpt)")
-    transcribe.add_argument("--threshold", type=float, default=None,
+    transcribe.add_argument("--threshold", type=chance, default=None,
                             help="note probability threshold for every instrument (default: the checkpoint's "
                                  "calibrated per-instrument thresholds; 0.5 for checkpoints without)")
-    transcribe.add_argument("--chunk-seconds", type=float, default=30.0, help="audio per chunk (memory bound)")
+    transcribe.add_argument("--chunk-seconds", type=positive, default=30.0, help="audio per chunk (memory bound)")
     transcribe.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: CUDA when available)")
     transcribe.set_defaults(run=command_transcribe)
 
@@ -336,26 +377,28 @@ def add_commands(commands) -> None:
                                "track's score)")
     evaluate.add_argument("--instruments", nargs="+", default=list(DEFAULT_INSTRUMENTS),
                           help="--score-masks: instruments (default bass guitar piano)")
-    evaluate.add_argument("--sample-rate", type=int, default=SAMPLE_RATE, help="--score-masks: sample rate")
-    evaluate.add_argument("--n-fft", type=int, default=N_FFT, help="--score-masks: STFT size")
-    evaluate.add_argument("--hop-length", type=int, default=HOP_LENGTH, help="--score-masks: STFT hop")
+    evaluate.add_argument("--sample-rate", type=at_least_one, default=SAMPLE_RATE, help="--score-masks: sample rate")
+    evaluate.add_argument("--n-fft", type=at_least_one, default=N_FFT, help="--score-masks: STFT size")
+    evaluate.add_argument("--hop-length", type=at_least_one, default=HOP_LENGTH, help="--score-masks: STFT hop")
     evaluate.add_argument("--min-midi", type=int, default=MIN_MIDI, help="--score-masks: lowest pitch of the rolls")
     evaluate.add_argument("--max-midi", type=int, default=MAX_MIDI, help="--score-masks: highest pitch of the rolls")
-    evaluate.add_argument("--n-harmonics", type=int, default=N_HARMONICS,
+    evaluate.add_argument("--n-harmonics", type=at_least_one, default=N_HARMONICS,
                           help=f"--score-masks: harmonics per note (default {N_HARMONICS})")
-    evaluate.add_argument("--harmonic-tolerance", type=float, default=HARMONIC_TOLERANCE,
+    evaluate.add_argument("--harmonic-tolerance", type=positive, default=HARMONIC_TOLERANCE,
                           help=f"--score-masks: half-width in semitones (default {HARMONIC_TOLERANCE:g})")
     evaluate.add_argument("--data", required=True, help="Slakh-layout dataset folder")
     evaluate.add_argument("--split", default="test", choices=("train", "validation", "test"))
-    evaluate.add_argument("--out", default=None, help="JSON path (default: next to the checkpoint)")
+    evaluate.add_argument("--out", required=True,
+                          help="the result's JSON path (never beside the checkpoint: that folder is a training run's)")
+    evaluate.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     evaluate.add_argument("--cache", default="data/cache", help="cache folder (default data/cache)")
     evaluate.add_argument("--mixture", default="instruments", choices=("instruments", "full"),
                           help="instruments: sum of the instruments' stems (the paper); full: the mix file")
-    evaluate.add_argument("--threshold", type=float, default=None,
+    evaluate.add_argument("--threshold", type=chance, default=None,
                           help="note probability threshold for every instrument (default: the checkpoint's "
                                "calibrated per-instrument thresholds; 0.5 for checkpoints without)")
-    evaluate.add_argument("--chunk-seconds", type=float, default=30.0, help="audio per chunk")
+    evaluate.add_argument("--chunk-seconds", type=positive, default=30.0, help="audio per chunk")
     evaluate.add_argument("--device", default=None, help="cpu, cuda (default: CUDA when available)")
-    evaluate.add_argument("--workers", type=int, default=None, help="processes for building the cache")
+    evaluate.add_argument("--workers", type=at_least_one, default=None, help="processes for building the cache")
     evaluate.add_argument("--quiet", action="store_true", help="no per-track lines")
     evaluate.set_defaults(run=command_evaluate)

@@ -205,6 +205,10 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, data: str | os.PathLike, 
     features = (separator or transcriber).features
     tracks, skipped, seconds = _evaluate_split(data, split, cache_dir, mixture, features, separator, transcriber,
                                                workers, progress)
+    if not any("separation" in track or "transcription" in track for track in tracks):
+        raise DatasetError(f"{data}: nothing to score on the '{split}' split: no track has stems to score the "
+                           f"separation against, and a {meta['stage']} checkpoint transcribes nothing (score-only "
+                           "data can be separated with `scoresep separate`, not scored)")
     return {
         "format": FORMAT, "checkpoint": str(checkpoint), "stage": meta["stage"], "reads_score": False,
         "split": split, "data": str(data),

@@ -15,14 +15,16 @@ and inverted with the mixture's phase, in fp32, as in validation.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
 
 from scoresep.checkpoints import load_separator
+from scoresep.constants import SILENCE
 from scoresep.constants import n_frames as frame_count
-from scoresep.data.audio import AudioError
+from scoresep.data.audio import AudioError, check_finite
 from scoresep.features import FeatureSettings, Spectrogram
 from scoresep.inference.chunks import Chunk, plan_chunks
 from scoresep.inference.score_masks import STAGE2_HARMONICS, HarmonicSettings, score_masks
@@ -62,14 +64,36 @@ def pick_device(device: str | torch.device | None, option: str = "device") -> to
     return chosen
 
 
-def as_mono(waveform: torch.Tensor | np.ndarray, sample_rate: int, target_rate: int) -> np.ndarray:
-    """A ``(time,)`` or ``(channel, time)`` waveform as mono float32 at ``target_rate``."""
+# The most channels a 2-D waveform may have: which axis is time is read from the shape (the other one has at most
+# this many entries and is the shorter), so a soundfile array (time, channel) and a torch one (channel, time) both work.
+MAX_CHANNELS = 8
+
+
+def as_mono(waveform: torch.Tensor | np.ndarray, sample_rate: int, target_rate: int, name: str = "waveform"
+            ) -> np.ndarray:
+    """A ``(time,)``, ``(channel, time)`` (torch, torchaudio) or ``(time, channel)`` (soundfile) waveform as mono
+    float32 at ``target_rate``.
+
+    The channel axis of a 2-D waveform is the one with at most ``MAX_CHANNELS`` entries that is shorter than the
+    other; a shape where that is not clear, and NaN or infinite samples, are refused with an AudioError naming
+    ``name`` and the shape."""
     array = waveform.detach().cpu().numpy() if isinstance(waveform, torch.Tensor) else np.asarray(waveform)
     if array.ndim == 2:
-        array = array.mean(axis=0)
+        rows, columns = array.shape
+        if rows <= MAX_CHANNELS and rows < columns:
+            array = array.mean(axis=0)  # (channel, time)
+        elif columns <= MAX_CHANNELS and columns < rows:
+            array = array.mean(axis=1)  # (time, channel), as soundfile.read returns it
+        else:
+            raise AudioError(f"{name}: cannot tell time from channels in shape {array.shape}: give (time,), "
+                             f"(channel, time) or (time, channel) with at most {MAX_CHANNELS} channels")
     if array.ndim != 1:
-        raise ValueError(f"expected a waveform (time,) or (channel, time), got shape {array.shape}")
+        raise AudioError(f"{name}: expected a waveform (time,), (channel, time) or (time, channel), got shape "
+                         f"{array.shape}")
+    if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
+        raise AudioError(f"{name}: expected real audio samples, got dtype {array.dtype}")
     array = array.astype(np.float32)
+    check_finite(array, name, 0, sample_rate)
     if sample_rate != target_rate:
         import torchaudio.functional as audio_functional
 
@@ -89,7 +113,8 @@ class Separator:
         harmonics: the harmonic masks of a score (harmonics per note, half-width in semitones).
 
     ``separator(waveform, sample_rate)`` returns ``{instrument: (time,), ..., "residual": (time,)}`` at the
-    model's sample rate (``separator.sample_rate``); ``waveform`` is ``(time,)`` or ``(channel, time)``.
+    model's sample rate (``separator.sample_rate``); ``waveform`` is ``(time,)``, ``(channel, time)`` or
+    ``(time, channel)`` (``as_mono``); NaN or infinite samples are refused, a silent one warns.
     """
 
     def __init__(self, network: SeparatorNetwork | None, features: FeatureSettings, chunk_seconds: float = 30.0,
@@ -209,6 +234,9 @@ class Separator:
         """Separate an in-memory waveform; returns ``{instrument: (time,), "residual": (time,)}``. ``score``: its
         rolls (``score_masks.score_rolls``), at the model's sample rate and hop."""
         mono = as_mono(waveform, sample_rate, self.sample_rate)
+        if float(np.abs(mono).max(initial=0.0)) < SILENCE:
+            warnings.warn(f"the waveform is silent (peak below {SILENCE:g}): every separated stem is silent too",
+                          stacklevel=2)
         result = self.separate_source(ArraySource(mono, self.sample_rate), score=score)
         names = (*self.instruments, "residual")
         return {name: torch.from_numpy(result[index]) for index, name in enumerate(names)}

@@ -18,7 +18,7 @@ import soundfile
 import torch
 import torchaudio.functional as audio_functional
 
-from scoresep.data.audio import AudioError, audio_info
+from scoresep.data.audio import AudioError, audio_info, check_finite
 
 # Native samples of context around each piece when resampling; torchaudio's default filter (6 zero crossings)
 # reaches far fewer samples than this even for strong down-sampling.
@@ -38,6 +38,7 @@ class ArraySource:
         self.waveform = np.asarray(self.waveform, dtype=np.float32)
         if self.waveform.ndim != 1:
             raise AudioError(f"{self.name}: expected a mono waveform (time,), got shape {self.waveform.shape}")
+        check_finite(self.waveform, self.name, 0, self.sample_rate)
 
     @property
     def n_samples(self) -> int:
@@ -86,6 +87,7 @@ class FileSource:
             if data.shape[0] < last - first:
                 raise AudioError(f"{self.path}: truncated audio: header declares {self.native_frames} samples, "
                                  f"only {first + data.shape[0]} decode")
+            check_finite(data, self.path, first, self.native_rate)
         mono = data.mean(axis=1) if data.shape[0] else np.zeros(0, dtype=np.float32)
         return np.pad(mono, (first - start, stop - start - (first - start) - mono.shape[0])).astype(np.float32)
 
