@@ -90,6 +90,16 @@ def test_the_python_blocks_of_extending_run_and_the_others_compile():
             compile(block, page.name, "exec")
 
 
+def test_readme_puts_scoresep_on_the_path_before_its_first_command_and_writes_it_one_way():
+    """After ``make install`` the command lives in .venv/bin: README's set-up block activates the environment, and
+    every later command is written the same way (bare ``scoresep``), so each one runs as written."""
+    set_up, *later = _blocks(ROOT / "README.md", ("bash",))
+    assert "source .venv/bin/activate" in set_up and "make install" in set_up
+    for block in later:
+        for line in block.splitlines():
+            assert not line.startswith(".venv/bin/"), f"README writes {line!r}; the others say `scoresep`"
+
+
 def test_the_quick_start_data_commands_run_as_written(tmp_path):
     """README's first two quick-start lines (render a mini-Slakh, build its cache), run as a newcomer would, in an
     empty folder: about 20 s on 2 cores. The lines after them train for minutes (their parsing is checked above)."""
@@ -97,7 +107,7 @@ def test_the_quick_start_data_commands_run_as_written(tmp_path):
     import sys
 
     quick_start = _blocks(ROOT / "README.md", ("bash",))[1]
-    lines = [line for line in quick_start.splitlines() if line.startswith(".venv/bin/scoresep ")][:2]
+    lines = [line for line in quick_start.splitlines() if line.startswith("scoresep ")][:2]
     assert [shlex.split(line)[1] for line in lines] == ["synth", "prepare"]
     for line in lines:
         argv = shlex.split(line, comments=True)[1:]
