@@ -1,11 +1,12 @@
 """Plain ``nn.Module`` networks (no Lightning inside): transcriptor (and activity classifier), separators.
 
 Separators are chosen by class path (``scoresep.models.UNetSeparator``, ``scoresep.models.FrameSeparator``;
-see ``base.py`` for the interface a new one implements).
+see ``base.py`` for the interface a new one implements, ``registry.py`` for how a class path becomes one).
 """
 
-from scoresep.models.base import SeparatorNetwork, build_separator, network_spec, separator_spec
+from scoresep.models.base import SeparatorNetwork
 from scoresep.models.frame_separator import FrameSeparator, FrameSeparatorConfig
+from scoresep.models.registry import build_separator, network_spec, separator_spec
 from scoresep.models.separator import SeparatorConfig, UNetSeparator
 
 __all__ = ["FrameSeparator", "FrameSeparatorConfig", "SeparatorConfig", "SeparatorNetwork", "UNetSeparator",
