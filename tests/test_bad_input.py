@@ -550,6 +550,15 @@ def _check_pack_skipped(reason: str) -> Callable[[Env, str], None]:
     return check
 
 
+def _concurrent_pack(env: Env) -> list[str]:
+    import os
+    import socket
+
+    (env.work / ".dataset.scoresep-lock").write_text(f"{socket.gethostname()} {os.getpid()}\n")
+    env.values["pid"] = str(os.getpid())
+    return _pack(env, _song(env), _song(env).parent / "all_src.mid")
+
+
 def _pack_out_of_range(env: Env) -> list[str]:
     return _pack(env, _song(env), _score_of(env, _out_of_range))
 
@@ -710,6 +719,8 @@ CASES = [
     Case("`pack --align` of a 1.5-s score on a 6-s recording", _pack_short_score_aligned, 1,
          ("skipped: {pack_score}: the alignment to song.flac stretches",), creates=True,
          check=_check_pack_skipped("{pack_score}: the alignment to song.flac")),
+    Case("`pack` while another run packs into the same dataset", _concurrent_pack, 1,
+         ("dataset: another scoresep run (process {pid} on", "is writing it now")),
     Case("`pack` of a score whose notes all lie outside the pitch range", _pack_out_of_range, 1,
          ("skipped: {pack_score}: only 0 of its",), creates=True, check=_check_pack_skipped("{pack_score}: only 0 of")),
     Case("a track whose notes all lie outside the pitch range", _strict(_no_active_instrument), 1,

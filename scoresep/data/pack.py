@@ -60,7 +60,7 @@ from scoresep.data.midi import MidiError, load_midi, write_midi
 from scoresep.data.score_check import check_thresholds, fit_score
 from scoresep.data.slakh import DatasetError, read_metadata
 from scoresep.data.splits import SPLITS
-from scoresep.fileio import atomic_write_bytes, atomic_write_text
+from scoresep.fileio import atomic_write_bytes, atomic_write_text, output_lock
 from scoresep.instruments import GM_FAMILIES, check_instruments, instrument_of
 
 MIDI_SUFFIXES = (".mid", ".midi")
@@ -347,7 +347,6 @@ def pack(inputs: list[str | os.PathLike], midi_dir: str | os.PathLike, out: str 
     removed. Problems with single pairs are collected in ``result.skipped`` (the others are still packed);
     problems with the arguments raise (FileNotFoundError, ValueError). Writes ``out/pack.json`` at the end.
     """
-    from tqdm import tqdm
 
     started = time.perf_counter()
     check_thresholds(length_tolerance, min_quality)
@@ -356,6 +355,16 @@ def pack(inputs: list[str | os.PathLike], midi_dir: str | os.PathLike, out: str 
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"{out}: --out is an existing file, not a folder")
     pairs, skipped = find_pairs(inputs, midi_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with output_lock(out):  # a second pack into the same dataset at the same time stops at once and says so
+        return _pack_locked(pairs, skipped, out, settings, split, seed, progress, started)
+
+
+def _pack_locked(pairs: list[tuple[Path, Path]], skipped: list[Skipped], out: Path, settings: PackSettings,
+                 split: tuple[float, float, float], seed: int, progress: bool, started: float) -> PackResult:
+    """``pack`` once it holds the dataset folder."""
+    from tqdm import tqdm
+
     result = PackResult(out, skipped=list(skipped))
     previous = packed_tracks(out)
     incoming = out / INCOMING
