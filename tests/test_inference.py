@@ -301,7 +301,8 @@ def test_python_api_takes_soundfile_arrays_refuses_nan_and_warns_on_silence(chec
         separator(np.ones((20, 30), np.float32), 16_000)
     broken = mixture[:, 0].copy()
     broken[1234] = np.nan
-    with pytest.raises(AudioError, match=r"waveform: the audio holds NaN or infinite samples \(the first at sample 1234, 0.08 s\)"):
+    nan_at = r"waveform: the audio holds NaN or infinite samples \(the first at sample 1234, 0.08 s\)"
+    with pytest.raises(AudioError, match=nan_at):
         separator(broken, 16_000)
     with pytest.raises(AudioError, match="NaN or infinite"):
         scoresep.Transcriber.from_checkpoint(checkpoints["stage1"])(np.full(16_000, np.inf, np.float32), 16_000)
