@@ -43,7 +43,8 @@ lint:  ## ruff
 	$(BIN)/ruff check scoresep tests benchmarks
 
 demo:  ## synthesise a mini-Slakh and build its cache under data/
-	$(BIN)/scoresep synth --out $(DATA) --tracks 48 --seconds 30 --seed 0
+	@if [ -e $(DATA) ]; then echo "$(DATA) exists: kept as it is (synth never writes into a dataset; remove it to render afresh)"; \
+	else $(BIN)/scoresep synth --out $(DATA) --tracks 48 --seconds 30 --seed 0; fi
 	$(BIN)/scoresep prepare --root $(DATA) --cache $(CACHE)
 
 # SEED=N trains every row with another seed on the same data; seeds other than 0 go to results/seed<N>.

@@ -550,6 +550,12 @@ def _check_pack_skipped(reason: str) -> Callable[[Env, str], None]:
     return check
 
 
+def _synth_into_dataset(env: Env) -> list[str]:
+    data = env.dataset()
+    env.values["data"] = str(data)
+    return ["synth", "--out", str(data), "--tracks", "2", "--seconds", "1", "--workers", "1"]
+
+
 def _concurrent_pack(env: Env) -> list[str]:
     import os
     import socket
@@ -719,6 +725,8 @@ CASES = [
     Case("`pack --align` of a 1.5-s score on a 6-s recording", _pack_short_score_aligned, 1,
          ("skipped: {pack_score}: the alignment to song.flac stretches",), creates=True,
          check=_check_pack_skipped("{pack_score}: the alignment to song.flac")),
+    Case("`synth --out` an existing dataset", _synth_into_dataset, 1,
+         ("{data}: is not empty (it holds test, train, validation); synth writes a new dataset and never mixes",)),
     Case("`pack` while another run packs into the same dataset", _concurrent_pack, 1,
          ("dataset: another scoresep run (process {pid} on", "is writing it now")),
     Case("`pack` of a score whose notes all lie outside the pitch range", _pack_out_of_range, 1,

@@ -22,6 +22,7 @@ from scoresep.data.synth.compose import compose_song
 from scoresep.data.synth.layout import write_track
 from scoresep.data.synth.song import song_from_midi
 from scoresep.data.synth.soundfonts import _as_specs, resolve_soundfonts
+from scoresep.fileio import OutputExistsError, output_lock
 from scoresep.processes import worker_pool
 
 log = logging.getLogger(__name__)
@@ -71,8 +72,32 @@ def synthesise(
     so the same arguments give the same dataset. ``test_soundfont``: the test split is rendered only with it (or
     them) and train/validation never are, to measure how far learnt timbre carries over. Every soundfont is
     checked before the first track is rendered.
+
+    ``out`` must not exist yet or be empty: a render into an earlier dataset would replace some of its tracks and
+    leave the others, a mix of two datasets (OutputExistsError naming what is there). A second render into the
+    same folder at the same time is refused (``fileio.output_lock``).
     """
     out = Path(out)
+    _refuse_dataset_there(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with output_lock(out):
+        _refuse_dataset_there(out)  # again: another render may have started and ended since
+        return _synthesise(out, tracks, seconds, seed, sample_rate, soundfont, midi_dir, workers, progress,
+                           soundfonts, test_soundfont)
+
+
+def _refuse_dataset_there(out: Path) -> None:
+    if os.path.lexists(out) and not out.is_dir():
+        raise NotADirectoryError(f"{out}: --out is an existing file, not a folder")
+    if out.is_dir() and (held := sorted(child.name for child in out.iterdir())):
+        shown = ", ".join(held[:4]) + (", ..." if len(held) > 4 else "")
+        raise OutputExistsError(f"{out}: is not empty (it holds {shown}); synth writes a new dataset and never mixes "
+                                "it into another: give another --out, or remove this folder first")
+
+
+def _synthesise(out: Path, tracks: int, seconds: float | None, seed: int, sample_rate: int, soundfont, midi_dir,
+                workers: int | None, progress: bool, soundfonts, test_soundfont) -> list[dict]:
+    """``synthesise`` once it holds ``out``."""
     plan = resolve_soundfonts([*_as_specs(soundfont), *_as_specs(soundfonts)], test_soundfont)
     if midi_dir is not None:
         midi_files = sorted(p for p in Path(midi_dir).rglob("*") if p.suffix.lower() in (".mid", ".midi"))
