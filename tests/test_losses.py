@@ -4,19 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from scoresep.losses import (
-    bin_frequencies,
-    harmonic_leak_loss,
-    harmonic_mask,
-    harmonic_templates,
-    mixture_loss,
-    score_loss,
-    score_separation,
-    score_target_loss,
-    supervised_loss,
-)
-from scoresep.losses.score import isolated_targets
+from scoresep.losses import harmonic_leak_loss, mixture_loss, score_loss, score_target_loss, supervised_loss
 from scoresep.metrics import si_sdr
+from scoresep.score import bin_frequencies, harmonic_mask, harmonic_templates, isolated_targets, score_separation
 
 FREQS = bin_frequencies(16_000, 1024)  # 15.625 Hz spacing
 

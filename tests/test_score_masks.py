@@ -15,11 +15,10 @@ from helpers import last_line, run_cli
 
 from scoresep.data.slakh import scan
 from scoresep.features import FeatureSettings
-from scoresep.inference.score_masks import score_masks, score_rolls
 from scoresep.inference.separation import Separator
 from scoresep.inference.sources import ArraySource
-from scoresep.losses import bin_frequencies, harmonic_templates
 from scoresep.metrics import si_sdr
+from scoresep.score import bin_frequencies, harmonic_templates, score_masks, score_rolls
 
 INSTRUMENTS = ("bass", "guitar", "piano")
 FEATURES = FeatureSettings(INSTRUMENTS, 16_000, 1024, 256, 21, 108)

@@ -4,8 +4,8 @@ from helpers import quiet_trainer, tiny_batch, tiny_datamodule
 
 from scoresep.checkpoints import CheckpointError, load_transcriptor
 from scoresep.features import FeatureSettings
-from scoresep.losses import activity_target
 from scoresep.models.transcriptor import Transcriptor, TranscriptorConfig
+from scoresep.score import activity_target
 from scoresep.stages.transcriptor import TranscriptorStage, random_gain
 
 TINY = {"channels": 4, "conv_blocks": 1, "hidden": 16, "rnn_layers": 1, "dropout": 0.0}

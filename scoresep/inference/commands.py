@@ -85,7 +85,7 @@ def load_score(separator, source, midi_path: Path, align: bool, min_quality: flo
     ``align`` it is aligned first and the alignment checked). Prints what it found."""
     from scoresep.data.midi import load_midi
     from scoresep.data.score_check import fit_score
-    from scoresep.inference.score_masks import score_rolls
+    from scoresep.score import score_rolls
 
     midi = load_midi(midi_path)
     features = separator.features
@@ -170,9 +170,9 @@ def command_separate(args: argparse.Namespace) -> None:
     from scoresep.data.align import AlignmentError
     from scoresep.data.midi import MidiError
     from scoresep.features import FeatureSettings
-    from scoresep.inference.score_masks import HarmonicSettings
     from scoresep.inference.separation import Separator, pick_device
     from scoresep.instruments import check_instruments
+    from scoresep.score import HarmonicSettings
 
     if args.ckpt is None and args.score is None:
         raise ValueError("give --ckpt (a trained separator), --score (the recording's MIDI: training-free "
@@ -280,9 +280,9 @@ def command_transcribe(args: argparse.Namespace) -> None:
 def command_evaluate(args: argparse.Namespace) -> None:
     from scoresep.features import FeatureSettings
     from scoresep.inference.evaluate import evaluate_checkpoint, evaluate_score_masks, write_json
-    from scoresep.inference.score_masks import HarmonicSettings
     from scoresep.inference.separation import pick_device
     from scoresep.instruments import check_instruments
+    from scoresep.score import HarmonicSettings
 
     if (args.ckpt is None) == (not args.score_masks):
         raise ValueError("give either --ckpt (a stage checkpoint) or --score-masks (the training-free score-informed "

@@ -32,11 +32,10 @@ from scoresep.data.slakh import DatasetError, track_folders
 from scoresep.evaluation import SeparationEvaluation, TranscriptionEvaluation
 from scoresep.features import FeatureSettings
 from scoresep.fileio import atomic_write_text
-from scoresep.inference.score_masks import STAGE2_HARMONICS, HarmonicSettings
 from scoresep.inference.separation import Separator
 from scoresep.inference.sources import ArraySource
 from scoresep.inference.transcription import Transcriber
-from scoresep.losses import activity_target
+from scoresep.score import STAGE2_HARMONICS, HarmonicSettings, activity_target
 
 FORMAT = 1
 

@@ -27,10 +27,9 @@ from scoresep.constants import n_frames as frame_count
 from scoresep.data.audio import AudioError, check_finite
 from scoresep.features import FeatureSettings, Spectrogram
 from scoresep.inference.chunks import Chunk, plan_chunks
-from scoresep.inference.score_masks import STAGE2_HARMONICS, HarmonicSettings, score_masks
 from scoresep.inference.sources import ArraySource, FileSource
-from scoresep.losses import bin_frequencies, harmonic_templates
 from scoresep.models import SeparatorNetwork
+from scoresep.score import STAGE2_HARMONICS, HarmonicSettings, bin_frequencies, harmonic_templates, score_masks
 
 Source = ArraySource | FileSource
 

@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scoresep.losses._shapes import check_shape
 from scoresep.losses.score import score_loss
+from scoresep.score.shapes import check_shape
 
 AmlForm = Literal["negated", "clipped", "empty"]
 

@@ -6,22 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scoresep.losses._shapes import check_shape
-
-
-def activity_target(rolls: torch.Tensor) -> torch.Tensor:
-    """Frame-level instrument activity ``(B, I, 1, N)`` from piano rolls ``(B, I, P, N)`` (max over pitch): the
-    target of the baseline's activity classifier, whether it trains (stage 1) or judges (stage 2)."""
-    return rolls.amax(dim=2, keepdim=True)
-
-
-def isolated_targets(rolls: torch.Tensor) -> torch.Tensor:
-    """For each instrument ``i`` the roll ``Y^(i)``: channel ``i`` holds ``Y_i``, every other channel zeros.
-
-    Shape: ``(batch, instrument, pitch, frame)`` -> ``(batch, instrument(i), instrument(channel), pitch, frame)``.
-    """
-    eye = torch.eye(rolls.shape[1], device=rolls.device, dtype=rolls.dtype)
-    return eye[None, :, :, None, None] * rolls[:, None]
+from scoresep.score import check_shape, isolated_targets
 
 
 def score_loss(transcriptor: nn.Module, separated: torch.Tensor, rolls: torch.Tensor,

@@ -1,7 +1,7 @@
 """``L_score-target`` (not in the paper): the separator imitates the score's own separation of the mixture.
 
 The harmonic masks ``H_i`` of the score (the ones ``L_h-mix`` uses) separate a mixture without any training:
-instrument ``i`` keeps ``H_i / max(1, sum_j H_j)`` of every bin (``inference.score_masks``; +5.4 dB average
+instrument ``i`` keeps ``H_i / max(1, sum_j H_j)`` of every bin (``score.masks``; +5.4 dB average
 SI-SDRi on the mini-Slakh test songs, reading the test score). That separation is a pseudo-target the separator
 can learn from the mixture alone, so that at test time it needs no score: no stem, no critic. Its step costs a
 separator forward and backward pass only, about a quarter of a critic step (``benchmarks/train_step.py``), so it
@@ -12,22 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from scoresep.losses._shapes import check_same_shape, check_shape
-
-
-def score_separation(mixture: torch.Tensor, harmonic: torch.Tensor) -> torch.Tensor:
-    """The score's separation ``H_i / max(1, sum_j H_j) * X``: each bin split equally between the instruments
-    whose harmonic masks cover it; a bin no note explains goes to no instrument.
-
-    Shape:
-        mixture: ``(batch, freq, frame)``; harmonic: ``(batch, instrument, freq, frame)`` of 0/1
-        returns: ``(batch, instrument, freq, frame)``
-    """
-    check_shape("score_separation harmonic", harmonic, "batch, instrument, freq, frame")
-    batch, _, bins, frames = harmonic.shape
-    check_shape("score_separation mixture", mixture, "batch, freq, frame", batch=batch, freq=bins, frame=frames)
-    share = harmonic / harmonic.sum(dim=1, keepdim=True).clamp_min(1.0)
-    return share * mixture[:, None]
+from scoresep.score import check_same_shape, check_shape, score_separation
 
 
 def score_target_loss(separated: torch.Tensor, mixture: torch.Tensor, harmonic: torch.Tensor) -> torch.Tensor:
@@ -42,7 +27,7 @@ def score_target_loss(separated: torch.Tensor, mixture: torch.Tensor, harmonic: 
 
     Shape:
         separated: ``(batch, instrument, freq, frame)``; mixture: ``(batch, freq, frame)``
-        harmonic: like ``separated``, 0/1 (``losses.mixture.harmonic_mask``)
+        harmonic: like ``separated``, 0/1 (``score.harmonic_mask``)
         returns: ``(batch,)``
     """
     check_shape("score_target_loss separated", separated, "batch, instrument, freq, frame")

@@ -6,7 +6,7 @@ from typing import Literal
 
 import torch
 
-from scoresep.losses._shapes import check_same_shape, check_shape
+from scoresep.score.shapes import check_same_shape, check_shape
 
 
 def supervised_loss(separated: torch.Tensor, sources: torch.Tensor, kind: Literal["l1", "mse"] = "l1") -> torch.Tensor:

@@ -20,9 +20,10 @@ import torch
 from torch import nn
 
 from scoresep.losses.adversarial import aml_separator_loss, artificial_mixtures
-from scoresep.losses.mixture import harmonic_leak_loss, harmonic_mask, mixture_loss
+from scoresep.losses.mixture import harmonic_leak_loss, mixture_loss
 from scoresep.losses.score import score_loss
 from scoresep.losses.score_target import score_target_loss
+from scoresep.score import harmonic_mask
 
 
 @dataclass

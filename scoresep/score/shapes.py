@@ -1,4 +1,4 @@
-"""Shape checks at the door of every loss, naming the expected layout."""
+"""Shape checks at the door of every loss and score function, naming the expected layout in the error."""
 
 from __future__ import annotations
 
