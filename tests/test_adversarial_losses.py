@@ -76,7 +76,8 @@ def test_aml_forms_negated_clipped_and_empty():
     transcriptor.logits.data = 40 * (1 - 2 * scores)
     assert aml_transcriptor_loss(transcriptor, mixtures, scores, "negated") < -10
     assert aml_transcriptor_loss(transcriptor, mixtures, scores, "clipped", margin=1.0) >= -1.0
-    assert aml_transcriptor_loss(transcriptor, mixtures, scores, "empty") >= 0
+    # "empty": every cell against silence, 20 of the 24 cells confidently on (logit 40, BCE 40), 4 off (BCE ~0)
+    assert torch.allclose(aml_transcriptor_loss(transcriptor, mixtures, scores, "empty"), torch.tensor(40 * 20 / 24))
     with pytest.raises(ValueError, match="form"):
         aml_transcriptor_loss(transcriptor, mixtures, scores, "hinge")
 

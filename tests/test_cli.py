@@ -15,8 +15,13 @@ def test_env_reports_versions_and_gpu():
     result = _run("env")
     assert result.returncode == 0, result.stderr
     assert f"torch              {torch.__version__.split('+')[0]}" in result.stdout
-    for name in ("torchaudio", "nnAudio2", "pytorch-lightning", "jsonargparse", "pretty_midi", "mir_eval", "GPU"):
+    for name in ("torchaudio", "nnAudio2", "pytorch-lightning", "jsonargparse", "pretty_midi", "mir_eval"):
         assert name in result.stdout
+    (gpu,) = [line for line in result.stdout.splitlines() if line.startswith("GPU ")]
+    if torch.cuda.is_available():
+        assert gpu.split()[1] == "yes:" and f"{torch.cuda.device_count()} visible" in gpu
+    else:
+        assert gpu.split(None, 1)[1] == "no CUDA device visible (training runs on the CPU)"
 
 
 def test_synth_then_prepare_from_the_command_line(tmp_path):
