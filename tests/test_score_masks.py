@@ -51,7 +51,9 @@ def test_a_recording_whose_length_is_a_multiple_of_the_hop_is_separated_whole():
     waveform = np.random.default_rng(0).standard_normal(n_samples).astype(np.float32) * 0.1
     rolls = np.zeros((3, 88, 251), dtype=bool)
     rolls[0, 30] = True
-    separator = Separator(None, FEATURES, chunk_seconds=4.0, device="cpu")
+    with pytest.raises(ValueError, match=r"needs a network; .* is Separator.from_score"):
+        Separator(None, FEATURES)  # no network is never a silent switch to the score's masks
+    separator = Separator.from_score(FEATURES, chunk_seconds=4.0, device="cpu")
     pieces = list(separator.stream(ArraySource(waveform, 16_000), rolls))
     assert sum(piece.shape[1] for _, piece in pieces) == n_samples
     assert all(piece.shape[1] > 0 for _, piece in pieces)
@@ -189,8 +191,8 @@ def test_chunked_separation_with_a_score_equals_one_pass(minislakh):
     frames = 1 + len(waveform) // 256
     rolls, counts = score_rolls(midi, INSTRUMENTS, frames, 16_000 / 256, 21, 108)
     assert sum(counts.values()) > 0
-    whole = Separator(None, FEATURES, chunk_seconds=100.0, device="cpu").separate_source(
+    whole = Separator.from_score(FEATURES, chunk_seconds=100.0, device="cpu").separate_source(
         ArraySource(waveform, 16_000), score=rolls)
-    chunked = Separator(None, FEATURES, chunk_seconds=0.37, device="cpu").separate_source(
+    chunked = Separator.from_score(FEATURES, chunk_seconds=0.37, device="cpu").separate_source(
         ArraySource(waveform, 16_000), score=rolls)
     assert np.abs(whole - chunked).max() < 1e-5

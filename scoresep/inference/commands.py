@@ -201,7 +201,7 @@ def command_separate(args: argparse.Namespace) -> None:
         features = FeatureSettings.defaults(check_instruments(args.instruments or DEFAULT_INSTRUMENTS))
         harmonics = HarmonicSettings(N_HARMONICS if args.n_harmonics is None else args.n_harmonics,
                                      HARMONIC_TOLERANCE if args.harmonic_tolerance is None else args.harmonic_tolerance)
-        separator = Separator(None, features, args.chunk_seconds, device, harmonics)
+        separator = Separator.from_score(features, args.chunk_seconds, device, harmonics)
     for path in files:  # before any work: an earlier separation is replaced only when the user asks
         refuse_earlier_separation(stem_paths(separator, out, path, args.format), args.overwrite)
     failures = 0

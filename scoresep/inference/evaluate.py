@@ -229,7 +229,7 @@ def evaluate_score_masks(data: str | os.PathLike, split: str = "test", cache_dir
     if mixture not in ("instruments", "full"):
         raise ValueError(f"mixture must be 'instruments' or 'full', got {mixture!r}")
     features = features or FeatureSettings.defaults()
-    separator = Separator(None, features, chunk_seconds, device, harmonics)
+    separator = Separator.from_score(features, chunk_seconds, device, harmonics)
     tracks, skipped, seconds = _evaluate_split(data, split, cache_dir, mixture, features, separator, None, workers,
                                                progress)
     if not any("separation" in track for track in tracks):

@@ -104,8 +104,9 @@ class Separator:
     """Separate mono audio into one waveform per instrument plus the residual.
 
     Args:
-        network: a separator network (any ``scoresep.models.SeparatorNetwork``), any device; ``None``: the score's
-            harmonic masks alone (every call then needs a score).
+        network: a separator network (any ``scoresep.models.SeparatorNetwork``), any device. A separator of the
+            score's harmonic masks alone, with no network, is ``Separator.from_score(features, ...)``: every call
+            then needs a score.
         features: the feature settings it was trained with.
         chunk_seconds: kept audio per chunk; memory grows with it, never with the recording's length.
         device: where to compute (default: CUDA when available).
@@ -116,8 +117,12 @@ class Separator:
     ``(time, channel)`` (``as_mono``); NaN or infinite samples are refused, a silent one warns.
     """
 
-    def __init__(self, network: SeparatorNetwork | None, features: FeatureSettings, chunk_seconds: float = 30.0,
-                 device: str | torch.device | None = None, harmonics: HarmonicSettings = STAGE2_HARMONICS):
+    def __init__(self, network: SeparatorNetwork, features: FeatureSettings, chunk_seconds: float = 30.0,
+                 device: str | torch.device | None = None, harmonics: HarmonicSettings = STAGE2_HARMONICS, *,
+                 score_only: bool = False):
+        if network is None and not score_only:
+            raise ValueError("Separator needs a network; a separator of the score's masks alone is "
+                             "Separator.from_score(features, ...)")
         if chunk_seconds <= 0:
             raise ValueError(f"chunk_seconds must be > 0, got {chunk_seconds}")
         self.device = pick_device(device)
@@ -132,6 +137,14 @@ class Separator:
         reach = -(-features.n_fft // (2 * features.hop_length))
         receptive_field = network.receptive_field_frames if network is not None else 0
         self.context_frames = receptive_field + 2 * reach + 1
+
+    @classmethod
+    def from_score(cls, features: FeatureSettings, chunk_seconds: float = 30.0,
+                   device: str | torch.device | None = None, harmonics: HarmonicSettings = STAGE2_HARMONICS
+                   ) -> Separator:
+        """Training-free score-informed separation: no network, each instrument keeps its notes' harmonic bins
+        (a bin several instruments cover shared equally, ``score.masks``). Every call needs the score's rolls."""
+        return cls(None, features, chunk_seconds, device, harmonics, score_only=True)
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, chunk_seconds: float = 30.0,
