@@ -42,7 +42,10 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     """Load a checkpoint file safely (``weights_only=True``); CheckpointError when missing or foreign."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint file not found")
+        last = path.with_name("last.ckpt")
+        hint = (f"; {last} is there: a fit that never validated writes no best.ckpt, only last.ckpt with its final "
+                "weights; give that file to use them" if path.name == "best.ckpt" and last.is_file() else "")
+        raise CheckpointError(f"{path}: checkpoint file not found{hint}")
     try:
         with warnings.catch_warnings():  # torch warns about pickle protocols before it fails on foreign files
             warnings.simplefilter("ignore")

@@ -11,18 +11,17 @@ import argparse
 import importlib.metadata
 import logging
 import platform
+import re
 import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from scoresep.constants import (
-    ALIGN_MIN_QUALITY,
     DEFAULT_INSTRUMENTS,
     HOP_LENGTH,
     MAX_MIDI,
     MIN_MIDI,
-    PACK_LENGTH_TOLERANCE,
     SAMPLE_RATE,
 )
 
@@ -47,23 +46,51 @@ def _user_errors() -> tuple[type[Exception], ...]:
 FEATURE_LINKS = ("instruments", "sample_rate", "n_fft", "hop_length", "min_midi", "max_midi", "stft_backend")
 
 
+OVERWRITE_HELP = ("fit: replace the checkpoints an earlier run left where this run writes its own (without it a fit "
+                  "refuses to start; --ckpt_path resumes that run instead). They are removed when training starts. "
+                  "Never saved as true in a run's config.yaml")
+RUN_LOG_FOLDER = "logger"  # --checkpoint_dir logger: each run's checkpoints in its own log folder
+CHECKPOINT_DIR_HELP = ("fit: write every ModelCheckpoint's files (best.ckpt, last.ckpt) to this folder instead of the "
+                       f"config's dirpath (checkpoints/<stage>); '{RUN_LOG_FOLDER}': in the run's own log folder "
+                       "(<save_dir>/<name>/<version>/checkpoints, one per run: what a sweep's runs need)")
+
+
+class CommandLineError(Exception):
+    """A command line or config file that does not parse: exit status 2, the message naming the option or file."""
+
+
 def lightning_main(args: list[str] | None) -> None:
     """Run a LightningCLI subcommand with the project's DataModule and any stage as the model.
 
     The feature settings (instruments, sample rate, STFT, pitch range) are declared once, under ``data``, and
-    linked into the stage (``model.init_args.*``): they cannot drift apart.
+    linked into the stage (``model.init_args.*``): they cannot drift apart. A fit never replaces another run's
+    checkpoints unless told to (``--overwrite``), and says so when it wrote no ``best.ckpt``.
     """
     import pytorch_lightning as pl
+    from jsonargparse import ArgumentError
     from pytorch_lightning.cli import LightningCLI
 
     from scoresep.configs import base_config_files
     from scoresep.data.datamodule import SlakhDataModule
-    from scoresep.training import SaveConfig, Trainer
+    from scoresep.training import FitOutputs, SaveConfig, Trainer, earlier_checkpoints
+
+    argv = list(args) if args is not None else sys.argv[1:]
+    command = argv[0] if argv else "fit"
 
     class ScoresepCLI(LightningCLI):
         def add_arguments_to_parser(self, parser) -> None:
             for key in FEATURE_LINKS:
                 parser.link_arguments(f"data.{key}", f"model.init_args.{key}")
+            # every subcommand has both, so that a fit's saved config.yaml also serves `scoresep test --config`
+            parser.add_argument("--overwrite", type=bool, nargs="?", const=True, default=False, help=OVERWRITE_HELP)
+            parser.add_argument("--checkpoint_dir", type=str | None, default=None, help=CHECKPOINT_DIR_HELP)
+
+        def parse_arguments(self, parser, args) -> None:
+            try:
+                super().parse_arguments(parser, args)
+            except ArgumentError as error:
+                subcommand_parser = getattr(self, "_subcommand_parsers", {}).get(command)
+                raise CommandLineError(describe_parse_error(str(error), argv, subcommand_parser)) from None
 
         def _parse_ckpt_path(self) -> None:
             # LightningCLI rebuilds the model from a --ckpt_path's saved hyper-parameters: a checkpoint of another
@@ -73,21 +100,43 @@ def lightning_main(args: list[str] | None) -> None:
                 check_ckpt_path(self.config[subcommand])
             super()._parse_ckpt_path()
 
+        def before_instantiate_classes(self) -> None:
+            config = self.config[self.subcommand] if self.subcommand else self.config
+            if config.get("checkpoint_dir"):
+                redirect_checkpoints(config, config.checkpoint_dir)
+
+        def before_fit(self) -> None:
+            # every process checks, before anything is written (the config, the log folder, a checkpoint)
+            config = self.config[self.subcommand]
+            replaced = earlier_checkpoints(self.trainer, config.get("ckpt_path"), bool(config.get("overwrite")))
+            callbacks = self.trainer.callbacks  # checkpoint callbacks stay last, as Lightning orders them
+            at = next((i for i, callback in enumerate(callbacks) if isinstance(callback, pl.callbacks.Checkpoint)),
+                      len(callbacks))
+            callbacks.insert(at, FitOutputs(replaced))
+
     from pytorch_lightning.utilities.exceptions import SIGTERMException
 
     # Lightning stops cleanly on SIGTERM with a SystemExit whose status is 0, and our PreemptionCheckpoint stops a
     # run on SIGUSR1 by returning normally: a run that did not reach its end must not look finished to a script,
     # a scheduler or `scoresep reproduce`, so both exit with 128 + the signal's number.
+    cli, stopped_by, failed = None, None, True
     try:
-        # experiments/base/ is read before the experiment's --config (scoresep/configs.py)
-        parser_kwargs = {name: {"default_config_files": base_config_files()} for name in LIGHTNING_COMMANDS}
+        # experiments/base/ is read before the experiment's --config (scoresep/configs.py); parse errors are
+        # raised (ArgumentError), not printed with the whole usage, so that the last line says what is wrong
+        parser_kwargs = {name: {"default_config_files": base_config_files(), "exit_on_error": False}
+                         for name in LIGHTNING_COMMANDS}
         cli = ScoresepCLI(pl.LightningModule, SlakhDataModule, trainer_class=Trainer, subclass_mode_model=True,
-                          args=args, parser_kwargs=parser_kwargs,
+                          args=args, parser_kwargs={"exit_on_error": False, **parser_kwargs},
                           save_config_callback=SaveConfig, save_config_kwargs={"overwrite": True},
                           auto_configure_optimizers=False)
         stopped_by = interrupting_signal(cli.trainer) if cli.subcommand == "fit" else None
+        failed = False
+    except (CommandLineError, ArgumentError) as error:
+        message = str(error) if isinstance(error, CommandLineError) else describe_parse_error(str(error), argv)
+        print(f"scoresep {command}: error: {message}", file=sys.stderr)
+        raise SystemExit(2) from None
     except SIGTERMException:
-        stopped_by = signal.SIGTERM
+        stopped_by, failed = signal.SIGTERM, False
     except SystemExit as exit_:
         # Lightning answers a Ctrl-C that came before training started, or a second one, with exit(1): let
         # main() report it as every other Ctrl-C
@@ -95,6 +144,8 @@ def lightning_main(args: list[str] | None) -> None:
             raise KeyboardInterrupt from None
         raise
     finally:
+        # W&B would print its summary at exit, after our last line (and an in-process caller would keep the run)
+        _finish_wandb(1 if failed else (128 + stopped_by.value) if stopped_by is not None else 0)
         _close_process_group()
     if stopped_by is not None:
         saved = ("last.ckpt was saved at this step" if stopped_by != signal.SIGTERM else
@@ -102,6 +153,228 @@ def lightning_main(args: list[str] | None) -> None:
         print(f"scoresep: stopped by {stopped_by.name} before the end of training; {saved}. Resume with "
               "--ckpt_path last", file=sys.stderr)
         raise SystemExit(128 + stopped_by.value)
+    if cli is not None and cli.subcommand == "fit" and cli.trainer.is_global_zero:
+        guard = next((callback for callback in cli.trainer.callbacks if isinstance(callback, FitOutputs)), None)
+        if guard is not None and (note := guard.missing_best(cli.trainer)):
+            print(f"scoresep fit: {note}", file=sys.stderr)
+
+
+def _finish_wandb(exit_code: int) -> None:
+    """End this process's W&B run, if one is open."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        wandb.finish(exit_code=exit_code)
+
+
+def redirect_checkpoints(config, folder: str) -> None:
+    """Point every ModelCheckpoint callback of ``config`` (one subcommand's namespace) at ``folder``
+    (``--checkpoint_dir``), before the callbacks are built: the saved config.yaml says where they went."""
+    from jsonargparse import Namespace
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    from scoresep.checkpoints import _import_object
+
+    callbacks = (config.get("trainer") or {}).get("callbacks") or []
+    for callback in callbacks if isinstance(callbacks, list) else [callbacks]:
+        class_path = getattr(callback, "class_path", None) or ""
+        try:
+            is_checkpoint = issubclass(_import_object(class_path), ModelCheckpoint)
+        except (ImportError, AttributeError, ValueError, TypeError):
+            is_checkpoint = False
+        if is_checkpoint:
+            if callback.get("init_args") is None:
+                callback.init_args = Namespace()
+            callback.init_args.dirpath = None if folder == RUN_LOG_FOLDER else folder
+
+
+_UNKNOWN_IN_CLASS = re.compile(r"Option '([^']+)' is not accepted")
+_CLASS_PROBLEM = re.compile(r"Problem with given class_path '([^']+)'")
+_UNKNOWN_OPTION = re.compile(r"(?:Subcommand|Group) '[^']+' does not accept option '([^']+)'")
+_PARSER_KEY = re.compile(r'Parser key "([^"]+)"')
+_EXPECTED = re.compile(r"Expected an? (.+?)(?:\. Got value: (.*))?$")
+_PARSE_NOISE = ("Does not validate against any of the Union subtypes", "Subtypes:", "Errors:", "Given value type:",
+                "- Expected a <class 'NoneType'>", "tip:")
+NON_FINITE = {"nan", "+nan", "-nan", ".nan", "inf", "+inf", "-inf", ".inf", "-.inf", "infinity", "-infinity"}
+
+
+def describe_parse_error(message: str, argv: list[str], parser=None) -> str:
+    """One line for a jsonargparse error (which spans up to ~70 lines with a dump of the namespace): where the bad
+    value comes from (``--option`` or ``FILE: key.path``) and what is wrong, with the closest valid key for an
+    unknown one (difflib over the keys at that level).
+
+    ``argv`` is the subcommand's command line; ``parser`` its parser (for the keys a level holds)."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    if (match := _UNKNOWN_IN_CLASS.search(message)) is not None:
+        key, before = match.group(1), message[: match.start()]
+        chain = _PARSER_KEY.findall(before)
+        classes = _CLASS_PROBLEM.findall(before)
+        valid = _class_keys(classes[-1]) if classes else []
+        if valid and key.split(".")[0] not in valid:  # 'model.init_args.hidden' where the class has no 'model'
+            key = key.split(".")[0]
+        return _unknown_key(chain + [key], valid, argv)
+    if (match := _UNKNOWN_OPTION.search(message)) is not None:
+        parts = match.group(1).split(".")
+        return _unknown_key(parts, _parser_keys(parser, parts[:-1]), argv)
+    if lines and lines[0].startswith("unrecognized arguments:"):
+        options = [token for token in lines[0].split(":", 1)[1].split() if token.startswith("--")]
+        if options:
+            parts = options[0][2:].split("=", 1)[0].split(".")
+            return _unknown_key(parts, _parser_keys(parser, parts[:-1]), argv)
+    for index, line in enumerate(lines):
+        expected = _EXPECTED.search(line.lstrip("- "))
+        if expected is None or "NoneType" in expected.group(1):
+            continue
+        chain = _PARSER_KEY.findall("\n".join(lines[: index + 1]))
+        value = expected.group(2)
+        if value is None:
+            value = next((rest.split(":", 1)[1].strip() for rest in lines[index:] if rest.startswith("Given value:")),
+                         None)
+        if not chain:
+            break
+        source = _source(chain, argv)
+        kind = _type_name(expected.group(1))
+        if expected.group(1) == "<class 'float'>" and value is not None and value.strip().lower() in NON_FINITE:
+            return f"{source}: must be a finite number, got {value.strip()}"
+        return f"{source}: expected {kind}, got {value!r}" if value is not None else f"{source}: expected {kind}"
+    kept = [re.sub(r'Parser key "([^"]+)":?', lambda m: f"--{m.group(1)}:", line).rstrip(":") for line in lines
+            if not line.startswith(_PARSE_NOISE) and not (line.startswith("Given value:") and "NestedArg(" in line)]
+    return "; ".join(kept) or message.strip()
+
+
+def _type_name(text: str) -> str:
+    """``<class 'float'>`` -> ``a float``; ``typing.Literal['a', 'b']`` -> ``one of 'a', 'b'``."""
+    if (match := re.fullmatch(r"<class '(?:[\w.]+\.)?(\w+)'>", text)) is not None:
+        name = match.group(1)
+        return f"an {name}" if name[0] in "aeiou" else f"a {name}"
+    if (match := re.fullmatch(r"typing\.Literal\[(.*)\]", text)) is not None:
+        return f"one of {match.group(1)}"
+    return text
+
+
+def _unknown_key(parts: list[str], valid: list[str], argv: list[str]) -> str:
+    """``SOURCE: unknown key 'KEY' in LEVEL (did you mean 'CLOSEST'?)``."""
+    import difflib
+
+    parts = [part for chunk in parts for part in chunk.split(".")]
+    key = parts[-1]
+    source, written = _locate(parts, argv)
+    level = ".".join(written[:-1]) if written else ".".join(parts[:-1])
+    where = f" in {level}" if level else ""
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+    if close:
+        hint = f" (did you mean '{close[0]}'?)"
+    elif valid and len(valid) <= 12:
+        hint = f" (the keys there: {', '.join(sorted(valid))})"
+    else:
+        hint = f" (scoresep {argv[0] if argv else 'fit'} --help lists the options)"
+    return f"{source}: unknown key '{key}'{where}{hint}"
+
+
+def _source(chain: list[str], argv: list[str]) -> str:
+    parts = [part for chunk in chain for part in chunk.split(".")]
+    source, written = _locate(parts, argv)
+    if source.startswith("--"):
+        return source
+    return f"{source}: {'.'.join(written or parts)}"
+
+
+def _normal(parts) -> list[str]:
+    """A key path as jsonargparse nests it: ``init_args`` and list positions left out."""
+    return [part for part in parts if part not in ("init_args", "dict_kwargs") and not part.startswith("[")]
+
+
+def _locate(parts: list[str], argv: list[str]) -> tuple[str, list[str]]:
+    """Where the user wrote the key path ``parts``: ``("--a.init_args.b", [its parts])`` for the command line,
+    ``(config file, [the path in it])`` for a YAML (the last one given that holds it; experiments/base/ last),
+    ``("the config", [])`` when neither is found."""
+    import yaml
+
+    from scoresep.configs import base_config_files
+
+    wanted = _normal(parts)
+    files: list[str] = []
+    for index, token in enumerate(argv):
+        name, _, value = token.partition("=")
+        if name in ("--config", "-c"):
+            files.append(value or (argv[index + 1] if index + 1 < len(argv) else ""))
+            continue
+        if not token.startswith("--"):
+            continue
+        prefix = name[2:].split(".")
+        if _normal(prefix) == wanted:
+            return name, prefix
+        value = value or (argv[index + 1] if index + 1 < len(argv) else "")
+        if value.lstrip().startswith("{"):  # --model.init_args.model='{"class_path": ..., "init_args": {...}}'
+            try:
+                document = yaml.safe_load(value)
+            except yaml.YAMLError:
+                continue
+            for written in _key_paths(document):
+                if _normal(prefix + written) == wanted:
+                    return name, prefix + written
+    for path in [*reversed(files), *base_config_files()]:
+        try:
+            document = yaml.safe_load(Path(path).read_text())
+        except (OSError, yaml.YAMLError):
+            continue
+        for written in _key_paths(document):
+            if _normal(written) == wanted:
+                return path, written
+    return "the config", []
+
+
+def _key_paths(node, prefix: tuple[str, ...] = ()):
+    """Every key path of a parsed YAML document (list items as ``[i]``)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield [*prefix, str(key)]
+            yield from _key_paths(value, (*prefix, str(key)))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _key_paths(value, (*prefix, f"[{index}]"))
+
+
+def _class_keys(class_path: str) -> list[str]:
+    """The init arguments of a class (for a class taking ``**kwargs``, its bases' too, as jsonargparse reads
+    them)."""
+    import inspect
+
+    from scoresep.checkpoints import _import_object
+
+    try:
+        target = _import_object(class_path)
+    except (ImportError, AttributeError, ValueError):
+        return []
+    names: list[str] = []
+    for klass in getattr(target, "__mro__", (target,)):
+        init = getattr(klass, "__init__", None)
+        if klass is object or init is None:
+            continue
+        try:
+            parameters = inspect.signature(init).parameters.values()
+        except (TypeError, ValueError):
+            continue
+        names += [p.name for p in parameters if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            break
+    return list(dict.fromkeys(names))
+
+
+def _parser_keys(parser, level: list[str]) -> list[str]:
+    """The keys a subcommand's parser holds at ``level`` (``[]``: the top, ``["trainer"]``: the trainer's)."""
+    if parser is None:
+        return []
+    prefix = ".".join(level)
+    keys = []
+    for action in parser._actions:
+        dest = action.dest
+        if dest.endswith(".help") or dest in ("help", "print_config"):
+            continue
+        if not prefix:
+            keys.append(dest.split(".")[0])
+        elif dest.startswith(prefix + "."):
+            keys.append(dest[len(prefix) + 1 :].split(".")[0])
+    return list(dict.fromkeys(keys))
 
 
 # --ckpt_path values that Lightning resolves itself (the newest/best checkpoint of this run's own callbacks)
@@ -264,6 +537,8 @@ def command_report(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from scoresep.inference.options import add_score_check_options
+
     parser = argparse.ArgumentParser(prog="scoresep", description="Score-supervised music source separation.",
                                      epilog="Training: scoresep {fit,validate,test,predict} --config FILE.yaml "
                                             "(LightningCLI; add --help for its options).")
@@ -313,13 +588,7 @@ def build_parser() -> argparse.ArgumentParser:
     pack.add_argument("--midi", required=True, help="folder of the MIDI scores, matched by name (song.flac + song.mid)")
     pack.add_argument("--out", required=True, help="dataset folder to create or extend")
     pack.add_argument("--split", default="0.8,0.1,0.1", help="train,validation,test fractions (default 0.8,0.1,0.1)")
-    pack.add_argument("--align", action="store_true", help="align each score to its recording (synctoolbox MrMsDTW)")
-    pack.add_argument("--length-tolerance", type=float, default=PACK_LENGTH_TOLERANCE,
-                      help="without --align: largest difference of recording and score length in s "
-                           f"(default {PACK_LENGTH_TOLERANCE:g})")
-    pack.add_argument("--min-quality", type=float, default=ALIGN_MIN_QUALITY,
-                      help="with --align: skip tracks whose alignment quality (0-1) is lower "
-                           f"(default {ALIGN_MIN_QUALITY:g})")
+    add_score_check_options(pack, "align each score to its recording (synctoolbox MrMsDTW)")
     pack.add_argument("--instruments", nargs="+", default=list(DEFAULT_INSTRUMENTS),
                       help="a score must hold at least one of them (default: bass guitar piano)")
     pack.add_argument("--seed", type=int, default=0, help="split assignment of new tracks")
@@ -353,13 +622,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point; ``argv`` None means the process's command line."""
+    """Entry point; ``argv`` None means the process's command line. A Ctrl-C at any moment, while the command
+    line is read and the modules load too, ends in one line and exit status 130."""
+    try:
+        _main(argv)
+    except KeyboardInterrupt:
+        print("scoresep: interrupted (Ctrl-C)", file=sys.stderr)
+        raise SystemExit(128 + signal.SIGINT) from None
+
+
+def _main(argv: list[str] | None) -> None:
     args_given = argv is not None
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in LIGHTNING_COMMANDS:
         _reporting_errors(argv[0], lambda: lightning_main(argv if args_given else None))
         return
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # our own INFO lines (prepare, pack); other libraries' only from WARNING on (torch logs cache statistics at
+    # exit at INFO, which would follow a Ctrl-C's last line)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("scoresep").setLevel(logging.INFO)
     args = build_parser().parse_args(argv)
     if not getattr(args, "run", None):
         build_parser().print_help()

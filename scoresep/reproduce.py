@@ -589,6 +589,10 @@ def _plan_row(preset: Preset, row: Row, out: Path, previous: dict, env: dict[str
         fit = _scoresep("fit", "--config", str(config_path))
         if _has_last(out, row.name):
             fit += ["--ckpt_path", str(folder / "checkpoints" / "last.ckpt")]
+        elif any((folder / "checkpoints").glob("*.ckpt")):
+            # an earlier attempt of this row stopped before its first last.ckpt: the row owns its folder, and a
+            # fit refuses to replace checkpoints unless told to (the flag is not part of the config or its hash)
+            fit += ["--overwrite", "true"]
         commands.append(("fit", fit))
     if row.evaluate and not evaluation.is_file():
         arguments = _evaluate_arguments(preset, config["data"], "--ckpt", str(best_checkpoint(out, row.name)))

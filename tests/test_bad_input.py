@@ -550,6 +550,64 @@ def _check_pack_skipped(reason: str) -> Callable[[Env, str], None]:
     return check
 
 
+def _earlier_checkpoints(env: Env, *names: str) -> Path:
+    folder = env.work / "checkpoints" / "stage1"
+    folder.mkdir(parents=True)
+    for name in names:
+        shutil.copy(env.checkpoints["stage1"], folder / name)
+    return folder
+
+
+def _fit_over_earlier_run(env: Env) -> list[str]:
+    _earlier_checkpoints(env, "best.ckpt", "last.ckpt")
+    return _fit(env, "stage1.yaml")
+
+
+def _fit_without_validation(env: Env) -> list[str]:
+    return [*_fit(env, "stage1.yaml"), "--trainer.limit_val_batches=0"]
+
+
+def _check_no_best(env: Env, output: str) -> None:
+    folder = env.work / "checkpoints" / "stage1"
+    assert sorted(p.name for p in folder.iterdir()) == ["last.ckpt"]
+
+
+def _stage2_after_unvalidated_stage1(env: Env) -> list[str]:
+    _earlier_checkpoints(env, "last.ckpt")
+    return _fit(env, "stage2.yaml")  # its YAML reads checkpoints/stage1/best.ckpt
+
+
+def _misspelled_yaml_key(env: Env) -> list[str]:
+    text = (EXPERIMENTS / "stage1.yaml").read_text().replace("pos_weight: 20.0", "pos_wieght: 20.0")
+    (env.work / "my_stage1.yaml").write_text(text)
+    return ["fit", "--config", str(env.work / "my_stage1.yaml"), "--data.root", str(env.data)]
+
+
+def _empty_validation_split(env: Env) -> list[str]:
+    data = env.dataset()
+    shutil.rmtree(data / "validation")
+    (data / "validation").mkdir()
+    env.values["validation"] = str(data / "validation")
+    return [*_fit(env, "stage1.yaml"), "--data.root", str(data)]
+
+
+def _check_no_log_version_left(env: Env, output: str) -> None:
+    assert not list((env.work / "lightning_logs").rglob("version_*")), "the failed run's log folder stays"
+
+
+def _second_wandb_run(env: Env) -> list[str]:
+    (env.work / "lightning_logs").mkdir()
+    (env.work / "lightning_logs" / "config.yaml").write_text("an earlier run's config\n")
+    return [*_fit(env, "stage2.yaml", f"--model.init_args.transcriptor_checkpoint={env.checkpoints['stage1']}"),
+            "--trainer.limit_train_batches=1"]
+
+
+def _check_config_in_its_own_folder(env: Env, output: str) -> None:
+    assert (env.work / "lightning_logs" / "config.yaml").read_text() == "an earlier run's config\n"
+    (saved,) = (env.work / "lightning_logs").glob("*/version_*/config.yaml")
+    assert "SeparatorStage" in saved.read_text()
+
+
 def _synth_into_dataset(env: Env) -> list[str]:
     data = env.dataset()
     env.values["data"] = str(data)
@@ -697,6 +755,24 @@ CASES = [
          ("no 'validation' tracks with usable audio",), creates=True, check=_check_earlier_logs_kept),
     Case("Ctrl-C during `fit`", _ctrl_c, 130, ("stopped by SIGINT before the end of training", "last.ckpt was saved"),
          creates=True, check=_check_ctrl_c_saved),
+    # a fit never replaces another run's checkpoints or config, and says when it wrote no best.ckpt
+    Case("`fit` into a folder holding an earlier run's checkpoints", _fit_over_earlier_run, 1,
+         ("checkpoints/stage1 holds best.ckpt and last.ckpt of an earlier run, which this fit would replace",
+          "--ckpt_path last", "--checkpoint_dir DIR", "--overwrite true")),
+    Case("a second run of a YAML logged to W&B", _second_wandb_run, 0, (), creates=True,
+         check=_check_config_in_its_own_folder),
+    Case("`fit` with validation off", _fit_without_validation, 0,
+         ("note: validation is off (limit_val_batches=0), so checkpoints/stage1/best.ckpt was not written",
+          "checkpoints/stage1/last.ckpt holds this fit's final weights"), creates=True, check=_check_no_best),
+    Case("the next stage reads a `best.ckpt` that was never written", _stage2_after_unvalidated_stage1, 1,
+         ("checkpoints/stage1/best.ckpt: checkpoint file not found; checkpoints/stage1/last.ckpt is there",)),
+    Case("misspelled key in a YAML", _misspelled_yaml_key, 2,
+         ("my_stage1.yaml: unknown key 'pos_wieght' in model.init_args (did you mean 'pos_weight'?)",)),
+    Case("`nan` loss weight", lambda env: _fit(env, "stage2.yaml", "--model.init_args.clip_mix_weight=nan"), 2,
+         ("--model.init_args.clip_mix_weight: must be a finite number, got nan",)),
+    Case("empty `validation/` folder", _empty_validation_split, 1,
+         ("{validation}: the folder holds no TrackNNNNN track folders",), creates=True,
+         check=_check_no_log_version_left),
     # outputs: a command never replaces a user's file unless asked (--overwrite), and two runs never race
     Case("`separate` into a folder holding an earlier separation", _earlier_separation, 1,
          ("{folder}: holds an earlier separation (bass.wav, guitar.wav, piano.wav, residual.wav); give --overwrite",)),

@@ -2,6 +2,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 SCORESEP = [str(Path(sys.executable).parent / "scoresep")]
@@ -53,3 +54,26 @@ def test_fit_with_a_missing_critic_checkpoint_stops_with_a_message(tmp_path):
     assert result.returncode == 1
     assert f"{tmp_path / 'none.ckpt'}: checkpoint file not found" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("delay", [0.3, 0.8, 1.5])
+def test_ctrl_c_at_any_moment_of_separate_is_one_line_and_exit_130(delay, tiny_checkpoints, minislakh, tmp_path):
+    """Ctrl-C while the modules load, the command line is read or the checkpoint is loaded: never a traceback."""
+    import signal
+    import time
+
+    song = sorted(minislakh.glob("test/Track*/mix.flac"))[0]
+    process = subprocess.Popen([sys.executable, "-m", "scoresep", "separate", str(song), "--ckpt",
+                                str(tiny_checkpoints["stage2"]), "--out", str(tmp_path / "out"), "--quiet"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(delay)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    if process.returncode == 0:
+        pytest.skip(f"the separation finished within {delay} s")
+    assert "Traceback" not in err, err
+    if process.returncode == -signal.SIGINT and not err.strip():
+        return  # it had finished and was shutting down: the shell shows 130 too, and every file was complete
+    assert process.returncode == 130, err
+    assert err.strip().splitlines()[-1].endswith("interrupted (Ctrl-C)"), err
+    assert not (tmp_path / "out").exists()

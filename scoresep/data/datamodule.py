@@ -8,6 +8,7 @@ the batch reaches the accelerator, adds the spectrograms (``on_after_batch_trans
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Literal
 
@@ -19,7 +20,7 @@ from scoresep.constants import DEFAULT_INSTRUMENTS, HOP_LENGTH, MAX_MIDI, MIN_MI
 from scoresep.data.cache import CacheSettings, cache_path, load_index, prepare
 from scoresep.data.dataset import SlakhCrops
 from scoresep.data.samplers import EvalShardSampler, TrainCropSampler
-from scoresep.data.slakh import DatasetError
+from scoresep.data.slakh import DatasetError, missing_split
 from scoresep.features import Spectrogram, StftBackend
 from scoresep.instruments import check_instruments
 
@@ -78,6 +79,10 @@ class SlakhDataModule(pl.LightningDataModule):
         super().__init__()
         self.save_hyperparameters()
         self.instruments = list(check_instruments(instruments))
+        if not math.isfinite(segment_seconds) or segment_seconds <= 0:
+            raise ValueError(f"SlakhDataModule: segment_seconds must be a finite number > 0, got {segment_seconds}")
+        if not 0 <= remix_probability <= 1:
+            raise ValueError(f"SlakhDataModule: remix_probability must be between 0 and 1, got {remix_probability}")
         self.segment_frames = int(segment_seconds * sample_rate) // hop_length
         if self.segment_frames < 1 or self.segment_frames * hop_length <= n_fft // 2:
             raise ValueError(f"segment_seconds={segment_seconds} is shorter than one STFT window "
@@ -87,6 +92,7 @@ class SlakhDataModule(pl.LightningDataModule):
         self.cache = cache_path(cache_dir, self.settings)
         self.spectrogram = Spectrogram(n_fft, hop_length, sample_rate, inverse=False, backend=stft_backend)
         self.datasets: dict[str, SlakhCrops] = {}
+        self._problems: list[str] = []  # the index's "PATH: REASON" lines of skipped tracks
 
     @property
     def n_pitches(self) -> int:
@@ -100,6 +106,7 @@ class SlakhDataModule(pl.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         index = load_index(self.cache, expected=self.settings)
+        self._problems = list(index.get("problems") or [])
         by_split: dict[str, list[dict]] = {}
         for record in index["tracks"]:
             by_split.setdefault(record["split"], []).append(record)
@@ -115,8 +122,7 @@ class SlakhDataModule(pl.LightningDataModule):
 
     def _dataset(self, split: str) -> SlakhCrops:
         if split not in self.datasets:
-            raise DatasetError(f"{self.hparams.root}: no '{split}' tracks with usable audio "
-                               f"(cache {self.cache}); add a {split}/ folder or more tracks")
+            raise DatasetError(missing_split(self.hparams.root, split, self._problems))
         return self.datasets[split]
 
     def _loader(self, dataset: SlakhCrops, sampler) -> DataLoader:

@@ -207,6 +207,35 @@ def track_folders(root: Path) -> list[tuple[str, Path]]:
     return list(zip(splits, flat, strict=True))
 
 
+def missing_split(root: str | os.PathLike, split: str, problems: list[str] | tuple[str, ...] = ()) -> str:
+    """Why the dataset at ``root`` has no usable ``split`` track, naming the folder: no ``split/`` folder beside
+    the others, a ``split/`` folder without track folders, or track folders that were all skipped (the first of
+    ``problems``, the index's ``PATH: REASON`` lines, whose paths are resolved, says why). Every message says
+    there are "no '<split>' tracks with usable audio"."""
+    root = Path(root)
+    folder = root / split
+    if not any((root / name).is_dir() for name in SPLITS):
+        tracks = [d for d in root.iterdir() if d.is_dir() and _TRACK_NAME.match(d.name)] if root.is_dir() else []
+        skipped = [problem for problem in problems if problem.startswith(f"{root.resolve()}{os.sep}")]
+        reason = (f"its {len(tracks)} TrackNNNNN folders have no train/validation/test folders, and such a flat "
+                  f"layout gets {split} tracks only from 3 tracks on" if len(tracks) < 3 else
+                  f"the {split} tracks of its {len(tracks)} TrackNNNNN folders (split by seed) were skipped"
+                  + (f" (the first: {skipped[0]})" if skipped else ""))
+        return f"{root}: no '{split}' tracks with usable audio: {reason}; add a {split}/ folder of TrackNNNNN folders"
+    if not folder.is_dir():
+        present = ", ".join(f"{name}/" for name in SPLITS if (root / name).is_dir())
+        return (f"{folder}: no such folder ({root} has {present}), so no '{split}' tracks with usable audio; add a "
+                f"{split}/ folder of TrackNNNNN folders (a few tracks moved from train/ will do)")
+    tracks = [d for d in folder.iterdir() if d.is_dir() and _TRACK_NAME.match(d.name)]
+    if not tracks:
+        return (f"{folder}: the folder holds no TrackNNNNN track folders, so no '{split}' tracks with usable audio; "
+                "put at least one track in it")
+    skipped = [problem for problem in problems if problem.startswith(f"{folder.resolve()}{os.sep}")]
+    first = f" (the first: {skipped[0]})" if skipped else ""
+    return (f"{folder}: no '{split}' tracks with usable audio: all {len(tracks)} of its track folders were "
+            f"skipped{first}; fix them (`scoresep prepare --strict` stops at the first problem) or add tracks")
+
+
 def scan(
     root: str | os.PathLike, instruments: tuple[str, ...] | list[str], strict: bool = False
 ) -> tuple[list[TrackEntry], list[IndexProblem]]:

@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 
 from scoresep.constants import (
-    ALIGN_MIN_QUALITY,
     DEFAULT_INSTRUMENTS,
     HARMONIC_TOLERANCE,
     HOP_LENGTH,
@@ -31,7 +30,7 @@ from scoresep.constants import (
 from scoresep.constants import n_frames as frame_count
 from scoresep.data.audio import AudioError, audio_files
 from scoresep.fileio import OutputExistsError, output_lock, refuse_existing
-from scoresep.inference.options import at_least_one, chance, non_negative, positive, unit_interval
+from scoresep.inference.options import add_score_check_options, at_least_one, chance, positive
 from scoresep.inference.writers import AUDIO_FORMATS, StemWriter, output_folder
 
 
@@ -329,13 +328,7 @@ def add_commands(commands) -> None:
                           help="the input's MIDI score (one input) or a folder of scores named like the inputs: "
                                "each instrument's mask is restricted to its notes' harmonics; without --ckpt the "
                                "score's masks alone (no training)")
-    separate.add_argument("--align", action="store_true", help="align each score to its recording first")
-    separate.add_argument("--min-quality", type=unit_interval, default=ALIGN_MIN_QUALITY,
-                          help="refuse a score whose chroma agreement with the recording (0-1; with --align: after "
-                               f"aligning) is lower (default {ALIGN_MIN_QUALITY:g})")
-    separate.add_argument("--length-tolerance", type=non_negative, default=PACK_LENGTH_TOLERANCE,
-                          help="without --align: largest difference of recording and score length in s "
-                               f"(default {PACK_LENGTH_TOLERANCE:g})")
+    add_score_check_options(separate, "align each score to its recording first")
     separate.add_argument("--instruments", nargs="+", default=None,
                           help="without --ckpt: the instruments to separate (default: bass guitar piano)")
     separate.add_argument("--n-harmonics", type=at_least_one, default=None,

@@ -59,3 +59,17 @@ def chance(text: str) -> float:
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(f"must be strictly between 0 and 1, got {text}")
     return value
+
+
+def add_score_check_options(parser: argparse.ArgumentParser, align_help: str) -> None:
+    """``--align``, ``--min-quality`` and ``--length-tolerance``: how ``separate --score`` and ``pack`` check a
+    score against its recording (``data/score_check.py``), spelled and bounded the same in both."""
+    from scoresep.constants import ALIGN_MIN_QUALITY, PACK_LENGTH_TOLERANCE
+
+    parser.add_argument("--align", action="store_true", help=align_help)
+    parser.add_argument("--min-quality", type=unit_interval, default=ALIGN_MIN_QUALITY,
+                        help="with --align: refuse an alignment of lower quality (0-1); without: 0 skips the check "
+                             f"that the score agrees with the recording above chance (default {ALIGN_MIN_QUALITY:g})")
+    parser.add_argument("--length-tolerance", type=non_negative, default=PACK_LENGTH_TOLERANCE,
+                        help="without --align: largest difference of recording and score length in s "
+                             f"(default {PACK_LENGTH_TOLERANCE:g})")

@@ -47,7 +47,7 @@ from scoresep.losses import (
 from scoresep.losses.adversarial import AmlForm
 from scoresep.losses.terms import separator_weights, weighted_sum
 from scoresep.models import network_spec
-from scoresep.stages.common import log_media
+from scoresep.stages.common import check_numbers, log_media
 from scoresep.stages.separating import SeparatingStage, masked_waveforms
 
 
@@ -140,6 +140,17 @@ class AdversarialStage(SeparatingStage):
         self.automatic_optimization = False
         self.setup_stage("AdversarialStage", instruments, sample_rate, n_fft, hop_length, min_midi, max_midi,
                          max_nonfinite_steps)
+        check_numbers("AdversarialStage",
+                      finite={"transcription_weight": transcription_weight, "aml_weight": aml_weight,
+                              "atl_weight": atl_weight, "score_weight": score_weight,
+                              "clip_mix_weight": clip_mix_weight,
+                              "harmonic_mix_weight": harmonic_mix_weight, "harmonic_leak_weight": harmonic_leak_weight,
+                              **(loss_weights or {}), "aml_margin": aml_margin, "pos_weight": pos_weight,
+                              "critic_pos_weight": critic_pos_weight, "threshold": threshold,
+                              "onset_tolerance": onset_tolerance},
+                      nonnegative={"harmonic_tolerance": harmonic_tolerance, "weight_decay": weight_decay,
+                                   "gradient_clip_val": gradient_clip_val},
+                      positive={"separator_lr": separator_lr, "transcriptor_lr": transcriptor_lr})
         transcriptor_side = {"transcription_weight": transcription_weight, "aml_weight": aml_weight,
                              "atl_weight": atl_weight}  # the separator's weights are checked with its table below
         if any(value < 0 for value in transcriptor_side.values()):

@@ -33,7 +33,7 @@ from scoresep.losses import activity_target, supervised_loss
 from scoresep.losses.terms import separator_weights, weighted_sum
 from scoresep.models import build_separator, network_spec, separator_spec
 from scoresep.models.transcriptor import Transcriptor
-from scoresep.stages.common import adamw, log_media
+from scoresep.stages.common import adamw, check_numbers, log_media
 from scoresep.stages.separating import SeparatingStage, masked_waveforms
 
 
@@ -111,6 +111,13 @@ class SeparatorStage(SeparatingStage):
         self.hparams["model"] = spec  # primitives only, so checkpoints load with weights_only=True
         self.setup_stage("SeparatorStage", instruments, sample_rate, n_fft, hop_length, min_midi, max_midi,
                          max_nonfinite_steps)
+        check_numbers("SeparatorStage",
+                      finite={"score_weight": score_weight, "mix_weight": mix_weight,
+                              "clip_mix_weight": clip_mix_weight,
+                              "harmonic_mix_weight": harmonic_mix_weight, "harmonic_leak_weight": harmonic_leak_weight,
+                              "critic_pos_weight": critic_pos_weight, **(loss_weights or {})},
+                      nonnegative={"harmonic_tolerance": harmonic_tolerance, "weight_decay": weight_decay},
+                      positive={"lr": lr})
         if score_weight < 0:
             raise ValueError(f"SeparatorStage: loss weights must be >= 0, got score_weight={score_weight}")
         self.use_critic = critic != "none" and not supervised and score_weight > 0

@@ -21,7 +21,7 @@ from scoresep.features import Spectrogram, StftBackend
 from scoresep.losses import activity_target
 from scoresep.losses.score import isolated_targets
 from scoresep.models.transcriptor import Transcriptor, TranscriptorConfig
-from scoresep.stages.common import EvaluatedStage, adamw
+from scoresep.stages.common import EvaluatedStage, adamw, check_numbers
 
 
 def random_gain(magnitude: torch.Tensor, gain_db: float) -> torch.Tensor:
@@ -94,6 +94,10 @@ class TranscriptorStage(EvaluatedStage):
         self.hparams["model"] = asdict(model)  # primitives only, so checkpoints load with weights_only=True
         self.setup_stage("TranscriptorStage", instruments, sample_rate, n_fft, hop_length, min_midi, max_midi,
                          max_nonfinite_steps)
+        check_numbers("TranscriptorStage", finite={"pos_weight": pos_weight, "threshold": threshold,
+                                                   "submix_keep": submix_keep, "gain_db": gain_db,
+                                                   "onset_tolerance": onset_tolerance},
+                      nonnegative={"weight_decay": weight_decay}, positive={"lr": lr})
         if pos_weight <= 0 or not 0 < threshold < 1 or not 0 < submix_keep <= 1 or gain_db < 0:
             raise ValueError(f"TranscriptorStage: need pos_weight > 0, 0 < threshold < 1, 0 < submix_keep <= 1, "
                              f"gain_db >= 0; got {pos_weight}, {threshold}, {submix_keep}, {gain_db}")
