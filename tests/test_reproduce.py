@@ -71,7 +71,7 @@ def test_preset_rows_are_checked_and_ordered(tmp_path, minislakh):
 
 def test_preset_precision_reaches_every_row_and_auto_follows_the_hardware(tmp_path, monkeypatch):
     # With native bf16: the rows trained through a critic keep their own 32-true, every other row inherits bf16.
-    monkeypatch.setattr("scoresep.reproduce.native_bf16", lambda: "cpu")
+    monkeypatch.setattr("scoresep.reproduce.hardware.native_bf16", lambda: "cpu")
     preset = load_preset("mini")
     assert preset.precision == "bf16-mixed"
     trained = {name: row for name, row in preset.rows.items() if row.reference is None}  # not the reference row
@@ -80,7 +80,7 @@ def test_preset_precision_reaches_every_row_and_auto_follows_the_hardware(tmp_pa
         assert row_config(preset, row, tmp_path)["trainer"]["precision"] == (
             "32-true" if through_a_critic else "bf16-mixed"), name
     # Without it (bf16 would be emulated, slower than fp32): every row in fp32.
-    monkeypatch.setattr("scoresep.reproduce.native_bf16", lambda: None)
+    monkeypatch.setattr("scoresep.reproduce.hardware.native_bf16", lambda: None)
     preset = load_preset("mini")
     assert {row_config(preset, row, tmp_path)["trainer"]["precision"] for row in preset.rows.values()
             if row.reference is None} == {"32-true"}
@@ -99,7 +99,7 @@ def test_preset_precision_reaches_every_row_and_auto_follows_the_hardware(tmp_pa
                                              ({"avx512f", "avx512bw", "avx512vl", "avx512dq"}, None), (set(), None)])
 def test_native_bf16_needs_bf16_instructions_not_just_avx512(flags, expected, monkeypatch):
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
-    monkeypatch.setattr("scoresep.reproduce.cpu_flags", lambda: flags)
+    monkeypatch.setattr("scoresep.reproduce.hardware.cpu_flags", lambda: flags)
     assert native_bf16() == expected
 
 
@@ -363,7 +363,7 @@ def test_another_seed_sets_every_training_seed_but_not_the_datasets(tmp_path, mo
         commands.append(command)
         raise ReproduceError("stop here")
 
-    monkeypatch.setattr("scoresep.reproduce._run", fake_run)
+    monkeypatch.setattr("scoresep.reproduce.jobs._run", fake_run)
     with pytest.raises(ReproduceError, match="stop here"):
         reproduce(path, out, seed=3)
     synth = commands[0]
