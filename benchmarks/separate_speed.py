@@ -47,8 +47,8 @@ def measure(path: Path, ckpt: str | None, chunk_seconds: float, threads: int | N
 
     if threads:
         torch.set_num_threads(threads)
+    from scoresep.cli.separate import separate_file
     from scoresep.features import FeatureSettings
-    from scoresep.inference.commands import separate_file
     from scoresep.inference.separation import Separator
     from scoresep.models.separator import SeparatorConfig
     from scoresep.models.separator import UNetSeparator as SeparatorNetwork

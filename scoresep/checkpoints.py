@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from scoresep.errors import UserError
 from scoresep.features import FeatureSettings
 from scoresep.models import SeparatorNetwork, build_separator, network_spec
 from scoresep.models.transcriptor import Transcriptor, TranscriptorConfig
@@ -29,7 +30,7 @@ FORMAT = 1
 LEGACY_TRANSCRIPTOR_INPUT = {"bands_per_semitone": 0, "log_eps": 1.0, "harmonics": []}
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint cannot be used where it was given; the message names the file and the mismatch."""
 
 

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from scoresep.constants import DEFAULT_INSTRUMENTS, HOP_LENGTH, MAX_MIDI, MIN_MIDI, N_FFT, SAMPLE_RATE
+from scoresep.errors import SettingsError
 
 StftBackend = Literal["torch", "nnaudio2"]
 STFT_BACKENDS: tuple[str, ...] = ("torch", "nnaudio2")
@@ -100,10 +101,10 @@ class Spectrogram(nn.Module):
                  inverse: bool = True, backend: StftBackend = "torch"):
         super().__init__()
         if n_fft <= 0 or hop_length <= 0 or hop_length > n_fft:
-            raise ValueError(f"STFT settings: need 0 < hop_length <= n_fft, got n_fft={n_fft}, "
-                             f"hop_length={hop_length}")
+            raise SettingsError(f"STFT settings: need 0 < hop_length <= n_fft, got n_fft={n_fft}, "
+                                f"hop_length={hop_length}")
         if backend not in STFT_BACKENDS:
-            raise ValueError(f"stft_backend must be one of {STFT_BACKENDS}, got {backend!r}")
+            raise SettingsError(f"stft_backend must be one of {STFT_BACKENDS}, got {backend!r}")
         self.n_fft, self.hop_length, self.sample_rate = n_fft, hop_length, sample_rate
         self.backend, self.inverse = backend, inverse
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
@@ -113,8 +114,8 @@ class Spectrogram(nn.Module):
         """Complex STFT ``(..., freq, frame)`` of ``(..., time)``, computed in fp32 with autocast off."""
         leading, n_samples = waveform.shape[:-1], waveform.shape[-1]
         if n_samples <= self.n_fft // 2:
-            raise ValueError(f"waveform of {n_samples} samples is too short for n_fft={self.n_fft} "
-                             "(reflect padding needs more than n_fft // 2 samples)")
+            raise SettingsError(f"waveform of {n_samples} samples is too short for n_fft={self.n_fft} "
+                                "(reflect padding needs more than n_fft // 2 samples)")
         flat = waveform.reshape(-1, n_samples).float()
         with torch.autocast(device_type=waveform.device.type, enabled=False):
             if self.transform is None:

@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+from scoresep.errors import UserError
+
 
 def default_file_mode() -> int:
     """The permission bits a plain ``open()`` gives a new file: 0o666 minus the process's umask.
@@ -62,7 +64,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, lambda stream: stream.write(data))
 
 
-class OutputExistsError(PermissionError):
+class OutputExistsError(UserError, PermissionError):
     """An output that would replace an existing file without ``--overwrite``, or that another run is writing
     now; the message names it and says what to do."""
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from scoresep.errors import SettingsError
+
 
 @dataclass(frozen=True)
 class Instrument:
@@ -98,12 +100,12 @@ def check_instruments(names: list[str] | tuple[str, ...]) -> tuple[str, ...]:
     """Validate a configured instrument list; raises ValueError naming the unknown entries."""
     names = tuple(names)
     if not names:
-        raise ValueError("instruments: at least one instrument is required")
+        raise SettingsError("instruments: at least one instrument is required")
     if "drums" in names:
-        raise ValueError("instruments: drums cannot be separated by score (their piano roll is empty)")
+        raise SettingsError("instruments: drums cannot be separated by score (their piano roll is empty)")
     unknown = [name for name in names if name not in INSTRUMENTS]
     if unknown:
-        raise ValueError(f"instruments: unknown {unknown}; known instruments are {sorted(INSTRUMENTS)}")
+        raise SettingsError(f"instruments: unknown {unknown}; known instruments are {sorted(INSTRUMENTS)}")
     if len(set(names)) != len(names):
-        raise ValueError(f"instruments: duplicated entries in {list(names)}")
+        raise SettingsError(f"instruments: duplicated entries in {list(names)}")
     return names

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from mir_eval import transcription as mir_transcription
 
+from scoresep.errors import SettingsError
+
 
 def frame_counts(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """True positives, false positives and false negatives over the last two axes (pitch, frame).
@@ -21,8 +23,8 @@ def frame_counts(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor
         returns: ``(..., 3)`` int64 with ``[tp, fp, fn]``
     """
     if prediction.shape != target.shape:
-        raise ValueError(f"frame_counts: prediction {tuple(prediction.shape)} and target {tuple(target.shape)} "
-                         "must have the same shape (..., pitch, frame)")
+        raise SettingsError(f"frame_counts: prediction {tuple(prediction.shape)} and target {tuple(target.shape)} "
+                            "must have the same shape (..., pitch, frame)")
     prediction, target = prediction.bool(), target.bool()
     tp = (prediction & target).sum(dim=(-2, -1))
     fp = (prediction & ~target).sum(dim=(-2, -1))
@@ -111,8 +113,8 @@ def si_sdr(estimate: torch.Tensor, reference: torch.Tensor, eps: float = 1e-8, m
     Shape: ``(..., time)`` -> ``(...)``
     """
     if estimate.shape != reference.shape:
-        raise ValueError(f"si_sdr: estimate {tuple(estimate.shape)} and reference {tuple(reference.shape)} must "
-                         "have the same shape (..., time)")
+        raise SettingsError(f"si_sdr: estimate {tuple(estimate.shape)} and reference {tuple(reference.shape)} must "
+                            "have the same shape (..., time)")
     dtype = torch.float64 if estimate.dtype == torch.float64 else torch.float32
     estimate = estimate.to(dtype) - estimate.to(dtype).mean(-1, keepdim=True)
     reference = reference.to(dtype) - reference.to(dtype).mean(-1, keepdim=True)

@@ -26,6 +26,7 @@ from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 from pytorch_lightning.utilities import rank_zero_info
 
+from scoresep.errors import SettingsError, UserError
 from scoresep.fileio import atomic_write_text
 
 BatchLimit = int | float | None
@@ -113,8 +114,8 @@ class PreemptionCheckpoint(Callback):
 
     def __init__(self, signal_name: str = "SIGUSR1", requeue: bool = True, ctrl_c: bool = True):
         if not hasattr(signal, signal_name) or signal_name == "SIGINT":
-            raise ValueError(f"PreemptionCheckpoint: unknown or reserved signal {signal_name!r} "
-                             "(SIGINT is Ctrl-C: use ctrl_c)")
+            raise SettingsError(f"PreemptionCheckpoint: unknown or reserved signal {signal_name!r} "
+                                "(SIGINT is Ctrl-C: use ctrl_c)")
         self.signal_name, self.requeue, self.ctrl_c = signal_name, requeue, ctrl_c
         self.requested: str | None = None  # the name of the signal received and not yet acted on
         self.stopped_by: str | None = None  # the signal that stopped the run (the run is not finished)
@@ -284,7 +285,7 @@ def shown(path: Path) -> str:
         return str(path)
 
 
-class OutputsExistError(ValueError):
+class OutputsExistError(UserError, ValueError):
     """A fit would replace files of another run; the message names them and the ways out."""
 
 

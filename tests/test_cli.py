@@ -77,3 +77,25 @@ def test_ctrl_c_at_any_moment_of_separate_is_one_line_and_exit_130(delay, tiny_c
     assert process.returncode == 130, err
     assert err.strip().splitlines()[-1].endswith("interrupted (Ctrl-C)"), err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_users_error_is_one_line_and_an_internal_error_keeps_its_traceback(monkeypatch, capsys):
+    from scoresep.cli import main
+    from scoresep.data.audio import AudioError
+
+    def broken(*_):
+        raise ValueError("an internal bug")
+
+    monkeypatch.setattr("scoresep.cli.data_commands._versions", broken)
+    with pytest.raises(ValueError, match="an internal bug"):  # not "error: an internal bug" and exit 1
+        main(["env"])
+
+    def users(*_):
+        raise AudioError("song.wav: the audio holds NaN or infinite samples")
+
+    monkeypatch.setattr("scoresep.cli.data_commands._versions", users)
+    with pytest.raises(SystemExit) as stopped:
+        main(["env"])
+    assert stopped.value.code == 1
+    assert capsys.readouterr().err.splitlines()[-1] == "scoresep env: error: song.wav: the audio holds NaN or " \
+                                                       "infinite samples"

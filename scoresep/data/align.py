@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import pretty_midi
 
+from scoresep.errors import UserError
+
 SYNC_SAMPLE_RATE = 22050  # the rate synctoolbox's pitch filterbank is designed for
 FEATURE_RATE = 50  # features per second (20 ms): synctoolbox's default
 # MrMsDTW step weights for audio-score synchronisation (diagonal steps cost as much as one horizontal plus one
@@ -32,7 +34,7 @@ THRESHOLD_REC = 10**6  # largest DTW area computed in one piece at the finest le
 PITCH_RANGE = (21, 108)  # the filterbank's pitches; score notes outside are left out of the features only
 
 
-class AlignmentError(RuntimeError):
+class AlignmentError(UserError, RuntimeError):
     """The score cannot be aligned to the recording; the message says why (the caller names the files)."""
 
 

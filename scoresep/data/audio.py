@@ -15,10 +15,11 @@ import soundfile
 import torch
 import torchaudio.functional as audio_functional
 
+from scoresep.errors import UserError
 from scoresep.fileio import atomic_write_bytes
 
 
-class AudioError(RuntimeError):
+class AudioError(UserError, RuntimeError):
     """An audio file cannot be read or written; the message names the file."""
 
 

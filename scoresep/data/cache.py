@@ -39,6 +39,7 @@ from scoresep.constants import CACHE_VERSION, n_frames
 from scoresep.data.audio import AudioError, load_audio
 from scoresep.data.midi import MidiError, load_midi, midi_notes, piano_roll
 from scoresep.data.slakh import DatasetError, IndexProblem, TrackEntry, scan
+from scoresep.errors import SettingsError
 from scoresep.fileio import atomic_write_bytes, atomic_write_text
 from scoresep.instruments import check_instruments
 from scoresep.processes import worker_pool
@@ -232,7 +233,7 @@ def prepare(
     root = Path(root).resolve()
     settings = CacheSettings(str(root), check_instruments(instruments), sample_rate, hop_length, min_midi, max_midi)
     if not 0 <= min_midi <= max_midi <= 127:
-        raise ValueError(f"pitch range: need 0 <= min_midi <= max_midi <= 127, got {min_midi}..{max_midi}")
+        raise SettingsError(f"pitch range: need 0 <= min_midi <= max_midi <= 127, got {min_midi}..{max_midi}")
     out = cache_path(cache_dir, settings)
     entries, problems = scan(root, settings.instruments, strict=strict)
     records: dict[str, dict] = {}

@@ -21,6 +21,7 @@ from scoresep.data.cache import CacheSettings, cache_path, load_index, prepare
 from scoresep.data.dataset import SlakhCrops
 from scoresep.data.samplers import EvalShardSampler, TrainCropSampler
 from scoresep.data.slakh import DatasetError, missing_split
+from scoresep.errors import SettingsError
 from scoresep.features import Spectrogram, StftBackend
 from scoresep.instruments import check_instruments
 
@@ -80,13 +81,13 @@ class SlakhDataModule(pl.LightningDataModule):
         self.save_hyperparameters()
         self.instruments = list(check_instruments(instruments))
         if not math.isfinite(segment_seconds) or segment_seconds <= 0:
-            raise ValueError(f"SlakhDataModule: segment_seconds must be a finite number > 0, got {segment_seconds}")
+            raise SettingsError(f"SlakhDataModule: segment_seconds must be a finite number > 0, got {segment_seconds}")
         if not 0 <= remix_probability <= 1:
-            raise ValueError(f"SlakhDataModule: remix_probability must be between 0 and 1, got {remix_probability}")
+            raise SettingsError(f"SlakhDataModule: remix_probability must be between 0 and 1, got {remix_probability}")
         self.segment_frames = int(segment_seconds * sample_rate) // hop_length
         if self.segment_frames < 1 or self.segment_frames * hop_length <= n_fft // 2:
-            raise ValueError(f"segment_seconds={segment_seconds} is shorter than one STFT window "
-                             f"(n_fft={n_fft} at {sample_rate} Hz)")
+            raise SettingsError(f"segment_seconds={segment_seconds} is shorter than one STFT window "
+                                f"(n_fft={n_fft} at {sample_rate} Hz)")
         self.settings = CacheSettings(str(Path(root).resolve()), tuple(self.instruments), sample_rate, hop_length,
                                       min_midi, max_midi)
         self.cache = cache_path(cache_dir, self.settings)

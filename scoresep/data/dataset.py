@@ -26,6 +26,7 @@ import torch
 from torch.utils.data import Dataset
 
 from scoresep.data.cache import unpack_roll
+from scoresep.errors import SettingsError
 
 
 class CachedTrack:
@@ -94,25 +95,25 @@ class SlakhCrops(Dataset):
                  train: bool, remix_probability: float = 0.0, eval_crops_per_track: int = 4, seed: int = 0,
                  mixture: str = "instruments"):
         if not records:
-            raise ValueError(f"{cache}: no tracks for this split")
+            raise SettingsError(f"{cache}: no tracks for this split")
         if mixture not in ("instruments", "full"):
-            raise ValueError(f"mixture must be 'instruments' or 'full', got {mixture!r}")
+            raise SettingsError(f"mixture must be 'instruments' or 'full', got {mixture!r}")
         if mixture == "instruments":
             score_only = [r["track"] for r in records if not r["has_sources"]]
             if score_only:
-                raise ValueError(f"{cache}: mixture='instruments' sums the instruments' stems, but "
-                                 f"{len(score_only)} track(s) have none (e.g. {score_only[0]}); "
-                                 "use mixture: full for score-only data")
+                raise SettingsError(f"{cache}: mixture='instruments' sums the instruments' stems, but "
+                                    f"{len(score_only)} track(s) have none (e.g. {score_only[0]}); "
+                                    "use mixture: full for score-only data")
         self.mixture_kind = mixture
         if not 0.0 <= remix_probability <= 1.0:
-            raise ValueError(f"remix_probability must be in [0, 1], got {remix_probability}")
+            raise SettingsError(f"remix_probability must be in [0, 1], got {remix_probability}")
         self.tracks = [CachedTrack(Path(cache) / "tracks" / r["track"], r, n_pitches) for r in records]
         self.hop_length, self.segment_frames = hop_length, segment_frames
         self.segment_samples = segment_frames * hop_length
         self.train, self.remix_probability, self.seed = train, remix_probability, seed
         self.with_sources = [i for i, t in enumerate(self.tracks) if t.has_sources]
         if train and remix_probability > 0 and not self.with_sources:
-            raise ValueError(f"{cache}: remix needs tracks with stems, and no training track has any")
+            raise SettingsError(f"{cache}: remix needs tracks with stems, and no training track has any")
         self.crops = [] if train else self._eval_crops(eval_crops_per_track)
 
     def _last_start(self, track: CachedTrack) -> int:

@@ -16,10 +16,11 @@ import numpy as np
 import pretty_midi
 
 from scoresep.constants import MAX_MIDI, MIN_MIDI
+from scoresep.errors import UserError
 from scoresep.fileio import atomic_write_bytes
 
 
-class MidiError(RuntimeError):
+class MidiError(UserError, RuntimeError):
     """A MIDI file cannot be parsed; the message names the file."""
 
 

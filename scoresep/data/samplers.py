@@ -14,11 +14,13 @@ import numpy as np
 import torch.distributed as dist
 from torch.utils.data import DistributedSampler
 
+from scoresep.errors import SettingsError
+
 
 def _rank_and_world(rank: int | None = None, world_size: int | None = None) -> tuple[int, int]:
     if rank is not None and world_size is not None:
         if not 0 <= rank < world_size:
-            raise ValueError(f"rank {rank} is outside world size {world_size}")
+            raise SettingsError(f"rank {rank} is outside world size {world_size}")
         return rank, world_size
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
@@ -35,7 +37,7 @@ class TrainCropSampler(DistributedSampler):
 
     def __init__(self, n_slots: int, seed: int = 0, rank: int | None = None, world_size: int | None = None):
         if n_slots <= 0:
-            raise ValueError(f"TrainCropSampler: n_slots must be positive, got {n_slots}")
+            raise SettingsError(f"TrainCropSampler: n_slots must be positive, got {n_slots}")
         self.n_slots, self.seed, self.epoch = n_slots, seed, 0  # no super().__init__: it needs a dataset
         self.rank, self.num_replicas = _rank_and_world(rank, world_size)
         self.num_samples = -(-n_slots // self.num_replicas)

@@ -22,6 +22,7 @@ import pretty_midi
 
 from scoresep.data.align import AlignmentError, checked_alignment, score_agreement, warp_score
 from scoresep.data.midi import MidiError
+from scoresep.errors import SettingsError
 from scoresep.instruments import instrument_of
 
 # The least share of a score's notes (of the instruments asked for) that must lie in the pitch range.
@@ -121,6 +122,6 @@ def fit_score(midi: pretty_midi.PrettyMIDI, score_name: str, audio: np.ndarray, 
 def check_thresholds(length_tolerance: float, min_quality: float) -> None:
     """ValueError naming the option when ``--length-tolerance`` or ``--min-quality`` is out of its range."""
     if not np.isfinite(length_tolerance) or length_tolerance < 0:
-        raise ValueError(f"--length-tolerance {length_tolerance:g}: must be a number of seconds >= 0")
+        raise SettingsError(f"--length-tolerance {length_tolerance:g}: must be a number of seconds >= 0")
     if not np.isfinite(min_quality) or not 0 <= min_quality <= 1:
-        raise ValueError(f"--min-quality {min_quality:g}: must be between 0 and 1 (a chroma agreement)")
+        raise SettingsError(f"--min-quality {min_quality:g}: must be between 0 and 1 (a chroma agreement)")

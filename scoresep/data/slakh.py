@@ -31,6 +31,7 @@ from pathlib import Path
 import yaml
 
 from scoresep.data.splits import SPLITS, assign_splits
+from scoresep.errors import UserError
 from scoresep.instruments import check_instruments, instrument_of
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ SKIPPED = "track skipped"
 STOPPED = "stopped (--strict)"  # what a strict run says instead of what it would have done
 
 
-class DatasetError(RuntimeError):
+class DatasetError(UserError, RuntimeError):
     """The dataset cannot be used as configured; the message names the file or folder."""
 
 

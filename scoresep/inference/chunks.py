@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from scoresep.errors import SettingsError
+
 
 @dataclass(frozen=True)
 class Chunk:
@@ -31,10 +33,10 @@ def plan_chunks(n_frames: int, chunk_frames: int, context_frames: int, align: in
         align: every chunk's outer start is a multiple of this (a U-Net's pooling factor).
     """
     if n_frames < 1:
-        raise ValueError(f"plan_chunks: need at least one frame, got {n_frames}")
+        raise SettingsError(f"plan_chunks: need at least one frame, got {n_frames}")
     if chunk_frames < 1 or context_frames < 0 or align < 1:
-        raise ValueError(f"plan_chunks: need chunk_frames >= 1, context_frames >= 0, align >= 1; got "
-                         f"{chunk_frames}, {context_frames}, {align}")
+        raise SettingsError(f"plan_chunks: need chunk_frames >= 1, context_frames >= 0, align >= 1; got "
+                            f"{chunk_frames}, {context_frames}, {align}")
     chunk_frames = -(-chunk_frames // align) * align
     context_frames = -(-context_frames // align) * align
     chunks = []

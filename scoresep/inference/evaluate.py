@@ -29,6 +29,7 @@ from scoresep.checkpoints import checkpoint_thresholds, load_separator, load_tra
 from scoresep.data.cache import load_index, prepare
 from scoresep.data.dataset import CachedTrack
 from scoresep.data.slakh import DatasetError, track_folders
+from scoresep.errors import SettingsError
 from scoresep.evaluation import SeparationEvaluation, TranscriptionEvaluation
 from scoresep.features import FeatureSettings
 from scoresep.fileio import atomic_write_text
@@ -190,7 +191,7 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, data: str | os.PathLike, 
     ``threshold`` None reads notes at the checkpoint's calibrated per-instrument thresholds (recorded in the
     result as ``threshold``, one per instrument)."""
     if mixture not in ("instruments", "full"):
-        raise ValueError(f"mixture must be 'instruments' or 'full', got {mixture!r}")
+        raise SettingsError(f"mixture must be 'instruments' or 'full', got {mixture!r}")
     meta = read_checkpoint(checkpoint)["scoresep"]
     models = meta.get("models", {})
     separator = transcriber = None
@@ -227,7 +228,7 @@ def evaluate_score_masks(data: str | os.PathLike, split: str = "test", cache_dir
     harmonic bins, shared bins split equally) on the whole tracks of ``split``: a reference that reads the test
     score, which no trained row does. ``features`` default: the project's (``constants.py``)."""
     if mixture not in ("instruments", "full"):
-        raise ValueError(f"mixture must be 'instruments' or 'full', got {mixture!r}")
+        raise SettingsError(f"mixture must be 'instruments' or 'full', got {mixture!r}")
     features = features or FeatureSettings.defaults()
     separator = Separator.from_score(features, chunk_seconds, device, harmonics)
     tracks, skipped, seconds = _evaluate_split(data, split, cache_dir, mixture, features, separator, None, workers,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pretty_midi
 
+from scoresep.errors import SettingsError
 from scoresep.instruments import INSTRUMENTS
 from scoresep.metrics import roll_note_frames
 
@@ -21,7 +22,7 @@ def rolls_to_midi(rolls: np.ndarray, instruments: tuple[str, ...], frame_rate: f
     """
     rolls = np.asarray(rolls, dtype=bool)
     if rolls.ndim != 3 or rolls.shape[0] != len(instruments):
-        raise ValueError(f"rolls must be (instrument={len(instruments)}, pitch, frame), got {rolls.shape}")
+        raise SettingsError(f"rolls must be (instrument={len(instruments)}, pitch, frame), got {rolls.shape}")
     midi = pretty_midi.PrettyMIDI(resolution=960)  # 0.52 ms ticks at 120 bpm: far finer than a frame
     for name, roll in zip(instruments, rolls, strict=True):
         track = pretty_midi.Instrument(program=INSTRUMENTS[name].default_program, name=name)

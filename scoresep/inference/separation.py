@@ -25,6 +25,7 @@ from scoresep.checkpoints import load_separator
 from scoresep.constants import SILENCE
 from scoresep.constants import n_frames as frame_count
 from scoresep.data.audio import AudioError, check_finite
+from scoresep.errors import SettingsError
 from scoresep.features import FeatureSettings, Spectrogram
 from scoresep.inference.chunks import Chunk, plan_chunks
 from scoresep.inference.sources import ArraySource, FileSource
@@ -47,19 +48,19 @@ def pick_device(device: str | torch.device | None, option: str = "device") -> to
     try:
         chosen = torch.device(device)
     except (RuntimeError, TypeError, ValueError):
-        raise ValueError(f"{label}: not a device name (use cpu, cuda or cuda:N)") from None
+        raise SettingsError(f"{label}: not a device name (use cpu, cuda or cuda:N)") from None
     if chosen.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"{label}: no CUDA device is visible on this machine (torch.cuda.is_available() is "
-                             f"False); {use}")
+            raise SettingsError(f"{label}: no CUDA device is visible on this machine (torch.cuda.is_available() is "
+                                f"False); {use}")
         count = torch.cuda.device_count()
         if chosen.index is not None and chosen.index >= count:
-            raise ValueError(f"{label}: only {count} CUDA device(s) are visible (cuda:0 to cuda:{count - 1})")
+            raise SettingsError(f"{label}: only {count} CUDA device(s) are visible (cuda:0 to cuda:{count - 1})")
     elif chosen.type == "mps":
         if not torch.backends.mps.is_available():
-            raise ValueError(f"{label}: no Apple MPS device is available on this machine; {use}")
+            raise SettingsError(f"{label}: no Apple MPS device is available on this machine; {use}")
     elif chosen.type != "cpu":
-        raise ValueError(f"{label}: {chosen.type} devices are not supported (use cpu, cuda or cuda:N)")
+        raise SettingsError(f"{label}: {chosen.type} devices are not supported (use cpu, cuda or cuda:N)")
     return chosen
 
 
@@ -121,10 +122,10 @@ class Separator:
                  device: str | torch.device | None = None, harmonics: HarmonicSettings = STAGE2_HARMONICS, *,
                  score_only: bool = False):
         if network is None and not score_only:
-            raise ValueError("Separator needs a network; a separator of the score's masks alone is "
-                             "Separator.from_score(features, ...)")
+            raise SettingsError("Separator needs a network; a separator of the score's masks alone is "
+                                "Separator.from_score(features, ...)")
         if chunk_seconds <= 0:
-            raise ValueError(f"chunk_seconds must be > 0, got {chunk_seconds}")
+            raise SettingsError(f"chunk_seconds must be > 0, got {chunk_seconds}")
         self.device = pick_device(device)
         self.network = network.to(self.device).eval() if network is not None else None
         self.features, self.chunk_seconds, self.harmonics = features, chunk_seconds, harmonics
@@ -180,7 +181,7 @@ class Separator:
         learned = self.network(spectrum.abs())[0] if self.network is not None else None
         if rolls is None:
             if learned is None:
-                raise ValueError("a Separator without a network separates with a score only (score=...)")
+                raise SettingsError("a Separator without a network separates with a score only (score=...)")
             return learned, spectrum[0]
         return score_masks(rolls, self.templates, learned), spectrum[0]
 
@@ -193,12 +194,12 @@ class Separator:
     def _check_score(self, source: Source, score: np.ndarray | None) -> None:
         if score is None:
             if self.network is None:
-                raise ValueError(f"{source.name}: a Separator without a network separates with a score only")
+                raise SettingsError(f"{source.name}: a Separator without a network separates with a score only")
             return
         expected = (len(self.instruments), self.features.n_pitches)
         if score.ndim != 3 or score.shape[:2] != expected:
-            raise ValueError(f"{source.name}: score rolls must be (instrument, pitch, frame) with (instrument, pitch) "
-                             f"= {expected}, got {score.shape}")
+            raise SettingsError(f"{source.name}: score rolls must be (instrument, pitch, frame) with (instrument, "
+                                f"pitch) = {expected}, got {score.shape}")
 
     def stream(self, source: Source, score: np.ndarray | None = None) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(first sample, pieces (instrument + 1, time))`` in order; the last row is the residual.

@@ -17,6 +17,7 @@ import torch
 from scoresep.checkpoints import CheckpointError, checkpoint_thresholds, load_transcriptor
 from scoresep.constants import n_frames as frame_count
 from scoresep.data.audio import AudioError
+from scoresep.errors import SettingsError
 from scoresep.features import FeatureSettings, Spectrogram
 from scoresep.inference.chunks import plan_chunks
 from scoresep.inference.midi_out import rolls_to_midi
@@ -46,10 +47,10 @@ class Transcriber:
         thresholds = np.broadcast_to(np.asarray(threshold, dtype=np.float32).flatten(),
                                      (len(features.instruments),)).copy()
         if not ((thresholds > 0) & (thresholds < 1)).all():
-            raise ValueError(f"threshold must be in (0, 1), got {threshold}")
+            raise SettingsError(f"threshold must be in (0, 1), got {threshold}")
         if chunk_seconds <= 0 or context_seconds < 0:
-            raise ValueError(f"need chunk_seconds > 0 and context_seconds >= 0, got {chunk_seconds}, "
-                             f"{context_seconds}")
+            raise SettingsError(f"need chunk_seconds > 0 and context_seconds >= 0, got {chunk_seconds}, "
+                                f"{context_seconds}")
         self.device = pick_device(device)
         self.network = network.to(self.device).eval()
         self.features, self.thresholds = features, thresholds

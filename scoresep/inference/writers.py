@@ -16,6 +16,7 @@ import numpy as np
 import soundfile
 
 from scoresep.data.audio import AudioError
+from scoresep.errors import SettingsError
 from scoresep.fileio import default_file_mode
 
 AUDIO_FORMATS = {"wav": ("WAV", "PCM_16"), "flac": ("FLAC", "PCM_16"), "wav32": ("WAV", "FLOAT")}
@@ -116,7 +117,7 @@ class StemWriter:
 
     def __init__(self, paths: list[Path], sample_rate: int, audio_format: str = "wav"):
         if audio_format not in AUDIO_FORMATS:
-            raise ValueError(f"audio format must be one of {sorted(AUDIO_FORMATS)}, got {audio_format!r}")
+            raise SettingsError(f"audio format must be one of {sorted(AUDIO_FORMATS)}, got {audio_format!r}")
         container, subtype = AUDIO_FORMATS[audio_format]
         self.paths, self.temps, self.handles = list(paths), [], []
         self.clipped = 0
@@ -135,7 +136,7 @@ class StemWriter:
     def write(self, pieces: np.ndarray) -> None:
         """Append ``(stem, time)`` float samples to the files (integer formats clip to [-1, 1], counted)."""
         if pieces.shape[0] != len(self.handles):
-            raise ValueError(f"expected {len(self.handles)} stems, got {pieces.shape[0]}")
+            raise SettingsError(f"expected {len(self.handles)} stems, got {pieces.shape[0]}")
         if not self._is_float:
             self.clipped += int((np.abs(pieces) > 1.0).sum())
             pieces = np.clip(pieces, -1.0, 1.0)

@@ -14,12 +14,8 @@ from scoresep.losses.score import score_loss
 from scoresep.losses.score_target import score_target_loss
 from scoresep.losses.supervised import supervised_loss
 
-# TEMPORARY re-exports for the stages while they move to scoresep.score; removed in the same change
-from scoresep.score import activity_target, bin_frequencies, harmonic_mask, harmonic_templates, score_separation
-
 __all__ = [
-    "activity_target", "aml_separator_loss", "aml_transcriptor_loss", "artificial_mixtures", "atl_separator_loss",
-    "atl_transcriptor_loss", "bin_frequencies", "harmonic_leak_loss", "harmonic_mask", "harmonic_templates",
-    "mixing_pairs", "mixture_loss", "score_loss", "score_separation", "score_target_loss", "supervised_loss",
+    "aml_separator_loss", "aml_transcriptor_loss", "artificial_mixtures", "atl_separator_loss", "atl_transcriptor_loss",
+    "harmonic_leak_loss", "mixing_pairs", "mixture_loss", "score_loss", "score_target_loss", "supervised_loss",
     "transcription_bce",
 ]

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scoresep.errors import SettingsError
 from scoresep.losses.score import score_loss
 from scoresep.score.shapes import check_shape
 
@@ -80,8 +81,8 @@ def transcription_bce(transcriptor: nn.Module, spectrogram: torch.Tensor, rolls:
                 frame=spectrogram.shape[2])
     logits = transcriptor(spectrogram).float()
     if logits.shape != rolls.shape:
-        raise ValueError(f"transcription_bce: transcriptor output {tuple(logits.shape)} does not match the rolls "
-                         f"{tuple(rolls.shape)}")
+        raise SettingsError(f"transcription_bce: transcriptor output {tuple(logits.shape)} does not match the rolls "
+                            f"{tuple(rolls.shape)}")
     weight = torch.tensor(pos_weight, device=logits.device)
     loss = F.binary_cross_entropy_with_logits(logits, rolls.float(), pos_weight=weight, reduction="none")
     return loss.flatten(1).mean(1)
@@ -108,9 +109,9 @@ def aml_transcriptor_loss(transcriptor: nn.Module, mixtures: torch.Tensor, score
         return -loss
     if form == "clipped":
         if margin <= 0:
-            raise ValueError(f"aml_transcriptor_loss: margin must be > 0, got {margin}")
+            raise SettingsError(f"aml_transcriptor_loss: margin must be > 0, got {margin}")
         return -torch.clamp(loss, max=margin)
-    raise ValueError(f"aml_transcriptor_loss: form must be 'negated', 'clipped' or 'empty', got {form!r}")
+    raise SettingsError(f"aml_transcriptor_loss: form must be 'negated', 'clipped' or 'empty', got {form!r}")
 
 
 def atl_transcriptor_loss(transcriptor: nn.Module, separated: torch.Tensor, rolls: torch.Tensor,

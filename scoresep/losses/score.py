@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scoresep.errors import SettingsError
 from scoresep.score import check_shape, isolated_targets
 
 
@@ -29,8 +30,8 @@ def score_loss(transcriptor: nn.Module, separated: torch.Tensor, rolls: torch.Te
     logits = transcriptor(separated.flatten(0, 1)).float()  # (batch * I, I, P, N)
     target = isolated_targets(rolls.float()).flatten(0, 1)
     if logits.shape != target.shape:
-        raise ValueError(f"score_loss: transcriptor output {tuple(logits.shape)} does not match the rolls "
-                         f"{tuple(target.shape)} (instruments or pitch rows differ)")
+        raise SettingsError(f"score_loss: transcriptor output {tuple(logits.shape)} does not match the rolls "
+                            f"{tuple(target.shape)} (instruments or pitch rows differ)")
     weight = torch.tensor(pos_weight, device=logits.device)
     loss = F.binary_cross_entropy_with_logits(logits, target, pos_weight=weight, reduction="none")
     return loss.flatten(1).mean(1).view(batch, n_instruments).sum(1)

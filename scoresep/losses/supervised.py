@@ -6,6 +6,7 @@ from typing import Literal
 
 import torch
 
+from scoresep.errors import SettingsError
 from scoresep.score.shapes import check_same_shape, check_shape
 
 
@@ -23,4 +24,4 @@ def supervised_loss(separated: torch.Tensor, sources: torch.Tensor, kind: Litera
         return error.abs().flatten(1).mean(1)
     if kind == "mse":
         return error.pow(2).flatten(1).mean(1)
-    raise ValueError(f"supervised_loss: kind must be 'l1' or 'mse', got {kind!r}")
+    raise SettingsError(f"supervised_loss: kind must be 'l1' or 'mse', got {kind!r}")

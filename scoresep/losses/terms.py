@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from scoresep.errors import SettingsError
 from scoresep.losses.adversarial import aml_separator_loss, artificial_mixtures
 from scoresep.losses.mixture import harmonic_leak_loss, mixture_loss
 from scoresep.losses.score import score_loss
@@ -124,7 +125,7 @@ SEPARATOR_TERMS: dict[str, LossTerm] = {term.name: term for term in (
 def register_separator_term(term: LossTerm) -> None:
     """Add a row to the table (for a term defined outside this module); a name already taken is refused."""
     if term.name in SEPARATOR_TERMS:
-        raise ValueError(f"loss term {term.name!r} exists already ({SEPARATOR_TERMS[term.name].summary})")
+        raise SettingsError(f"loss term {term.name!r} exists already ({SEPARATOR_TERMS[term.name].summary})")
     SEPARATOR_TERMS[term.name] = term
 
 
@@ -137,19 +138,19 @@ def separator_weights(typed: dict[str, float], extra: dict[str, float] | None, w
     weights = {**typed}
     for name, value in extra.items():
         if name not in SEPARATOR_TERMS:
-            raise ValueError(f"{where}: loss_weights names an unknown loss term {name!r}; the terms are "
-                             f"{sorted(SEPARATOR_TERMS)}")
+            raise SettingsError(f"{where}: loss_weights names an unknown loss term {name!r}; the terms are "
+                                f"{sorted(SEPARATOR_TERMS)}")
         if name in typed:
-            raise ValueError(f"{where}: loss_weights gives {name!r}, which has its own argument {name}_weight")
+            raise SettingsError(f"{where}: loss_weights gives {name!r}, which has its own argument {name}_weight")
         weights[name] = float(value)
     for name, value in weights.items():
         if value < 0:
-            raise ValueError(f"{where}: loss weights must be >= 0, got {name}={value}")
+            raise SettingsError(f"{where}: loss weights must be >= 0, got {name}={value}")
         term = SEPARATOR_TERMS[name]
         if value > 0 and term.needs_critic and not has_critic:
-            raise ValueError(f"{where}: loss term {name!r} needs a critic, and this stage has none")
+            raise SettingsError(f"{where}: loss term {name!r} needs a critic, and this stage has none")
         if value > 0 and term.needs_pairs and not has_pairs:
-            raise ValueError(f"{where}: loss term {name!r} needs AML's artificial mixtures (stage 3)")
+            raise SettingsError(f"{where}: loss term {name!r} needs AML's artificial mixtures (stage 3)")
     return weights
 
 

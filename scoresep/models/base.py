@@ -27,6 +27,8 @@ from typing import Any, ClassVar
 
 from torch import nn
 
+from scoresep.errors import SettingsError
+
 
 class SeparatorNetwork(nn.Module, abc.ABC):
     """Base of the separator networks: ``__init__(n_bins, n_instruments, config)``, see the module docstring."""
@@ -49,5 +51,5 @@ class SeparatorNetwork(nn.Module, abc.ABC):
 
     def check_input(self, magnitude) -> None:
         if magnitude.ndim != 3 or magnitude.shape[1] != self.n_bins:
-            raise ValueError(f"{type(self).__name__} expects a magnitude (batch, freq={self.n_bins}, frame), "
-                             f"got shape {tuple(magnitude.shape)}")
+            raise SettingsError(f"{type(self).__name__} expects a magnitude (batch, freq={self.n_bins}, frame), "
+                                f"got shape {tuple(magnitude.shape)}")

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from scoresep.errors import SettingsError
 from scoresep.models.base import SeparatorNetwork
 
 
@@ -47,10 +48,10 @@ class FrameSeparatorConfig:
 
     def __post_init__(self) -> None:
         if self.hidden < 1 or self.blocks < 0 or self.dilation_cycle < 1 or not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"frame separator size: need hidden >= 1, blocks >= 0, dilation_cycle >= 1, "
-                             f"0 <= dropout < 1; got {self}")
+            raise SettingsError(f"frame separator size: need hidden >= 1, blocks >= 0, dilation_cycle >= 1, "
+                                f"0 <= dropout < 1; got {self}")
         if not self.log_eps > 0:
-            raise ValueError(f"frame separator: log_eps must be > 0, got {self.log_eps}")
+            raise SettingsError(f"frame separator: log_eps must be > 0, got {self.log_eps}")
 
     @property
     def dilations(self) -> list[int]:

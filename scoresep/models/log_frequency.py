@@ -17,11 +17,13 @@ import math
 
 import torch
 
+from scoresep.errors import SettingsError
+
 
 def log_frequency_filterbank(sample_rate: int, n_fft: int, lowest_midi: int, bands_per_semitone: int) -> torch.Tensor:
     """``(bands, n_fft // 2 + 1)`` weights; ``filterbank @ magnitude`` maps ``(freq, frame)`` to ``(band, frame)``."""
     if bands_per_semitone < 1:
-        raise ValueError(f"bands_per_semitone must be >= 1, got {bands_per_semitone}")
+        raise SettingsError(f"bands_per_semitone must be >= 1, got {bands_per_semitone}")
     bin_spacing = sample_rate / n_fft
     bin_freqs = torch.arange(n_fft // 2 + 1, dtype=torch.float64) * bin_spacing
     nyquist_midi = 69 + 12 * math.log2((sample_rate / 2) / 440.0)

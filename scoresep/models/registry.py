@@ -12,6 +12,7 @@ import importlib
 from dataclasses import asdict, fields, is_dataclass
 from typing import Any
 
+from scoresep.errors import SettingsError
 from scoresep.models.base import SeparatorNetwork
 from scoresep.models.frame_separator import FrameSeparator
 from scoresep.models.separator import UNetSeparator
@@ -31,10 +32,10 @@ def _network_class(class_path: str) -> type[SeparatorNetwork]:
     try:
         cls = getattr(importlib.import_module(module_name), name) if module_name else None
     except ImportError as error:
-        raise ValueError(f"separator network {class_path!r}: cannot import {module_name!r} ({error})") from error
+        raise SettingsError(f"separator network {class_path!r}: cannot import {module_name!r} ({error})") from error
     if not (isinstance(cls, type) and issubclass(cls, SeparatorNetwork)):
-        raise ValueError(f"separator network {class_path!r} is not a scoresep.models.SeparatorNetwork subclass "
-                         "(e.g. scoresep.models.UNetSeparator or scoresep.models.FrameSeparator)")
+        raise SettingsError(f"separator network {class_path!r} is not a scoresep.models.SeparatorNetwork subclass "
+                            "(e.g. scoresep.models.UNetSeparator or scoresep.models.FrameSeparator)")
     return cls
 
 
@@ -52,16 +53,16 @@ def separator_spec(model: Any) -> dict[str, Any]:
     if is_dataclass(model) and not isinstance(model, type):
         owners = [cls for cls in _all_networks() if isinstance(model, cls.config_class)]
         if not owners:
-            raise ValueError(f"no separator network takes a {type(model).__name__}")
+            raise SettingsError(f"no separator network takes a {type(model).__name__}")
         model = {"class_path": class_path_of(owners[0]), "init_args": asdict(model)}
     if not isinstance(model, dict) or set(model) - {"class_path", "init_args"} or "class_path" not in model:
-        raise ValueError("separator model must be {class_path: scoresep.models.<Network>, init_args: {...}}, got "
-                         f"{model!r}")
+        raise SettingsError("separator model must be {class_path: scoresep.models.<Network>, init_args: {...}}, got "
+                            f"{model!r}")
     cls = _network_class(model["class_path"])
     init_args = dict(model.get("init_args") or {})
     known = {f.name for f in fields(cls.config_class)}
     if unknown := sorted(set(init_args) - known):
-        raise ValueError(f"{model['class_path']}: unknown init_args {unknown}; it takes {sorted(known)}")
+        raise SettingsError(f"{model['class_path']}: unknown init_args {unknown}; it takes {sorted(known)}")
     config = cls.config_class(**init_args)  # validates the values (__post_init__)
     return {"class_path": class_path_of(cls), "init_args": asdict(config)}
 

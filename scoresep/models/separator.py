@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scoresep.errors import SettingsError
 from scoresep.models.base import SeparatorNetwork
 
 
@@ -37,7 +38,7 @@ class SeparatorConfig:
 
     def __post_init__(self) -> None:
         if self.channels < 1 or not 1 <= self.depth <= 8 or not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"separator size: need channels >= 1, 1 <= depth <= 8, 0 <= dropout < 1; got {self}")
+            raise SettingsError(f"separator size: need channels >= 1, 1 <= depth <= 8, 0 <= dropout < 1; got {self}")
 
 
 def _block(in_channels: int, out_channels: int) -> nn.Sequential:

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from scoresep.constants import MIN_MIDI, SAMPLE_RATE
+from scoresep.errors import SettingsError
 from scoresep.models.log_frequency import log_frequency_filterbank
 
 
@@ -61,19 +62,19 @@ class TranscriptorConfig:
 
     def __post_init__(self) -> None:
         if min(self.channels, self.conv_blocks, self.hidden) < 1 or self.rnn_layers < 0:
-            raise ValueError(f"transcriptor size: channels, conv_blocks, hidden must be >= 1, got {self}")
+            raise SettingsError(f"transcriptor size: channels, conv_blocks, hidden must be >= 1, got {self}")
         if self.hidden % 2:
-            raise ValueError(f"transcriptor size: hidden must be even (bidirectional GRU), got {self.hidden}")
+            raise SettingsError(f"transcriptor size: hidden must be even (bidirectional GRU), got {self.hidden}")
         if self.bands_per_semitone < 0 or not self.log_eps > 0:
-            raise ValueError(f"transcriptor: need bands_per_semitone >= 0 and log_eps > 0, got {self}")
+            raise SettingsError(f"transcriptor: need bands_per_semitone >= 0 and log_eps > 0, got {self}")
         self.harmonics = [float(h) for h in self.harmonics]
         if any(not h > 0 for h in self.harmonics) or len(set(self.harmonics)) != len(self.harmonics):
-            raise ValueError(f"transcriptor: harmonics must be distinct and > 0, got {self.harmonics}")
+            raise SettingsError(f"transcriptor: harmonics must be distinct and > 0, got {self.harmonics}")
         if self.harmonics not in ([], [1.0]) and not self.bands_per_semitone:
-            raise ValueError("transcriptor: harmonics need log-frequency bands (bands_per_semitone > 0), "
-                             f"got harmonics={self.harmonics} with bands_per_semitone=0")
+            raise SettingsError("transcriptor: harmonics need log-frequency bands (bands_per_semitone > 0), "
+                                f"got harmonics={self.harmonics} with bands_per_semitone=0")
         if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"transcriptor size: dropout must be in [0, 1), got {self.dropout}")
+            raise SettingsError(f"transcriptor size: dropout must be in [0, 1), got {self.dropout}")
 
 
 class Transcriptor(nn.Module):
@@ -115,7 +116,7 @@ class Transcriptor(nn.Module):
             ]
             in_channels, bins = config.channels, bins // 2
         if bins < 1:
-            raise ValueError(f"transcriptor: {config.conv_blocks} pooling blocks leave no frequency bin of {n_bins}")
+            raise SettingsError(f"transcriptor: {config.conv_blocks} pooling blocks leave no frequency bin of {n_bins}")
         self.frontend = nn.Sequential(*blocks)
         self.projection = nn.Sequential(nn.Linear(config.channels * bins, config.hidden), nn.ReLU(inplace=True),
                                         nn.Dropout(config.dropout))
@@ -125,8 +126,8 @@ class Transcriptor(nn.Module):
 
     def forward(self, magnitude: torch.Tensor) -> torch.Tensor:
         if magnitude.ndim != 3 or magnitude.shape[1] != self.n_bins:
-            raise ValueError(f"Transcriptor expects a magnitude (batch, freq={self.n_bins}, frame), "
-                             f"got shape {tuple(magnitude.shape)}")
+            raise SettingsError(f"Transcriptor expects a magnitude (batch, freq={self.n_bins}, frame), "
+                                f"got shape {tuple(magnitude.shape)}")
         batch, _, frames = magnitude.shape
         eps = self.config.log_eps
         # The fixed front end stays fp32 under autocast: a bf16 filterbank product would err by ~0.4 % per band.

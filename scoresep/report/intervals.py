@@ -18,6 +18,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from scoresep.errors import SettingsError
 from scoresep.report.results import TrackValues
 
 CONFIDENCE = 0.95
@@ -33,11 +34,11 @@ def mean_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> tu
     """
     data = [float(value) for value in values]
     if not data:
-        raise ValueError("mean_interval needs at least one value")
+        raise SettingsError("mean_interval needs at least one value")
     if not all(math.isfinite(value) for value in data):
-        raise ValueError(f"mean_interval needs finite values, got {data}")
+        raise SettingsError(f"mean_interval needs finite values, got {data}")
     if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+        raise SettingsError(f"confidence must be in (0, 1), got {confidence}")
     mean = statistics.fmean(data)
     if len(data) < 2:
         return mean, None
@@ -56,7 +57,7 @@ def paired_difference(first: Sequence[float], second: Sequence[float],
     intervals would count it twice. Raises ValueError when the sequences differ in length.
     """
     if len(first) != len(second):
-        raise ValueError(f"paired values need the same length, got {len(first)} and {len(second)}")
+        raise SettingsError(f"paired values need the same length, got {len(first)} and {len(second)}")
     return mean_interval([a - b for a, b in zip(first, second, strict=True)], confidence)
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from scoresep.errors import UserError
 from scoresep.report.paper import (
     BEYOND_PAPER,
     EVALUATED_ROWS,
@@ -39,7 +40,7 @@ INPUT_TOLERANCE_DB = 1e-6
 TRACK_TOLERANCE_DB = 1e-6
 
 
-class ReportError(ValueError):
+class ReportError(UserError, ValueError):
     """The results folder cannot be rendered: the message names the folder or file and what is wrong."""
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from scoresep.constants import HARMONIC_TOLERANCE, N_HARMONICS
+from scoresep.errors import SettingsError
 from scoresep.score.shapes import check_shape
 
 
@@ -40,7 +41,7 @@ def harmonic_templates(freqs: torch.Tensor, n_pitches: int, min_midi: int, n_har
     notes, whose semitone is narrower than a bin, still cover their nearest bins).
     """
     if n_harmonics < 1 or tolerance <= 0:
-        raise ValueError(f"harmonic mask: need n_harmonics >= 1 and tolerance > 0, got {n_harmonics}, {tolerance}")
+        raise SettingsError(f"harmonic mask: need n_harmonics >= 1 and tolerance > 0, got {n_harmonics}, {tolerance}")
     freqs = freqs.double()
     spacing = float(freqs[1] - freqs[0])
     f0 = 440.0 * 2.0 ** ((torch.arange(n_pitches, dtype=torch.float64) + min_midi - 69) / 12)

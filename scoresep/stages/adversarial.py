@@ -35,6 +35,7 @@ from scoresep.constants import (
     N_HARMONICS,
     SAMPLE_RATE,
 )
+from scoresep.errors import SettingsError
 from scoresep.evaluation import SeparationEvaluation, TranscriptionEvaluation
 from scoresep.features import StftBackend
 from scoresep.losses import (
@@ -154,21 +155,21 @@ class AdversarialStage(SeparatingStage):
         transcriptor_side = {"transcription_weight": transcription_weight, "aml_weight": aml_weight,
                              "atl_weight": atl_weight}  # the separator's weights are checked with its table below
         if any(value < 0 for value in transcriptor_side.values()):
-            raise ValueError(f"AdversarialStage: loss weights must be >= 0, got {transcriptor_side}")
+            raise SettingsError(f"AdversarialStage: loss weights must be >= 0, got {transcriptor_side}")
         typed = {"score": score_weight, "clip_mix": clip_mix_weight, "harmonic_mix": harmonic_mix_weight,
                  "harmonic_leak": harmonic_leak_weight, "aml": aml_weight if aml else 0.0}
         self.separator_weights = separator_weights(typed, loss_weights, "AdversarialStage", has_critic=True,
                                                    has_pairs=aml)
         self.transcriptor_weights = {"transcription": transcription_weight, "aml": aml_weight, "atl": atl_weight}
         if transcriptor_updates < 0 or separator_updates < 0 or transcriptor_updates + separator_updates == 0:
-            raise ValueError("AdversarialStage: transcriptor_updates and separator_updates must be >= 0 and not "
-                             f"both 0, got {transcriptor_updates}, {separator_updates}")
+            raise SettingsError("AdversarialStage: transcriptor_updates and separator_updates must be >= 0 and not "
+                                f"both 0, got {transcriptor_updates}, {separator_updates}")
         if aml_margin <= 0 or gradient_clip_val < 0 or pos_weight <= 0 or critic_pos_weight <= 0:
-            raise ValueError("AdversarialStage: need aml_margin > 0, gradient_clip_val >= 0 and positive BCE "
-                             f"weights; got {aml_margin}, {gradient_clip_val}, {pos_weight}, {critic_pos_weight}")
+            raise SettingsError("AdversarialStage: need aml_margin > 0, gradient_clip_val >= 0 and positive BCE "
+                                f"weights; got {aml_margin}, {gradient_clip_val}, {pos_weight}, {critic_pos_weight}")
         if separator_checkpoint is None:
-            raise ValueError("AdversarialStage: separator_checkpoint is required (the stage-2 checkpoint, e.g. "
-                             "--model.separator_checkpoint checkpoints/stage2/best.ckpt)")
+            raise SettingsError("AdversarialStage: separator_checkpoint is required (the stage-2 checkpoint, e.g. "
+                                "--model.separator_checkpoint checkpoints/stage2/best.ckpt)")
         self.separator, _ = load_separator(separator_checkpoint, expected=self.features)
         self.transcriptor, transcriptor_info = load_transcriptor(transcriptor_checkpoint or separator_checkpoint,
                                                                  expected=self.features, label="notes")

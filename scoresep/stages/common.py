@@ -10,10 +10,15 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 
+from scoresep.errors import SettingsError, UserError
 from scoresep.features import FeatureSettings
 from scoresep.instruments import check_instruments
 
 log = logging.getLogger(__name__)
+
+
+class NonFiniteTraining(UserError, FloatingPointError):
+    """Training steps kept giving NaN or infinite losses; the message says how many and what to change."""
 
 
 class EvaluatedStage(pl.LightningModule):
@@ -33,7 +38,7 @@ class EvaluatedStage(pl.LightningModule):
         self.features = FeatureSettings(check_instruments(instruments), sample_rate, n_fft, hop_length, min_midi,
                                         max_midi)
         if max_nonfinite_steps < 1:
-            raise ValueError(f"{name}: max_nonfinite_steps must be >= 1, got {max_nonfinite_steps}")
+            raise SettingsError(f"{name}: max_nonfinite_steps must be >= 1, got {max_nonfinite_steps}")
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._evaluation_step(batch, batch_idx)
@@ -58,7 +63,7 @@ class EvaluatedStage(pl.LightningModule):
         log.warning("step %d: non-finite %s (%s), step skipped (%d in a row, the run stops at %d)",
                     self.global_step, what, float(loss.detach().float().mean()), self._nonfinite_in_a_row, limit)
         if self._nonfinite_in_a_row >= limit:
-            raise FloatingPointError(
+            raise NonFiniteTraining(
                 f"{type(self).__name__}: {self._nonfinite_in_a_row} training steps in a row had a non-finite {what} "
                 f"(at step {self.global_step}); lower the learning rate, check the data, or try precision "
                 "bf16-mixed/32 instead of 16-mixed. The last checkpoint is unharmed.")
@@ -119,13 +124,13 @@ def check_numbers(where: str, finite: dict[str, float] | None = None, nonnegativ
     groups = (finite or {}, nonnegative or {}, positive or {})
     for name, value in (item for group in groups for item in group.items()):
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise ValueError(f"{where}: {name} must be a finite number, got {value}")
+            raise SettingsError(f"{where}: {name} must be a finite number, got {value}")
     for name, value in groups[1].items():
         if value < 0:
-            raise ValueError(f"{where}: {name} must be >= 0, got {value}")
+            raise SettingsError(f"{where}: {name} must be >= 0, got {value}")
     for name, value in groups[2].items():
         if value <= 0:
-            raise ValueError(f"{where}: {name} must be > 0, got {value}")
+            raise SettingsError(f"{where}: {name} must be > 0, got {value}")
 
 
 def adamw(module: pl.LightningModule, parameters, lr: float, weight_decay: float, scheduler: str):
@@ -147,7 +152,7 @@ def check_datamodule_features(module: pl.LightningModule, features: FeatureSetti
     data_features = FeatureSettings(tuple(settings.instruments), settings.sample_rate, datamodule.hparams.n_fft,
                                     settings.hop_length, settings.min_midi, settings.max_midi)
     if problems := features.mismatches(data_features, "model", "data"):
-        raise ValueError(f"{type(module).__name__} and the data module disagree: {'; '.join(problems)}")
+        raise SettingsError(f"{type(module).__name__} and the data module disagree: {'; '.join(problems)}")
 
 
 def evaluation_table(results: dict[str, float], prefix: str, instruments: tuple[str, ...]) -> str:

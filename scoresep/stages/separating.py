@@ -8,9 +8,9 @@ from __future__ import annotations
 import torch
 
 from scoresep.features import FeatureSettings, Spectrogram
-from scoresep.losses import bin_frequencies, harmonic_templates
 from scoresep.losses.terms import LossInputs, separator_losses
 from scoresep.models import SeparatorNetwork
+from scoresep.score import bin_frequencies, harmonic_templates
 from scoresep.stages.common import EvaluatedStage
 
 

@@ -27,12 +27,14 @@ from scoresep.constants import (
     N_HARMONICS,
     SAMPLE_RATE,
 )
+from scoresep.errors import SettingsError
 from scoresep.evaluation import SeparationEvaluation
 from scoresep.features import StftBackend
-from scoresep.losses import activity_target, supervised_loss
+from scoresep.losses import supervised_loss
 from scoresep.losses.terms import separator_weights, weighted_sum
 from scoresep.models import build_separator, network_spec, separator_spec
 from scoresep.models.transcriptor import Transcriptor
+from scoresep.score import activity_target
 from scoresep.stages.common import adamw, check_numbers, log_media
 from scoresep.stages.separating import SeparatingStage, masked_waveforms
 
@@ -119,22 +121,22 @@ class SeparatorStage(SeparatingStage):
                       nonnegative={"harmonic_tolerance": harmonic_tolerance, "weight_decay": weight_decay},
                       positive={"lr": lr})
         if score_weight < 0:
-            raise ValueError(f"SeparatorStage: loss weights must be >= 0, got score_weight={score_weight}")
+            raise SettingsError(f"SeparatorStage: loss weights must be >= 0, got score_weight={score_weight}")
         self.use_critic = critic != "none" and not supervised and score_weight > 0
         typed = {"score": score_weight if self.use_critic else 0.0, "mix": mix_weight, "clip_mix": clip_mix_weight,
                  "harmonic_mix": harmonic_mix_weight, "harmonic_leak": harmonic_leak_weight}
         self.loss_weights = separator_weights(typed, loss_weights, "SeparatorStage", self.use_critic, has_pairs=False)
         if not supervised and not any(weight > 0 for weight in self.loss_weights.values()):
-            raise ValueError("SeparatorStage: no loss is enabled (set a critic with score_weight > 0, a mixture "
-                             "loss weight, or supervised: true)")
+            raise SettingsError("SeparatorStage: no loss is enabled (set a critic with score_weight > 0, a mixture "
+                                "loss weight, or supervised: true)")
         self.separator = build_separator(spec, self.features.n_bins, len(instruments))
         if separator_checkpoint is not None:
             self.separator.load_state_dict(warm_start_weights(separator_checkpoint, self.separator, self.features))
         self.critic: Transcriptor | None = None
         if self.use_critic:
             if transcriptor_checkpoint is None:
-                raise ValueError(f"SeparatorStage: critic={critic!r} needs transcriptor_checkpoint (the stage-1 "
-                                 "checkpoint, e.g. --model.transcriptor_checkpoint checkpoints/stage1/best.ckpt)")
+                raise SettingsError(f"SeparatorStage: critic={critic!r} needs transcriptor_checkpoint (the stage-1 "
+                                    "checkpoint, e.g. --model.transcriptor_checkpoint checkpoints/stage1/best.ckpt)")
             label = "notes" if critic == "transcriptor" else "activity"
             self.critic, critic_info = load_transcriptor(transcriptor_checkpoint, expected=self.features, label=label)
             self.critic_thresholds = critic_info.get("thresholds")  # kept so the critic transcribes as calibrated
@@ -149,7 +151,7 @@ class SeparatorStage(SeparatingStage):
         if hp.supervised:
             keep = batch["has_sources"]
             if not bool(keep.any()):
-                raise ValueError(f"supervised training needs stems; batch tracks {batch['track']} have none")
+                raise SettingsError(f"supervised training needs stems; batch tracks {batch['track']} have none")
             sources_mag = self.spectrogram.source_magnitudes(batch)
             terms["supervised"] = supervised_loss(separated[keep], sources_mag[keep], hp.supervised_loss).mean()
             return terms

@@ -16,11 +16,11 @@ import torch.nn.functional as F
 
 from scoresep.checkpoints import section
 from scoresep.constants import DEFAULT_INSTRUMENTS, HOP_LENGTH, MAX_MIDI, MIN_MIDI, N_FFT, SAMPLE_RATE
+from scoresep.errors import SettingsError
 from scoresep.evaluation import TranscriptionEvaluation
 from scoresep.features import Spectrogram, StftBackend
-from scoresep.losses import activity_target
-from scoresep.losses.score import isolated_targets
 from scoresep.models.transcriptor import Transcriptor, TranscriptorConfig
+from scoresep.score import activity_target, isolated_targets
 from scoresep.stages.common import EvaluatedStage, adamw, check_numbers
 
 
@@ -99,8 +99,8 @@ class TranscriptorStage(EvaluatedStage):
                                                    "onset_tolerance": onset_tolerance},
                       nonnegative={"weight_decay": weight_decay}, positive={"lr": lr})
         if pos_weight <= 0 or not 0 < threshold < 1 or not 0 < submix_keep <= 1 or gain_db < 0:
-            raise ValueError(f"TranscriptorStage: need pos_weight > 0, 0 < threshold < 1, 0 < submix_keep <= 1, "
-                             f"gain_db >= 0; got {pos_weight}, {threshold}, {submix_keep}, {gain_db}")
+            raise SettingsError(f"TranscriptorStage: need pos_weight > 0, 0 < threshold < 1, 0 < submix_keep <= 1, "
+                                f"gain_db >= 0; got {pos_weight}, {threshold}, {submix_keep}, {gain_db}")
         self.n_outputs = self.features.n_pitches if label == "notes" else 1
         self.transcriptor = Transcriptor(self.features.n_bins, len(instruments), self.n_outputs, model, sample_rate,
                                         min_midi)

@@ -22,6 +22,7 @@ from scoresep.data.synth.compose import compose_song
 from scoresep.data.synth.layout import write_track
 from scoresep.data.synth.song import song_from_midi
 from scoresep.data.synth.soundfonts import _as_specs, resolve_soundfonts
+from scoresep.errors import SettingsError
 from scoresep.fileio import OutputExistsError, output_lock
 from scoresep.processes import worker_pool
 
@@ -107,7 +108,7 @@ def _synthesise(out: Path, tracks: int, seconds: float | None, seed: int, sample
         n_tracks = len(midi_files)
     else:
         if seconds is None or seconds <= 0:
-            raise ValueError("seconds must be positive for composed tracks")
+            raise SettingsError("seconds must be positive for composed tracks")
         midi_files, n_tracks = [], tracks
     splits = assign_splits(n_tracks, seed)
     if plan.test and "test" not in splits:

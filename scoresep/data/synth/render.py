@@ -13,6 +13,7 @@ import numpy as np
 import pretty_midi
 
 from scoresep.data.synth.song import StemPart
+from scoresep.errors import SettingsError
 
 _PEAK = 0.9  # mixture peak after scaling, leaves room for int16 rounding of every stem
 
@@ -32,7 +33,7 @@ def _fluidsynth(instrument: pretty_midi.Instrument, sample_rate: int, soundfont:
     try:
         sfid = synth.sfload(str(soundfont))
         if sfid == -1:
-            raise ValueError(f"{soundfont}: FluidSynth cannot load this soundfont")
+            raise SettingsError(f"{soundfont}: FluidSynth cannot load this soundfont")
         return np.asarray(instrument.fluidsynth(fs=sample_rate, synthesizer=synth, sfid=sfid), dtype=np.float64)
     finally:
         synth.delete()

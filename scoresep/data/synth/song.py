@@ -14,6 +14,7 @@ import numpy as np
 import pretty_midi
 
 from scoresep.data.midi import load_midi
+from scoresep.errors import SettingsError
 from scoresep.instruments import GM_FAMILIES
 
 
@@ -59,5 +60,5 @@ def song_from_midi(path: Path, max_seconds: float | None, seed: int, index: int)
             inst_class = "Strings (continued)"
         parts.append(StemPart(copy, inst_class, float(rng.uniform(-3.0, 0.0))))
     if not parts:
-        raise ValueError(f"{path}: MIDI file has no notes")
+        raise SettingsError(f"{path}: MIDI file has no notes")
     return Song(parts, midi.estimate_tempo() if len(midi.get_onsets()) > 1 else 120.0, seconds, source=str(path))

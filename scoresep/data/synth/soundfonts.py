@@ -18,6 +18,7 @@ import numpy as np
 import pretty_midi
 
 from scoresep.data.synth.render import _fluidsynth
+from scoresep.errors import SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ def check_soundfont(soundfont: Path) -> None:
     stat = soundfont.stat()
     problem = _renders_sound(soundfont.resolve(), stat.st_size, stat.st_mtime_ns)
     if problem is not None:
-        raise ValueError(problem)
+        raise SettingsError(problem)
 
 
 def available_soundfonts() -> list[Path]:
@@ -162,8 +163,8 @@ def resolve_soundfonts(
                  ", ".join(path.name for path in test))
         train = [path for path in train if path.resolve() not in held_out]
         if not train:
-            raise ValueError(f"{', '.join(map(str, test))}: the held-out test soundfont is the only training "
-                             "soundfont; give train/validation another one (--soundfont PATH, default or all)")
+            raise SettingsError(f"{', '.join(map(str, test))}: the held-out test soundfont is the only training "
+                                "soundfont; give train/validation another one (--soundfont PATH, default or all)")
     for path in (*train, *test):
         check_soundfont(path)
     return SoundfontPlan(tuple(train), tuple(test))

@@ -1,0 +1,103 @@
+"""``scoresep evaluate``: a checkpoint, or the training-free score masks, on the whole tracks of a split; the
+result JSON goes where ``--out`` says (never beside the checkpoint) and replaces an earlier one only with
+``--overwrite``; a split with nothing to score is an error."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from scoresep.cli.options import at_least_one, chance, positive
+from scoresep.constants import (
+    DEFAULT_INSTRUMENTS,
+    HARMONIC_TOLERANCE,
+    HOP_LENGTH,
+    MAX_MIDI,
+    MIN_MIDI,
+    N_FFT,
+    N_HARMONICS,
+    SAMPLE_RATE,
+)
+from scoresep.errors import SettingsError
+from scoresep.fileio import output_lock, refuse_existing
+from scoresep.inference.writers import output_folder
+
+
+def command_evaluate(args: argparse.Namespace) -> None:
+    from scoresep.features import FeatureSettings
+    from scoresep.inference.evaluate import evaluate_checkpoint, evaluate_score_masks, write_json
+    from scoresep.inference.separation import pick_device
+    from scoresep.instruments import check_instruments
+    from scoresep.score import HarmonicSettings
+
+    if (args.ckpt is None) == (not args.score_masks):
+        raise SettingsError("give either --ckpt (a stage checkpoint) or --score-masks (the training-free "
+                            "score-informed reference), not both")
+    device = pick_device(args.device, "--device")
+    out = Path(args.out)
+    if out.is_dir():
+        raise SettingsError(f"{out}: --out is an existing folder, not a JSON file")
+    refuse_existing([out], args.overwrite)
+    with output_folder(out.parent), output_lock(out):
+        refuse_existing([out], args.overwrite)  # again: another run may have written it since
+        if args.score_masks:
+            features = FeatureSettings(check_instruments(args.instruments), args.sample_rate, args.n_fft,
+                                       args.hop_length, args.min_midi, args.max_midi)
+            result = evaluate_score_masks(args.data, args.split, args.cache, args.mixture, args.chunk_seconds,
+                                          features, HarmonicSettings(args.n_harmonics, args.harmonic_tolerance),
+                                          device, args.workers, progress=not args.quiet)
+        else:
+            result = evaluate_checkpoint(args.ckpt, args.data, args.split, args.cache, args.mixture,
+                                         args.chunk_seconds, args.threshold, device, args.workers,
+                                         progress=not args.quiet)
+        write_json(out, result)
+    if result["skipped"]:
+        print(f"scoresep evaluate: note: {len(result['skipped'])} '{args.split}' track(s) skipped; each is listed "
+              f"with the reason under \"skipped\" in {out}", file=sys.stderr)
+    summary = result["summary"]
+    for name, scores in summary.get("separation", {}).items():
+        if scores["si_sdr"] is not None:
+            print(f"{name:>8}: SI-SDR {scores['si_sdr']:6.2f} dB  input {scores['input_si_sdr']:6.2f} dB  "
+                  f"SI-SDRi {scores['si_sdri']:+6.2f} dB")
+    for kind, label in (("mix", "mixture"), ("iso", "isolated")):
+        for name, scores in summary.get("transcription", {}).get(kind, {}).items():
+            if name != "average" and scores["accuracy"] is not None:
+                print(f"{name:>8}: note accuracy on {label} {scores['accuracy']:.3f}")
+    print(f"wrote {out}")
+
+
+def add_evaluate_command(commands) -> None:
+    """Register ``evaluate`` on the CLI's sub-parsers."""
+    evaluate = commands.add_parser("evaluate", help="score a checkpoint on whole tracks of a split (JSON)")
+    evaluate.add_argument("--ckpt", default=None, help="a stage checkpoint")
+    evaluate.add_argument("--score-masks", action="store_true",
+                          help="instead of a checkpoint: the score's harmonic masks (no training; reads each test "
+                               "track's score)")
+    evaluate.add_argument("--instruments", nargs="+", default=list(DEFAULT_INSTRUMENTS),
+                          help="--score-masks: instruments (default bass guitar piano)")
+    evaluate.add_argument("--sample-rate", type=at_least_one, default=SAMPLE_RATE, help="--score-masks: sample rate")
+    evaluate.add_argument("--n-fft", type=at_least_one, default=N_FFT, help="--score-masks: STFT size")
+    evaluate.add_argument("--hop-length", type=at_least_one, default=HOP_LENGTH, help="--score-masks: STFT hop")
+    evaluate.add_argument("--min-midi", type=int, default=MIN_MIDI, help="--score-masks: lowest pitch of the rolls")
+    evaluate.add_argument("--max-midi", type=int, default=MAX_MIDI, help="--score-masks: highest pitch of the rolls")
+    evaluate.add_argument("--n-harmonics", type=at_least_one, default=N_HARMONICS,
+                          help=f"--score-masks: harmonics per note (default {N_HARMONICS})")
+    evaluate.add_argument("--harmonic-tolerance", type=positive, default=HARMONIC_TOLERANCE,
+                          help=f"--score-masks: half-width in semitones (default {HARMONIC_TOLERANCE:g})")
+    evaluate.add_argument("--data", required=True, help="Slakh-layout dataset folder")
+    evaluate.add_argument("--split", default="test", choices=("train", "validation", "test"))
+    evaluate.add_argument("--out", required=True,
+                          help="the result's JSON path (never beside the checkpoint: that folder is a training run's)")
+    evaluate.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    evaluate.add_argument("--cache", default="data/cache", help="cache folder (default data/cache)")
+    evaluate.add_argument("--mixture", default="instruments", choices=("instruments", "full"),
+                          help="instruments: sum of the instruments' stems (the paper); full: the mix file")
+    evaluate.add_argument("--threshold", type=chance, default=None,
+                          help="note probability threshold for every instrument (default: the checkpoint's "
+                               "calibrated per-instrument thresholds; 0.5 for checkpoints without)")
+    evaluate.add_argument("--chunk-seconds", type=positive, default=30.0, help="audio per chunk")
+    evaluate.add_argument("--device", default=None, help="cpu, cuda (default: CUDA when available)")
+    evaluate.add_argument("--workers", type=at_least_one, default=None, help="processes for building the cache")
+    evaluate.add_argument("--quiet", action="store_true", help="no per-track lines")
+    evaluate.set_defaults(run=command_evaluate)

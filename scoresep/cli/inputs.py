@@ -1,0 +1,47 @@
+"""The inputs and progress of ``separate`` and ``transcribe``: audio files and folders given on the command line,
+a whole input's peak, a progress bar in seconds of audio, an ``--out`` that must be a folder."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from scoresep.data.audio import audio_files
+from scoresep.errors import SettingsError
+
+
+def audio_inputs(inputs: list[str]) -> list[Path]:
+    """Files given directly, plus the audio files (by suffix) directly inside given folders, in order."""
+    files = audio_files(inputs)
+    stems: dict[str, Path] = {}
+    for path in files:
+        if path.stem in stems:
+            raise SettingsError(f"{stems[path.stem]} and {path} would write to the same output names ({path.stem}/); "
+                                "separate them in two runs")
+        stems[path.stem] = path
+    return files
+
+
+def peak_amplitude(source, block_seconds: float = 30.0) -> float:
+    """Largest absolute sample of a source, read block by block (bounded memory)."""
+    block, peak = max(1, int(block_seconds * source.sample_rate)), 0.0
+    for start in range(0, source.n_samples, block):
+        peak = max(peak, float(abs(source.read(start, start + block)).max(initial=0.0)))
+    return peak
+
+
+def _progress(seconds: float, name: str, enabled: bool):
+    """A progress bar over a recording's ``seconds`` of audio (a user thinks in seconds, not samples)."""
+    from tqdm import tqdm
+
+    return tqdm(total=round(seconds, 1), desc=name, unit="s", disable=not enabled, file=sys.stderr, leave=False,
+                bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s of audio [{elapsed}<{remaining}]")
+
+
+def out_folder_argument(out: str) -> Path:
+    """``--out`` that must be a folder (it may not exist yet): refused at once when it names an existing file."""
+    path = Path(out)
+    if os.path.lexists(path) and not path.is_dir():
+        raise NotADirectoryError(f"{path}: --out is an existing file, not a folder")
+    return path

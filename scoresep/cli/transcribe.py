@@ -1,0 +1,95 @@
+"""``scoresep transcribe``: audio files to multi-instrument MIDI, from the mixture or from each separated
+instrument; a MIDI file already there (it may be the user's score) is replaced only with ``--overwrite``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from scoresep.cli.inputs import audio_inputs, out_folder_argument, peak_amplitude
+from scoresep.cli.options import chance, positive
+from scoresep.constants import (
+    SILENCE,
+)
+from scoresep.data.audio import AudioError
+from scoresep.errors import SettingsError
+from scoresep.fileio import output_lock, refuse_existing
+from scoresep.inference.writers import output_folder
+
+
+def _midi_targets(files: list[Path], out: str) -> tuple[list[Path], Path]:
+    """``(one MIDI path per input, the folder they go in)`` for ``--out`` (a .mid file or a folder); checks the
+    kind of an existing ``--out`` but creates nothing."""
+    target = Path(out)
+    if target.suffix.lower() in (".mid", ".midi"):
+        if target.is_dir():
+            raise SettingsError(f"{target}: --out is an existing folder, not a MIDI file")
+        if len(files) != 1:
+            raise SettingsError(f"--out {out} names one MIDI file but {len(files)} inputs were given; give a folder")
+        return [target], target.parent
+    folder = out_folder_argument(out)
+    return [folder / f"{path.stem}.mid" for path in files], folder
+
+
+def command_transcribe(args: argparse.Namespace) -> None:
+    from scoresep.data.midi import write_midi
+    from scoresep.inference.separation import Separator, pick_device
+    from scoresep.inference.sources import FileSource
+    from scoresep.inference.transcription import Transcriber
+
+    device = pick_device(args.device, "--device")
+    files = audio_inputs(args.inputs)
+    targets, folder = _midi_targets(files, args.out)
+    for target in targets:  # a MIDI file there may be the user's score: replaced only when asked
+        refuse_existing([target], args.overwrite)
+    transcriber = Transcriber.from_checkpoint(args.ckpt, threshold=args.threshold, chunk_seconds=args.chunk_seconds,
+                                              device=device)
+    separator = None
+    if args.from_separated:
+        separator = Separator.from_checkpoint(args.separator_ckpt or args.ckpt, chunk_seconds=args.chunk_seconds,
+                                              device=device)
+    failures = 0
+    with output_folder(folder):
+        for path, target in zip(files, targets, strict=True):
+            try:
+                source = FileSource(path, transcriber.sample_rate)
+                for note in source.notes:
+                    print(f"{path}: note: {note}", file=sys.stderr)
+                if peak_amplitude(source) < SILENCE:
+                    raise AudioError(f"{path}: the audio is silent; nothing to transcribe")
+                if target.is_dir():
+                    raise AudioError(f"{target}: a folder of that name is in the way of the MIDI file")
+                with output_lock(target):
+                    refuse_existing([target], args.overwrite)  # again: another run may have written it since
+                    midi = transcriber.to_midi(transcriber.transcribe_source(source, separator))
+                    write_midi(target, midi)
+            except (AudioError, OSError) as error:
+                failures += 1
+                print(f"scoresep transcribe: error: {error}", file=sys.stderr)
+                continue
+            counts = ", ".join(f"{name} {len(track.notes)}" for name, track in
+                               zip(transcriber.instruments, midi.instruments, strict=True))
+            print(f"{path} -> {target} (notes: {counts})")
+    if failures:  # one input: its error line is the last line, naming the file
+        raise SystemExit(f"scoresep transcribe: {failures} of {len(files)} input(s) failed" if len(files) > 1 else 1)
+
+
+def add_transcribe_command(commands) -> None:
+    """Register ``transcribe`` on the CLI's sub-parsers."""
+    transcribe = commands.add_parser("transcribe", help="transcribe audio files to multi-instrument MIDI")
+    transcribe.add_argument("inputs", nargs="+", help="audio files or folders of them")
+    transcribe.add_argument("--ckpt", required=True, help="a stage-1, stage-2 or stage-3 checkpoint")
+    transcribe.add_argument("--out", required=True, help="a .mid file (one input) or a folder")
+    transcribe.add_argument("--overwrite", action="store_true",
+                            help="replace existing MIDI files (without it, the run refuses to: one may be your score)")
+    transcribe.add_argument("--from-separated", action="store_true",
+                            help="transcribe each separated instrument instead of the mixture")
+    transcribe.add_argument("--separator-ckpt", default=None,
+                            help="with --from-separated: the separator's checkpoint (default: --ckpt)")
+    transcribe.add_argument("--threshold", type=chance, default=None,
+                            help="note probability threshold for every instrument (default: the checkpoint's "
+                                 "calibrated per-instrument thresholds; 0.5 for checkpoints without)")
+    transcribe.add_argument("--chunk-seconds", type=positive, default=30.0, help="audio per chunk (memory bound)")
+    transcribe.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: CUDA when available)")
+    transcribe.set_defaults(run=command_transcribe)
