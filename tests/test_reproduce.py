@@ -15,7 +15,7 @@ from scoresep.cli import main
 from scoresep.configs import deep_merge
 from scoresep.data.cache import load_index
 from scoresep.data.dataset import CachedTrack
-from scoresep.inference.evaluate import evaluate_checkpoint
+from scoresep.evaluation.whole_tracks import evaluate_checkpoint
 from scoresep.metrics import si_sdr
 from scoresep.reproduce import (
     ReproduceError,
@@ -175,7 +175,7 @@ def test_an_interrupted_row_resumes_from_its_last_checkpoint(tmp_path, minislakh
 
 
 def test_summary_skips_tracks_without_separation_scores():
-    from scoresep.inference.evaluate import summarise
+    from scoresep.evaluation.whole_tracks import summarise
 
     scored = {"track": "a", "separation": {"bass": {"si_sdr": 2.0, "input_si_sdr": -1.0, "si_sdri": 3.0}}}
     summary = summarise([scored, {"track": "b"}], ("bass",))  # b: a score-only track under mixture: full
@@ -432,7 +432,7 @@ def test_beyond_paper_is_a_checked_row_key(tmp_path):
 
 
 def test_score_mask_evaluations_say_they_read_the_score(tmp_path, minislakh):
-    from scoresep.inference.evaluate import evaluate_score_masks
+    from scoresep.evaluation.whole_tracks import evaluate_score_masks
 
     result = evaluate_score_masks(minislakh, "test", tmp_path / "cache", progress=False)
     assert result["reads_score"] is True

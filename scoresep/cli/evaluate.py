@@ -25,8 +25,9 @@ from scoresep.inference.writers import output_folder
 
 
 def command_evaluate(args: argparse.Namespace) -> None:
+    from scoresep.evaluation.result_file import write_json
+    from scoresep.evaluation.whole_tracks import evaluate_checkpoint, evaluate_score_masks
     from scoresep.features import FeatureSettings
-    from scoresep.inference.evaluate import evaluate_checkpoint, evaluate_score_masks, write_json
     from scoresep.inference.separation import pick_device
     from scoresep.instruments import check_instruments
     from scoresep.score import HarmonicSettings

@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from scoresep.errors import UserError
+from scoresep.evaluation.result_file import FORMAT
 from scoresep.report.paper import (
     BEYOND_PAPER,
     EVALUATED_ROWS,
@@ -32,7 +33,6 @@ from scoresep.report.paper import (
     RowSpec,
 )
 
-EVALUATION_FORMAT = 1
 # The input mixture row is read from any row's ``input_si_sdr``; stage 2 first, as it is the method's core row.
 INPUT_SOURCE_PREFERENCE = ("stage2",)
 INPUT_TOLERANCE_DB = 1e-6
@@ -126,8 +126,8 @@ def _metric(section: Any, instruments: tuple[str, ...], metric: str, path: Path,
 def _parse_evaluation(row: str, path: Path, document: Any) -> Evaluation:
     """Validates one evaluation file (format 1) and keeps the numbers the tables show."""
     version = _require(document, "format", path, "")
-    if version != EVALUATION_FORMAT:
-        raise ReportError(f"{path}: unsupported format {version!r} (this report reads format {EVALUATION_FORMAT})")
+    if version != FORMAT:
+        raise ReportError(f"{path}: unsupported format {version!r} (this report reads format {FORMAT})")
     names = _require(document, "instruments", path, "")
     if not isinstance(names, list) or not names or not all(isinstance(name, str) for name in names):
         raise ReportError(f"{path}: 'instruments' must be a non-empty list of names, got {names!r}")

@@ -14,7 +14,6 @@ no stems to sum), so that a table's track count can be checked from the file alo
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import platform
@@ -30,15 +29,13 @@ from scoresep.data.cache import load_index, prepare
 from scoresep.data.dataset import CachedTrack
 from scoresep.data.slakh import DatasetError, track_folders
 from scoresep.errors import SettingsError
-from scoresep.evaluation import SeparationEvaluation, TranscriptionEvaluation
+from scoresep.evaluation.accumulators import SeparationEvaluation, TranscriptionEvaluation
+from scoresep.evaluation.result_file import FORMAT
 from scoresep.features import FeatureSettings
-from scoresep.fileio import atomic_write_text
 from scoresep.inference.separation import Separator
 from scoresep.inference.sources import ArraySource
 from scoresep.inference.transcription import Transcriber
 from scoresep.score import STAGE2_HARMONICS, HarmonicSettings, activity_target
-
-FORMAT = 1
 
 
 def _number(value: float) -> float | None:
@@ -276,10 +273,3 @@ def _evaluate_split(data, split: str, cache_dir, mixture: str, features: Feature
     if not tracks:
         raise DatasetError(f"{data}: no '{split}' track could be evaluated ({skipped[0]['reason']})")
     return tracks, skipped, time.perf_counter() - started
-
-
-def write_json(path: str | os.PathLike, result: dict) -> Path:
-    """Write a result atomically (temp file + rename): a crash never leaves a half-written JSON."""
-    text = json.dumps(result, indent=1, allow_nan=False)
-    atomic_write_text(path, text)
-    return Path(path)
