@@ -45,3 +45,10 @@ def out_folder_argument(out: str) -> Path:
     if os.path.lexists(path) and not path.is_dir():
         raise NotADirectoryError(f"{path}: --out is an existing file, not a folder")
     return path
+
+
+def end_of_batch(command: str, failures: int, inputs: int) -> None:
+    """Exit non-zero when any input of a batch failed (each was reported as it failed, naming its file): with one
+    input its error line stays the last line; with several the last line counts the failures."""
+    if failures:
+        raise SystemExit(f"scoresep {command}: {failures} of {inputs} input(s) failed" if inputs > 1 else 1)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scoresep.cli.inputs import _progress, audio_inputs, out_folder_argument
+from scoresep.cli.inputs import _progress, audio_inputs, end_of_batch, out_folder_argument
 from scoresep.cli.options import add_score_check_options, at_least_one, positive
 from scoresep.constants import (
     DEFAULT_INSTRUMENTS,
@@ -176,8 +176,7 @@ def command_separate(args: argparse.Namespace) -> None:
                 print(f"scoresep separate: error: {error}", file=sys.stderr)
                 continue
             print(f"{path} -> {', '.join(str(p) for p in written)}")
-    if failures:  # one input: its error line is the last line, naming the file
-        raise SystemExit(f"scoresep separate: {failures} of {len(files)} input(s) failed" if len(files) > 1 else 1)
+    end_of_batch("separate", failures, len(files))
 
 
 def add_separate_command(commands) -> None:

@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from scoresep.cli.inputs import audio_inputs, out_folder_argument, peak_amplitude
+from scoresep.cli.inputs import audio_inputs, end_of_batch, out_folder_argument, peak_amplitude
 from scoresep.cli.options import chance, positive
 from scoresep.constants import (
     SILENCE,
@@ -71,8 +71,7 @@ def command_transcribe(args: argparse.Namespace) -> None:
             counts = ", ".join(f"{name} {len(track.notes)}" for name, track in
                                zip(transcriber.instruments, midi.instruments, strict=True))
             print(f"{path} -> {target} (notes: {counts})")
-    if failures:  # one input: its error line is the last line, naming the file
-        raise SystemExit(f"scoresep transcribe: {failures} of {len(files)} input(s) failed" if len(files) > 1 else 1)
+    end_of_batch("transcribe", failures, len(files))
 
 
 def add_transcribe_command(commands) -> None:

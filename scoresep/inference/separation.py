@@ -29,6 +29,7 @@ from scoresep.errors import SettingsError
 from scoresep.features import FeatureSettings, Spectrogram
 from scoresep.inference.chunks import Chunk, plan_chunks
 from scoresep.inference.sources import ArraySource, FileSource
+from scoresep.inference.trained import TrainedOn
 from scoresep.models import SeparatorNetwork
 from scoresep.score import STAGE2_HARMONICS, HarmonicSettings, bin_frequencies, harmonic_templates, score_masks
 
@@ -101,7 +102,7 @@ def as_mono(waveform: torch.Tensor | np.ndarray, sample_rate: int, target_rate: 
     return array
 
 
-class Separator:
+class Separator(TrainedOn):
     """Separate mono audio into one waveform per instrument plus the residual.
 
     Args:
@@ -158,14 +159,6 @@ class Separator:
         if harmonics is None:
             harmonics = HarmonicSettings(**info.get("harmonics", {}))
         return cls(network, info["features"], chunk_seconds, device, harmonics)
-
-    @property
-    def instruments(self) -> tuple[str, ...]:
-        return self.features.instruments
-
-    @property
-    def sample_rate(self) -> int:
-        return self.features.sample_rate
 
     def chunks(self, n_samples: int) -> list[Chunk]:
         """The frame chunks of a recording of ``n_samples`` samples."""

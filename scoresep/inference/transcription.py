@@ -23,10 +23,11 @@ from scoresep.inference.chunks import plan_chunks
 from scoresep.inference.midi_out import rolls_to_midi
 from scoresep.inference.separation import Separator, Source, as_mono, pick_device
 from scoresep.inference.sources import ArraySource
+from scoresep.inference.trained import TrainedOn
 from scoresep.models.transcriptor import Transcriptor
 
 
-class Transcriber:
+class Transcriber(TrainedOn):
     """Transcribe mono audio into one piano roll per instrument.
 
     Args:
@@ -69,14 +70,6 @@ class Transcriber:
                                   "instrument-activity classifier); it cannot write notes")
         return cls(network, info["features"], checkpoint_thresholds(info, threshold), chunk_seconds, context_seconds,
                    device)
-
-    @property
-    def instruments(self) -> tuple[str, ...]:
-        return self.features.instruments
-
-    @property
-    def sample_rate(self) -> int:
-        return self.features.sample_rate
 
     @property
     def frame_rate(self) -> float:
