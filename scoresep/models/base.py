@@ -31,13 +31,21 @@ from scoresep.errors import SettingsError
 
 
 class SeparatorNetwork(nn.Module, abc.ABC):
-    """Base of the separator networks: ``__init__(n_bins, n_instruments, config)``, see the module docstring."""
+    """Base of the separator networks: mixture magnitude ``(batch, freq, frame)`` -> masks
+    ``(batch, instrument, freq, frame)`` in [0, 1]; see the module docstring.
+
+    Args:
+        n_bins: frequency bins (``n_fft // 2 + 1``).
+        n_instruments: number of masks I.
+        config: network size, an instance of ``config_class`` (None: its defaults), kept as ``self.config``.
+    """
 
     config_class: ClassVar[type]
 
-    def __init__(self, n_bins: int, n_instruments: int, config: Any):
+    def __init__(self, n_bins: int, n_instruments: int, config: Any = None):
         super().__init__()
-        self.n_bins, self.n_instruments, self.config = n_bins, n_instruments, config
+        self.n_bins, self.n_instruments = n_bins, n_instruments
+        self.config = config if config is not None else self.config_class()
 
     @property
     @abc.abstractmethod

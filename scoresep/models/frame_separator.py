@@ -71,19 +71,14 @@ class _TemporalBlock(nn.Module):
 
 
 class FrameSeparator(SeparatorNetwork):
-    """Mixture magnitude ``(batch, freq, frame)`` -> masks ``(batch, instrument, freq, frame)`` in [0, 1].
-
-    Args:
-        n_bins: frequency bins (``n_fft // 2 + 1``).
-        n_instruments: number of masks I.
-        config: network size.
-    """
+    """A ``SeparatorNetwork`` (arguments there) that works frame by frame, with dilated context over time (the
+    module docstring)."""
 
     config_class = FrameSeparatorConfig
 
     def __init__(self, n_bins: int, n_instruments: int, config: FrameSeparatorConfig | None = None):
-        config = config or FrameSeparatorConfig()
         super().__init__(n_bins, n_instruments, config)
+        config = self.config
         hidden = config.hidden
         self.input_norm = nn.BatchNorm1d(n_bins)
         self.compress = nn.Sequential(nn.Conv1d(n_bins, hidden, 1, bias=False), nn.BatchNorm1d(hidden), nn.Tanh(),

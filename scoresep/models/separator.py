@@ -51,19 +51,13 @@ def _block(in_channels: int, out_channels: int) -> nn.Sequential:
 
 
 class UNetSeparator(SeparatorNetwork):
-    """Mixture magnitude ``(batch, freq, frame)`` -> masks ``(batch, instrument, freq, frame)`` in [0, 1].
-
-    Args:
-        n_bins: frequency bins (``n_fft // 2 + 1``).
-        n_instruments: number of masks I.
-        config: network size.
-    """
+    """A ``SeparatorNetwork`` (arguments there): a 2-D U-Net over the log-magnitude."""
 
     config_class = SeparatorConfig
 
     def __init__(self, n_bins: int, n_instruments: int, config: SeparatorConfig | None = None):
-        config = config or SeparatorConfig()
         super().__init__(n_bins, n_instruments, config)
+        config = self.config
         self.input_norm = nn.BatchNorm1d(n_bins)
         widths = [config.channels * 2**level for level in range(config.depth + 1)]
         self.down = nn.ModuleList([_block(1 if level == 0 else widths[level - 1], widths[level])
