@@ -11,11 +11,22 @@ from pathlib import Path
 import pytest
 import torch
 
+from scoresep.constants import DEFAULT_INSTRUMENTS, HOP_LENGTH, MAX_MIDI, MIN_MIDI, SAMPLE_RATE
 from scoresep.data.cache import prepare
 from scoresep.data.synth import synthesise
+from scoresep.losses.terms import SEPARATOR_TERMS
 
-INSTRUMENTS = ("bass", "guitar", "piano")
-SAMPLE_RATE, HOP, MIN_MIDI, MAX_MIDI = 16_000, 256, 21, 108
+INSTRUMENTS = DEFAULT_INSTRUMENTS
+
+
+@pytest.fixture(autouse=True)
+def _loss_term_table():
+    """Every test sees the project's loss-term table and leaves it so: a term a test (or a docs example) registers
+    is gone after it, whatever the test does."""
+    saved = dict(SEPARATOR_TERMS)
+    yield
+    SEPARATOR_TERMS.clear()
+    SEPARATOR_TERMS.update(saved)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -61,5 +72,5 @@ def tiny_checkpoints(minislakh, tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def cache(minislakh, tmp_path_factory) -> Path:
     """The cache of ``minislakh`` for the default settings."""
-    return prepare(minislakh, tmp_path_factory.mktemp("cache"), INSTRUMENTS, SAMPLE_RATE, HOP, MIN_MIDI, MAX_MIDI,
-                   workers=2, progress=False)
+    return prepare(minislakh, tmp_path_factory.mktemp("cache"), INSTRUMENTS, SAMPLE_RATE, HOP_LENGTH, MIN_MIDI,
+                   MAX_MIDI, workers=2, progress=False)

@@ -23,10 +23,9 @@ def _energy(inputs: LossInputs) -> torch.Tensor:
 
 @pytest.fixture
 def energy_term():
-    """The term added through the public mechanism, and taken out again after the test."""
+    """The term added through the public mechanism (conftest takes it out again after the test)."""
     register_separator_term(LossTerm("energy", _energy, ("separated",), "mean energy of every S_i"))
-    yield SEPARATOR_TERMS["energy"]
-    del SEPARATOR_TERMS["energy"]
+    return SEPARATOR_TERMS["energy"]
 
 
 def test_a_new_term_trains_in_stage_2_and_stage_3(energy_term, minislakh, tiny_checkpoints, tmp_path):
