@@ -39,7 +39,7 @@ METRIC = "val/si_sdr"
 def curve_config(preset_name: str, row_name: str, results: Path, out: Path, steps: int, every: int) -> dict:
     """The row's reproduce config, run for ``steps`` steps with a validation every ``every`` and a learning curve;
     input checkpoints from ``results`` (a finished ``make reproduce`` folder), outputs under ``out/<row>``."""
-    from scoresep.reproduce import best_checkpoint, load_preset, row_config
+    from scoresep.reproduce import best_checkpoint, lightning_config, load_preset, row_config
 
     preset = load_preset(preset_name)
     if row_name not in preset.rows:
@@ -60,7 +60,7 @@ def curve_config(preset_name: str, row_name: str, results: Path, out: Path, step
     trainer["callbacks"] = [*trainer.get("callbacks", []),
                             {"class_path": "scoresep.training.LearningCurve",
                              "init_args": {"path": str((out / "rows" / row_name / "curve.json").resolve())}}]
-    return config
+    return lightning_config(config)
 
 
 def run_row(config: dict, folder: Path, threads: int) -> None:

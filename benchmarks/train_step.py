@@ -91,11 +91,12 @@ def _separator_checkpoint(folder: Path, settings: dict, critic: Path) -> Path:
 
 def build_stage(row: str, settings: dict, folder: Path):
     """The row's stage with ``settings``' networks (the row's own loss settings from its YAML)."""
+    from scoresep.features import FeatureSettings
     from scoresep.stages import AdversarialStage, SeparatorStage, TranscriptorStage
 
     init = {k: v for k, v in current_settings(row)["model"]["init_args"].items() if k not in (
         "model", "transcriptor_checkpoint", "separator_checkpoint")}
-    init["stft_backend"] = settings["stft_backend"]
+    init["features"] = FeatureSettings(stft_backend=settings["stft_backend"])
     if row == "stage1":
         return TranscriptorStage(**{**init, "model": settings["transcriptor"]})
     label = "activity" if row == "baseline" else "notes"

@@ -16,7 +16,9 @@ samples gives ``1 + T // hop_length`` frames (the piano-roll frame count) and ``
 
 from __future__ import annotations
 
+import io
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Literal
 
@@ -32,14 +34,31 @@ STFT_BACKENDS: tuple[str, ...] = ("torch", "nnaudio2")
 
 @dataclass(frozen=True)
 class FeatureSettings:
-    """What the data and features of a model were: it must match between stages."""
+    """What the data and features of a model are: declared once, under ``data.features``, linked into the stage,
+    stored whole in its checkpoint, and checked between stages.
 
-    instruments: tuple[str, ...]
-    sample_rate: int
-    n_fft: int
-    hop_length: int
-    min_midi: int
-    max_midi: int
+    Args:
+        instruments: instruments to separate/transcribe, in output order.
+        sample_rate: audio rate of the cache and the models (Hz).
+        n_fft: STFT size (``n_fft // 2 + 1`` frequency bins).
+        hop_length: STFT hop; also the piano-roll frame period (``sample_rate / hop_length`` frames/s).
+        min_midi: lowest pitch row of the rolls (MIDI number; 21 = A0).
+        max_midi: highest pitch row of the rolls (108 = C8).
+        stft_backend: ``torch`` (FFT, the default: fastest measured on CPU) or ``nnaudio2``: how the data module
+            and the stage compute the spectrograms (the same transform either way, see ``Spectrogram``).
+    """
+
+    instruments: tuple[str, ...] = DEFAULT_INSTRUMENTS
+    sample_rate: int = SAMPLE_RATE
+    n_fft: int = N_FFT
+    hop_length: int = HOP_LENGTH
+    min_midi: int = MIN_MIDI
+    max_midi: int = MAX_MIDI
+    stft_backend: StftBackend = "torch"
+
+    def __post_init__(self) -> None:
+        # a tuple whatever the caller gave (a YAML or checkpoint list): equal settings compare and hash equal
+        object.__setattr__(self, "instruments", tuple(self.instruments))
 
     @property
     def n_pitches(self) -> int:
@@ -55,22 +74,86 @@ class FeatureSettings:
         return self.sample_rate / self.hop_length
 
     def to_dict(self) -> dict:
+        """Primitives only: what checkpoints store (they load with ``torch.load(weights_only=True)``)."""
         return {**asdict(self), "instruments": list(self.instruments)}
 
     @classmethod
-    def from_dict(cls, data: dict) -> FeatureSettings:
-        return cls(**{**{f.name: data[f.name] for f in fields(cls)}, "instruments": tuple(data["instruments"])})
+    def from_dict(cls, data: Mapping) -> FeatureSettings:
+        """The settings ``to_dict`` wrote; a field the mapping lacks takes its default (checkpoints written before
+        ``stft_backend`` was stored lack it)."""
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+
+    @classmethod
+    def coerce(cls, value: FeatureSettings | Mapping) -> FeatureSettings:
+        """``value`` itself, or the settings of a mapping (how a checkpoint's hyper-parameters hold them)."""
+        return value if isinstance(value, FeatureSettings) else cls.from_dict(value)
 
     @classmethod
     def defaults(cls, instruments: tuple[str, ...] = DEFAULT_INSTRUMENTS) -> FeatureSettings:
         """The project's feature settings (``constants.py``) for ``instruments``: what a command without a
         checkpoint (score-informed separation, its evaluation) computes with."""
-        return cls(tuple(instruments), SAMPLE_RATE, N_FFT, HOP_LENGTH, MIN_MIDI, MAX_MIDI)
+        return cls(tuple(instruments))
 
     def mismatches(self, other: FeatureSettings, mine: str = "here", theirs: str = "there") -> list[str]:
-        """One ``name=value (mine) vs name=value (theirs)`` line per differing field."""
+        """One ``name=value (mine) vs name=value (theirs)`` line per differing field that changes what a model
+        computes: not ``stft_backend`` (both backends compute the same transform, so a model trained with one
+        runs with the other)."""
         return [f"{f.name}={getattr(self, f.name)!r} ({mine}) vs {f.name}={getattr(other, f.name)!r} ({theirs})"
-                for f in fields(self) if getattr(self, f.name) != getattr(other, f.name)]
+                for f in fields(self) if f.name != "stft_backend" and getattr(self, f.name) != getattr(other, f.name)]
+
+
+DEFAULT_FEATURES = FeatureSettings()
+# The feature settings' names, which checkpoints written before FeatureSettings was one argument hold as separate
+# hyper-parameters of the stage and the data module.
+FEATURE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(FeatureSettings))
+
+
+def gather_features(settings: dict) -> dict:
+    """``settings`` (a stage's or the data module's arguments) in today's form: separate feature settings, as
+    checkpoints written before ``features`` existed hold them, gathered into one ``features`` dict where the first
+    of them stood; ``settings`` itself when it has none."""
+    if "features" in settings or not any(name in settings for name in FEATURE_FIELDS):
+        return settings
+    gathered: dict = {}
+    for key, value in settings.items():
+        if key in FEATURE_FIELDS:
+            gathered.setdefault("features", {})[key] = value
+        else:
+            gathered[key] = value
+    return gathered
+
+
+class FeaturesArgument:
+    """Base of the Lightning classes whose ``__init__`` takes ``features: FeatureSettings`` (the stages, the data
+    module): their ``load_from_checkpoint`` also reads a checkpoint written when the feature settings were
+    separate arguments (``gather_features``)."""
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path, *args, **kwargs):
+        source = _gathered_checkpoint(checkpoint_path, cls.CHECKPOINT_HYPER_PARAMS_KEY,
+                                      kwargs.get("weights_only") is not False)
+        return super().load_from_checkpoint(source, *args, **kwargs)
+
+
+def _gathered_checkpoint(source, key: str, weights_only: bool):
+    """``source`` (a path or an open file) itself, or an in-memory copy of its checkpoint whose hyper-parameters
+    ``key`` are in today's form (``gather_features``). Anything that is not a local file is returned as it is:
+    Lightning's own loading reads it (or says what is wrong)."""
+    if isinstance(source, str | os.PathLike):
+        if not os.path.isfile(source):
+            return source
+        checkpoint = torch.load(source, map_location="cpu", weights_only=weights_only, mmap=True)  # tensors unread
+    else:
+        start = source.tell()
+        checkpoint = torch.load(source, map_location="cpu", weights_only=weights_only)
+        source.seek(start)
+    hyper_parameters = checkpoint.get(key) if isinstance(checkpoint, dict) else None
+    if not isinstance(hyper_parameters, dict) or (gathered := gather_features(hyper_parameters)) is hyper_parameters:
+        return source
+    buffer = io.BytesIO()
+    torch.save({**checkpoint, key: gathered}, buffer)
+    buffer.seek(0)
+    return buffer
 
 
 def _nnaudio2_stft(n_fft: int, hop_length: int, sample_rate: int, inverse: bool) -> nn.Module:
@@ -109,6 +192,11 @@ class Spectrogram(nn.Module):
         self.backend, self.inverse = backend, inverse
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
         self.transform = _nnaudio2_stft(n_fft, hop_length, sample_rate, inverse) if backend == "nnaudio2" else None
+
+    @classmethod
+    def of(cls, features: FeatureSettings, inverse: bool) -> Spectrogram:
+        """The transform of ``features`` (its STFT settings and backend)."""
+        return cls(features.n_fft, features.hop_length, features.sample_rate, inverse, features.stft_backend)
 
     def stft(self, waveform: torch.Tensor) -> torch.Tensor:
         """Complex STFT ``(..., freq, frame)`` of ``(..., time)``, computed in fp32 with autocast off."""

@@ -5,6 +5,7 @@ import torch
 from helpers import TINY_T, quiet_trainer, tiny_batch, tiny_datamodule, train_tiny_stages
 
 from scoresep.checkpoints import CheckpointError, load_separator, load_transcriptor, read_checkpoint
+from scoresep.features import FeatureSettings
 from scoresep.losses.adversarial import aml_transcriptor_loss, artificial_mixtures, atl_transcriptor_loss
 from scoresep.models.transcriptor import TranscriptorConfig
 from scoresep.stages.adversarial import AdversarialStage
@@ -126,6 +127,6 @@ def test_bad_checkpoints_are_refused_before_training(checkpoints, tmp_path):
     with pytest.raises(CheckpointError, match="not found"):
         AdversarialStage(separator_checkpoint=str(tmp_path / "missing.ckpt"))
     with pytest.raises(CheckpointError, match="hop_length"):
-        AdversarialStage(separator_checkpoint=str(checkpoints["stage2"]), hop_length=512)
+        AdversarialStage(separator_checkpoint=str(checkpoints["stage2"]), features=FeatureSettings(hop_length=512))
     with pytest.raises(ValueError, match="loss weights"):
         _stage(checkpoints, aml_weight=-1.0)

@@ -263,7 +263,7 @@ def _resume_missing(env: Env) -> list[str]:
 
 def _test_other_features(env: Env) -> list[str]:
     env.values["ckpt"] = str(env.checkpoints["stage1"])
-    return _fit(env, "stage1.yaml", "--data.n_fft", "512", "--ckpt_path", str(env.checkpoints["stage1"]),
+    return _fit(env, "stage1.yaml", "--data.features.n_fft", "512", "--ckpt_path", str(env.checkpoints["stage1"]),
                 command="test")
 
 
@@ -280,7 +280,7 @@ def _missing_path(env: Env) -> str:
 
 def _critic_other_features(env: Env) -> list[str]:
     env.values["ckpt"] = str(env.checkpoints["stage1"])
-    return _fit(env, "stage2.yaml", "--data.n_fft", "512",
+    return _fit(env, "stage2.yaml", "--data.features.n_fft", "512",
                 f"--model.init_args.transcriptor_checkpoint={env.checkpoints['stage1']}")
 
 
@@ -292,7 +292,7 @@ def _separator_checkpoint(make: Callable[[Env], Path | str]) -> Callable[[Env], 
 
 
 def _unknown_instrument(env: Env) -> list[str]:
-    return _fit(env, "stage2.yaml", "--data.instruments=[bass,kazoo]",
+    return _fit(env, "stage2.yaml", "--data.features.instruments=[bass,kazoo]",
                 f"--model.init_args.transcriptor_checkpoint={env.checkpoints['stage1']}")
 
 
@@ -717,7 +717,7 @@ CASES = [
          ("{missing}: checkpoint file not found",), absent=("Union",)),
     Case("`separator_checkpoint` of random bytes", _separator_checkpoint(_random_checkpoint), 1,
          ("{random_ckpt}: cannot read checkpoint (not a PyTorch checkpoint",), absent=("weights_only", "Union")),
-    Case("unknown instrument in `--data.instruments`", _unknown_instrument, 1, ("unknown ['kazoo']",),
+    Case("unknown instrument in `--data.features.instruments`", _unknown_instrument, 1, ("unknown ['kazoo']",),
          absent=("Union", "Namespace(")),
     Case("`--trainer.limit_val_batches=1`", _limit_batches, 0, (), stream="out", check=_check_limits),
     Case("a run that fails before its first training step", _no_validation_split, 1,

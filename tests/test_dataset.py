@@ -8,6 +8,7 @@ from scoresep.data.datamodule import SlakhDataModule
 from scoresep.data.dataset import SlakhCrops
 from scoresep.data.samplers import EvalShardSampler, TrainCropSampler
 from scoresep.data.slakh import DatasetError
+from scoresep.features import FeatureSettings
 
 HOP, SEGMENT = 256, 125  # 2 s crops
 
@@ -151,6 +152,6 @@ def test_missing_split_is_named(minislakh, tmp_path):
 def test_datamodule_bad_settings_are_named(minislakh, tmp_path):
     with pytest.raises(ValueError, match="segment_seconds=0.01 is shorter than one STFT window"):
         SlakhDataModule(root=str(minislakh), cache_dir=str(tmp_path), segment_seconds=0.01)
-    datamodule = SlakhDataModule(root=str(minislakh), cache_dir=str(tmp_path), instruments=["organ"])
+    datamodule = SlakhDataModule(root=str(minislakh), cache_dir=str(tmp_path), features=FeatureSettings(("organ",)))
     with pytest.raises(DatasetError, match=r"no track contains any of the requested instruments \['organ'\]"):
         datamodule.prepare_data()

@@ -105,18 +105,22 @@ def test_every_experiment_survives_kills_and_preemption(config):
 def test_the_data_block_lives_once_in_experiments_base():
     """Every experiment keeps only the data keys that differ from experiments/base/data.yaml, and the base file
     says what the DataModule's own defaults are (so a copy of scoresep without experiments/ trains the same).
-    It holds exactly the keys the experiments always gave: a new key would change every composed config, and
+    It holds exactly the keys the experiments always gave (the feature settings as one ``features`` block, which
+    `scoresep reproduce` hashes flat, as it always did): a new key would change every composed config, and
     `scoresep reproduce` would refuse the rows trained before as trained with another configuration."""
     import inspect
 
     import yaml
 
     from scoresep.data.datamodule import SlakhDataModule
+    from scoresep.features import FEATURE_FIELDS
 
     base = yaml.safe_load((EXPERIMENTS / "base" / "data.yaml").read_text())["data"]
     defaults = {name: parameter.default for name, parameter in
                 inspect.signature(SlakhDataModule.__init__).parameters.items() if name != "self"}
+    defaults["features"] = defaults["features"].to_dict()  # a FeatureSettings, written in YAML as a mapping
     assert base.items() <= defaults.items()
+    assert tuple(base["features"]) == FEATURE_FIELDS  # every feature setting, in the order of the flat form
     assert set(defaults) - set(base) == {"strict"}  # a run-time switch, not part of an experiment
     for config in CONFIGS:
         data = yaml.safe_load(config.read_text()).get("data") or {}

@@ -3,7 +3,14 @@ import torch
 
 from scoresep.constants import n_frames
 from scoresep.data.midi import piano_roll
-from scoresep.features import STFT_BACKENDS, Spectrogram
+from scoresep.features import (
+    DEFAULT_FEATURES,
+    FEATURE_FIELDS,
+    STFT_BACKENDS,
+    FeatureSettings,
+    Spectrogram,
+    gather_features,
+)
 
 
 @pytest.fixture(scope="module", params=STFT_BACKENDS)
@@ -77,3 +84,35 @@ def test_too_short_waveform_and_unknown_backend_are_clear_errors(spectrogram):
         spectrogram.stft(torch.zeros(1, 100))
     with pytest.raises(ValueError, match="stft_backend must be one of"):
         Spectrogram(backend="nnaudio")
+
+
+def test_feature_settings_are_one_value_with_the_project_defaults():
+    assert DEFAULT_FEATURES == FeatureSettings.defaults() == FeatureSettings(("bass", "guitar", "piano"), 16_000, 1024,
+                                                                           256, 21, 108, "torch")
+    listed = FeatureSettings(["bass", "piano"], n_fft=512)  # a list, as YAML and checkpoints hold it
+    settings = FeatureSettings(("bass", "piano"), n_fft=512)
+    assert listed == settings and hash(listed) == hash(settings)
+    assert FeatureSettings.from_dict(listed.to_dict()) == FeatureSettings.coerce(listed.to_dict()) == listed
+    assert FeatureSettings.coerce(listed) is listed
+    # a checkpoint's section written before the backend was stored lacks it
+    old = {key: value for key, value in listed.to_dict().items() if key != "stft_backend"}
+    assert FeatureSettings.from_dict(old) == listed
+    # both backends compute the same transform: a model trained with one runs with the other
+    nnaudio = FeatureSettings(stft_backend="nnaudio2")
+    assert DEFAULT_FEATURES.mismatches(nnaudio) == []
+    assert DEFAULT_FEATURES.mismatches(FeatureSettings(hop_length=128), "a", "b") == [
+        "hop_length=256 (a) vs hop_length=128 (b)"]
+    spectrogram = Spectrogram.of(FeatureSettings(n_fft=512, hop_length=128), inverse=False)
+    assert (spectrogram.n_fft, spectrogram.hop_length, spectrogram.backend, spectrogram.inverse) == (512, 128, "torch",
+                                                                                                     False)
+
+
+def test_separate_feature_settings_of_old_checkpoints_are_gathered_in_place():
+    old = {"_class_path": "x.Stage", "instruments": ["bass"], "sample_rate": 16_000, "n_fft": 512, "hop_length": 256,
+           "min_midi": 21, "max_midi": 108, "stft_backend": "torch", "lr": 0.1}
+    gathered = gather_features(old)
+    assert list(gathered) == ["_class_path", "features", "lr"]
+    assert tuple(gathered["features"]) == FEATURE_FIELDS
+    assert FeatureSettings.from_dict(gathered["features"]) == FeatureSettings(("bass",), n_fft=512)
+    today = {"features": gathered["features"], "lr": 0.1}
+    assert gather_features(today) is today and gather_features({"lr": 0.1}) == {"lr": 0.1}

@@ -231,13 +231,17 @@ def _misspelled_yaml(work: Path, old: str, new: str) -> str:
      "--model.init_args.model.chanels: unknown key 'chanels' in model.init_args.model (did you mean 'channels'?)"),
     ("--trainer.max_epoks=3", "--trainer.max_epoks: unknown key 'max_epoks' in trainer (did you mean 'max_epochs'?)"),
     ("--data.rooot=x", "--data.rooot: unknown key 'rooot' in data (did you mean 'root'?)"),
+    ("--data.n_fft=512", "--data.n_fft: unknown key 'n_fft' in data (the feature settings are one block, set once: "
+     "data.features.n_fft)"),
+    ("--model.init_args.hop_length=512", "--model.init_args.hop_length: unknown key 'hop_length' in model.init_args "
+     "(the feature settings are one block, set once: data.features.hop_length)"),
     ("yaml:pos_weight:pos_wieght",
      "{yaml}: unknown key 'pos_wieght' in model.init_args (did you mean 'pos_weight'?)"),
     ("yaml:max_epochs:max_epoks", "{yaml}: unknown key 'max_epoks' in trainer (did you mean 'max_epochs'?)"),
     ("--trainer.max_epochs=ten", "--trainer.max_epochs: expected an int, got 'ten'"),
     ("--model.init_args.scheduler=cosin", "--model.init_args.scheduler: expected one of 'cosine', 'none', got 'cosin'"),
-], ids=["option", "nested-option", "trainer-option", "data-option", "yaml-model-key", "yaml-trainer-key",
-        "wrong-type", "not-a-choice"])
+], ids=["option", "nested-option", "trainer-option", "data-option", "flat-feature-option", "stage-feature-option",
+        "yaml-model-key", "yaml-trainer-key", "wrong-type", "not-a-choice"])
 def test_a_misspelled_key_is_the_last_line(where, expected, work, capsys):
     if where.startswith("yaml:"):
         _, old, new = where.split(":")

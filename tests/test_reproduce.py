@@ -20,6 +20,7 @@ from scoresep.metrics import si_sdr
 from scoresep.reproduce import (
     ReproduceError,
     config_hash,
+    lightning_config,
     load_preset,
     native_bf16,
     order_rows,
@@ -220,7 +221,7 @@ def test_every_row_config_of_the_presets_parses_with_the_cli(preset_name, tmp_pa
     preset = load_preset(preset_name)
     for row in preset.rows.values():
         path = tmp_path / f"{row.name}.yaml"
-        path.write_text(yaml.safe_dump(row_config(preset, row, tmp_path / "results")))
+        path.write_text(yaml.safe_dump(lightning_config(row_config(preset, row, tmp_path / "results"))))
         with pytest.raises(SystemExit) as exit_:
             main(["fit", "--config", str(path), "--print_config"])
         assert exit_.value.code in (0, None), f"{preset_name}/{row.name}: {capsys.readouterr().err[-2000:]}"
@@ -344,6 +345,26 @@ def test_seed_zero_composes_the_configs_of_runs_from_before_seeds(tmp_path):
         if row.reference is None:
             config = row_config(mini, row, tmp_path)
             assert (config["seed_everything"], config["data"]["seed"]) == (0, 0), row.name
+
+
+def test_feature_settings_are_hashed_flat_as_results_folders_were(tmp_path):
+    """A row's hash reads the feature settings flat (``data.sample_rate``, ...), as every results folder's was
+    computed before they became one ``data.features``; a preset may write either form. The row's config.yaml
+    holds them as LightningCLI reads them, where ``instruments`` stood."""
+    preset = load_preset("mini")
+    row = preset.rows["stage1"]
+    base, data = row_config(preset, row, tmp_path), preset.data
+    configs = []
+    for written in ({"sample_rate": 22_050}, {"features": {"sample_rate": 22_050}}):
+        preset.data = {**data, **written}
+        configs.append(row_config(preset, row, tmp_path))
+    flat, nested = configs
+    assert flat == nested and "features" not in flat["data"] and flat["data"]["sample_rate"] == 22_050
+    assert list(flat["data"]) == list(base["data"])  # each setting where it always stood
+    assert config_hash(flat, tmp_path) == config_hash(nested, tmp_path) != config_hash(base, tmp_path)
+    cli = lightning_config(flat)["data"]
+    assert list(cli).index("features") == list(flat["data"]).index("instruments")
+    assert cli["features"]["sample_rate"] == 22_050 and "sample_rate" not in cli
 
 
 def test_another_seed_sets_every_training_seed_but_not_the_datasets(tmp_path, monkeypatch):

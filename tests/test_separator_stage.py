@@ -4,6 +4,7 @@ import torch
 from helpers import TINY_FRAME, TINY_S, TINY_T, quiet_trainer, tiny_datamodule
 
 from scoresep.checkpoints import CheckpointError, load_separator
+from scoresep.features import FeatureSettings
 from scoresep.models.separator import SeparatorConfig, UNetSeparator
 from scoresep.models.transcriptor import TranscriptorConfig
 from scoresep.stages.separator import SeparatorStage
@@ -77,9 +78,11 @@ def test_bad_critic_checkpoints_are_refused_before_training(tmp_path, stage1_che
     with pytest.raises(CheckpointError, match=r"label='activity', this run needs label='notes'"):
         SeparatorStage(transcriptor_checkpoint=str(stage1_checkpoints["activity"]))
     with pytest.raises(CheckpointError, match=r"hop_length=512 \(this run\) vs hop_length=256 \(checkpoint\)"):
-        SeparatorStage(transcriptor_checkpoint=str(stage1_checkpoints["notes"]), hop_length=512)
+        SeparatorStage(transcriptor_checkpoint=str(stage1_checkpoints["notes"]),
+                       features=FeatureSettings(hop_length=512))
     with pytest.raises(CheckpointError, match=r"instruments=\('bass', 'piano'\) \(this run\)"):
-        SeparatorStage(transcriptor_checkpoint=str(stage1_checkpoints["notes"]), instruments=["bass", "piano"])
+        SeparatorStage(transcriptor_checkpoint=str(stage1_checkpoints["notes"]),
+                       features=FeatureSettings(("bass", "piano")))
     separator_only = SeparatorStage(critic="none", supervised=True, model=SeparatorConfig(**TINY_S))
     trainer = pl.Trainer(logger=False, accelerator="cpu")
     trainer.strategy.connect(separator_only)

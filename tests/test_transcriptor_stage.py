@@ -99,7 +99,8 @@ def test_checkpoint_hands_the_transcriptor_on_without_kernels(minislakh, tmp_pat
 
 def test_stage_and_data_disagreeing_stop_at_start(minislakh, tmp_path):
     datamodule = tiny_datamodule(minislakh, tmp_path)
-    stage = TranscriptorStage(instruments=["bass", "piano"], max_midi=96, model=TranscriptorConfig(**TINY))
+    stage = TranscriptorStage(features=FeatureSettings(("bass", "piano"), max_midi=96),
+                              model=TranscriptorConfig(**TINY))
     with pytest.raises(ValueError, match=r"instruments=\('bass', 'piano'\) \(model\) vs "
                                          r"instruments=\('bass', 'guitar', 'piano'\) \(data\); max_midi=96"):
         quiet_trainer(tmp_path, max_steps=1).fit(stage, datamodule)

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import signal
 import sys
+from pathlib import Path
 
 from scoresep.cli.errors import CommandLineError
 from scoresep.cli.parse_errors import describe_parse_error
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
-
-FEATURE_LINKS = ("instruments", "sample_rate", "n_fft", "hop_length", "min_midi", "max_midi", "stft_backend")
 
 OVERWRITE_HELP = ("fit: replace the checkpoints an earlier run left where this run writes its own (without it a fit "
                   "refuses to start; --ckpt_path resumes that run instead). They are removed when training starts. "
@@ -29,9 +28,10 @@ CHECKPOINT_DIR_HELP = ("fit: write every ModelCheckpoint's files (best.ckpt, las
 def lightning_main(args: list[str] | None) -> None:
     """Run a LightningCLI subcommand with the project's DataModule and any stage as the model.
 
-    The feature settings (instruments, sample rate, STFT, pitch range) are declared once, under ``data``, and
-    linked into the stage (``model.init_args.*``): they cannot drift apart. A fit never replaces another run's
-    checkpoints unless told to (``--overwrite``), and says so when it wrote no ``best.ckpt``.
+    The feature settings (instruments, sample rate, STFT, pitch range: one ``FeatureSettings``) are declared once,
+    as ``data.features``, and linked into the stage whole (``model.init_args.features``): they cannot drift apart.
+    A fit never replaces another run's checkpoints unless told to (``--overwrite``), and says so when it wrote no
+    ``best.ckpt``.
     """
     import pytorch_lightning as pl
     from jsonargparse import ArgumentError
@@ -46,8 +46,7 @@ def lightning_main(args: list[str] | None) -> None:
 
     class ScoresepCLI(LightningCLI):
         def add_arguments_to_parser(self, parser) -> None:
-            for key in FEATURE_LINKS:
-                parser.link_arguments(f"data.{key}", f"model.init_args.{key}")
+            parser.link_arguments("data.features", "model.init_args.features")
             # every subcommand has both, so that a fit's saved config.yaml also serves `scoresep test --config`
             parser.add_argument("--overwrite", type=bool, nargs="?", const=True, default=False, help=OVERWRITE_HELP)
             parser.add_argument("--checkpoint_dir", type=str | None, default=None, help=CHECKPOINT_DIR_HELP)
@@ -61,11 +60,14 @@ def lightning_main(args: list[str] | None) -> None:
 
         def _parse_ckpt_path(self) -> None:
             # LightningCLI rebuilds the model from a --ckpt_path's saved hyper-parameters: a checkpoint of another
-            # stage would silently replace the YAML's model and overwrite its checkpoints. Refuse it first.
+            # stage would silently replace the YAML's model and overwrite its checkpoints. Refuse it first. Then
+            # what Lightning's own _parse_ckpt_path does, on hyper-parameters in today's form (checkpoint_model).
             subcommand = self.config.get("subcommand")
-            if subcommand:
-                check_ckpt_path(self.config[subcommand])
-            super()._parse_ckpt_path()
+            if not subcommand:
+                return
+            check_ckpt_path(self.config[subcommand])
+            if (model := checkpoint_model(self.config[subcommand].get("ckpt_path"))) is not None:
+                self.config = self.parser.parse_object({subcommand: {"model": model}}, self.config)
 
         def before_instantiate_classes(self) -> None:
             config = self.config[self.subcommand] if self.subcommand else self.config
@@ -168,12 +170,32 @@ def check_ckpt_path(config) -> None:
     model = config.get("model")
     if not ckpt_path or str(ckpt_path) in LIGHTNING_CKPT_ALIASES or model is None or not model.get("class_path"):
         return
-    data = config.data
-    features = FeatureSettings(tuple(data.instruments), data.sample_rate, data.n_fft, data.hop_length,
-                               data.min_midi, data.max_midi)
+    features = FeatureSettings.from_dict(config.data.features)
     sources = [str(source) for source in (config.get("config") or []) if source]
     where = ", ".join(sources) if sources else "the config"
     check_run_checkpoint(ckpt_path, model.class_path, features, dict(model.get("init_args") or {}), where)
+
+
+def checkpoint_model(ckpt_path) -> dict | None:
+    """The model config that LightningCLI rebuilds from a ``--ckpt_path`` (as Lightning 2.6's
+    ``LightningCLI._parse_ckpt_path`` reads it): the checkpoint's hyper-parameters under its class path, with the
+    separate feature settings of a checkpoint written before ``features`` existed gathered into it
+    (``features.gather_features``; Lightning would hand them to the stage as unknown arguments). None without a
+    checkpoint file or hyper-parameters."""
+    import torch
+
+    from scoresep.features import gather_features
+
+    if not ckpt_path or not Path(ckpt_path).is_file():
+        return None
+    checkpoint = torch.load(ckpt_path, weights_only=True, map_location="cpu")
+    hyper_parameters = gather_features(dict(checkpoint.get("hyper_parameters") or {}))
+    hyper_parameters.pop("_instantiator", None)
+    if not hyper_parameters:
+        return None
+    if "_class_path" in hyper_parameters:
+        return {"class_path": hyper_parameters.pop("_class_path"), "dict_kwargs": hyper_parameters}
+    return hyper_parameters
 
 
 def _close_process_group() -> None:

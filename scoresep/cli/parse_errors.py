@@ -72,8 +72,12 @@ def _type_name(text: str) -> str:
 
 
 def _unknown_key(parts: list[str], valid: list[str], argv: list[str]) -> str:
-    """``SOURCE: unknown key 'KEY' in LEVEL (did you mean 'CLOSEST'?)``."""
+    """``SOURCE: unknown key 'KEY' in LEVEL (did you mean 'CLOSEST'?)``; a feature setting written where the
+    stage or the data module took it before it moved into ``data.features`` (a command line or a run's
+    config.yaml of then) is told where it is now."""
     import difflib
+
+    from scoresep.features import FEATURE_FIELDS
 
     parts = [part for chunk in parts for part in chunk.split(".")]
     key = parts[-1]
@@ -81,7 +85,9 @@ def _unknown_key(parts: list[str], valid: list[str], argv: list[str]) -> str:
     level = ".".join(written[:-1]) if written else ".".join(parts[:-1])
     where = f" in {level}" if level else ""
     close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
-    if close:
+    if key in FEATURE_FIELDS and "features" in valid:
+        hint = f" (the feature settings are one block, set once: data.features.{key})"
+    elif close:
         hint = f" (did you mean '{close[0]}'?)"
     elif valid and len(valid) <= 12:
         hint = f" (the keys there: {', '.join(sorted(valid))})"

@@ -2,7 +2,7 @@
 
 It prepares the cache once (``prepare_data``, rank 0), serves hop-aligned crops (``dataset.py``) and, after
 the batch reaches the accelerator, adds the spectrograms (``on_after_batch_transfer``, fp32 STFT with the
-``stft_backend`` chosen here; see features.py). It knows nothing about models.
+``features.stft_backend`` chosen here; see features.py). It knows nothing about models.
 """
 
 from __future__ import annotations
@@ -16,32 +16,26 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from scoresep.constants import DEFAULT_INSTRUMENTS, HOP_LENGTH, MAX_MIDI, MIN_MIDI, N_FFT, SAMPLE_RATE
 from scoresep.data.cache import CacheSettings, cache_path, load_index, prepare
 from scoresep.data.dataset import SlakhCrops
 from scoresep.data.samplers import EvalShardSampler, TrainCropSampler
 from scoresep.data.slakh import DatasetError, missing_split
 from scoresep.errors import SettingsError
-from scoresep.features import Spectrogram, StftBackend
+from scoresep.features import DEFAULT_FEATURES, FeaturesArgument, FeatureSettings, Spectrogram
 from scoresep.instruments import check_instruments
 
 log = logging.getLogger(__name__)
 
 
-class SlakhDataModule(pl.LightningDataModule):
+class SlakhDataModule(FeaturesArgument, pl.LightningDataModule):
     """Slakh-layout data (Slakh2100, BabySlakh, mini-Slakh) as crops with on-device spectrograms.
 
     Args:
         root: dataset folder (``{train,validation,test}/TrackNNNNN`` or flat ``TrackNNNNN``).
         cache_dir: where caches live; each (dataset, settings) gets its own sub-folder.
-        instruments: instruments to separate/transcribe, in output order.
-        sample_rate: audio rate of the cache and the models (Hz).
-        n_fft: STFT size (``n_fft // 2 + 1`` frequency bins).
-        hop_length: STFT hop; also the piano-roll frame period (``sample_rate / hop_length`` frames/s).
-        min_midi: lowest pitch row of the rolls (MIDI number; 21 = A0).
-        max_midi: highest pitch row of the rolls (108 = C8).
-        stft_backend: ``torch`` (FFT, the default: fastest measured on CPU) or ``nnaudio2`` (see features.py);
-            linked into the stage, which computes the stems' and separated spectrograms the same way.
+        features: instruments, sample rate, STFT (and its backend) and pitch range (``FeatureSettings``), declared
+            here only: the CLI links them into the stage, which computes the stems' and separated spectrograms the
+            same way (``--data.features.n_fft 512``).
         segment_seconds: crop length; rounded down to a whole number of hops.
         batch_size: crops per batch (per process under DDP).
         num_workers: DataLoader worker processes.
@@ -60,13 +54,7 @@ class SlakhDataModule(pl.LightningDataModule):
         self,
         root: str = "data/minislakh",
         cache_dir: str = "data/cache",
-        instruments: list[str] = list(DEFAULT_INSTRUMENTS),  # noqa: B006 - LightningCLI reads the default
-        sample_rate: int = SAMPLE_RATE,
-        n_fft: int = N_FFT,
-        hop_length: int = HOP_LENGTH,
-        min_midi: int = MIN_MIDI,
-        max_midi: int = MAX_MIDI,
-        stft_backend: StftBackend = "torch",
+        features: FeatureSettings = DEFAULT_FEATURES,
         segment_seconds: float = 4.0,
         batch_size: int = 8,
         num_workers: int = 0,
@@ -79,19 +67,22 @@ class SlakhDataModule(pl.LightningDataModule):
     ):
         super().__init__()
         self.save_hyperparameters()
-        self.instruments = list(check_instruments(instruments))
+        features = FeatureSettings.coerce(features)  # a dict, as a checkpoint's hyper-parameters hold it, too
+        check_instruments(features.instruments)
+        self.features = features
+        self.hparams["features"] = features.to_dict()  # primitives only: checkpoints load with weights_only=True
         if not math.isfinite(segment_seconds) or segment_seconds <= 0:
             raise SettingsError(f"SlakhDataModule: segment_seconds must be a finite number > 0, got {segment_seconds}")
         if not 0 <= remix_probability <= 1:
             raise SettingsError(f"SlakhDataModule: remix_probability must be between 0 and 1, got {remix_probability}")
-        self.segment_frames = int(segment_seconds * sample_rate) // hop_length
-        if self.segment_frames < 1 or self.segment_frames * hop_length <= n_fft // 2:
+        self.segment_frames = int(segment_seconds * features.sample_rate) // features.hop_length
+        if self.segment_frames < 1 or self.segment_frames * features.hop_length <= features.n_fft // 2:
             raise SettingsError(f"segment_seconds={segment_seconds} is shorter than one STFT window "
-                                f"(n_fft={n_fft} at {sample_rate} Hz)")
-        self.settings = CacheSettings(str(Path(root).resolve()), tuple(self.instruments), sample_rate, hop_length,
-                                      min_midi, max_midi)
+                                f"(n_fft={features.n_fft} at {features.sample_rate} Hz)")
+        self.settings = CacheSettings(str(Path(root).resolve()), features.instruments, features.sample_rate,
+                                      features.hop_length, features.min_midi, features.max_midi)
         self.cache = cache_path(cache_dir, self.settings)
-        self.spectrogram = Spectrogram(n_fft, hop_length, sample_rate, inverse=False, backend=stft_backend)
+        self.spectrogram = Spectrogram.of(features, inverse=False)
         self.datasets: dict[str, SlakhCrops] = {}
         self._problems: list[str] = []  # the index's "PATH: REASON" lines of skipped tracks
 
@@ -101,9 +92,9 @@ class SlakhDataModule(pl.LightningDataModule):
 
     def prepare_data(self) -> None:
         """Build or update the cache (Lightning runs this on one process per node)."""
-        hp = self.hparams
-        prepare(hp.root, hp.cache_dir, self.instruments, hp.sample_rate, hp.hop_length, hp.min_midi, hp.max_midi,
-                workers=None, strict=hp.strict, progress=True)
+        hp, features = self.hparams, self.features
+        prepare(hp.root, hp.cache_dir, features.instruments, features.sample_rate, features.hop_length,
+                features.min_midi, features.max_midi, workers=None, strict=hp.strict, progress=True)
 
     def setup(self, stage: str | None = None) -> None:
         index = load_index(self.cache, expected=self.settings)
@@ -117,7 +108,8 @@ class SlakhDataModule(pl.LightningDataModule):
             if split in self.datasets or not records:
                 continue
             self.datasets[split] = SlakhCrops(
-                self.cache, records, self.n_pitches, hp.hop_length, self.segment_frames, train=split == "train",
+                self.cache, records, self.n_pitches, self.features.hop_length, self.segment_frames,
+                train=split == "train",
                 remix_probability=hp.remix_probability if split == "train" else 0.0,
                 eval_crops_per_track=hp.eval_crops_per_track, seed=hp.seed, mixture=hp.mixture)
 

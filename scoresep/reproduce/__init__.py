@@ -27,11 +27,11 @@ code imports.
 
 from scoresep.reproduce.hardware import native_bf16, resolve_precision
 from scoresep.reproduce.planning import _plan_row as _plan_row  # the tests plan a row without running it
-from scoresep.reproduce.planning import best_checkpoint, config_hash, row_config
+from scoresep.reproduce.planning import best_checkpoint, config_hash, lightning_config, row_config
 from scoresep.reproduce.preset import ReproduceError, load_preset, order_rows
 from scoresep.reproduce.records import _write_summary as _write_summary  # the tests write a summary directly
 from scoresep.reproduce.records import recorded_seed
 from scoresep.reproduce.run import reproduce
 
-__all__ = ["ReproduceError", "best_checkpoint", "config_hash", "load_preset", "native_bf16", "order_rows",
-           "recorded_seed", "reproduce", "resolve_precision", "row_config"]
+__all__ = ["ReproduceError", "best_checkpoint", "config_hash", "lightning_config", "load_preset", "native_bf16",
+           "order_rows", "recorded_seed", "reproduce", "resolve_precision", "row_config"]

@@ -1,8 +1,8 @@
 """Planning a row: the configuration it trains with (``row_config``: its experiment YAML with the preset's data,
-precision and overrides, its seed, its input checkpoints and every output under ``<out>/rows/<row>/``), that
-configuration's hash (``config_hash``), and what the row still needs (``_plan_row``: a ``RowJob`` with the fit
-unless ``done.json`` holds this very hash, the evaluate unless its JSON exists; ``_plan_reference`` for a row with
-nothing to train).
+precision and overrides, its seed, its input checkpoints and every output under ``<out>/rows/<row>/``; written
+for LightningCLI by ``lightning_config``), that configuration's hash (``config_hash``), and what the row still
+needs (``_plan_row``: a ``RowJob`` with the fit unless ``done.json`` holds this very hash, the evaluate unless its
+JSON exists; ``_plan_reference`` for a row with nothing to train).
 
 Why the hash: a results folder is resumed, not redone, so a row is reused only when it was trained with exactly
 the configuration it would be trained with now (and from the same input rows' training, ``_finished_stamp``);
@@ -21,6 +21,7 @@ from pathlib import Path
 import yaml
 
 from scoresep.configs import deep_merge, load_experiment
+from scoresep.features import gather_features
 from scoresep.fileio import atomic_write_text
 from scoresep.reproduce.jobs import RowJob, _scoresep
 from scoresep.reproduce.preset import Preset, ReproduceError, Row
@@ -36,21 +37,25 @@ def best_checkpoint(out: Path, name: str) -> Path:
 
 
 def row_config(preset: Preset, row: Row, out: Path) -> dict:
-    """The full LightningCLI config of a row: its experiment YAML, the preset's data settings and the row's
-    overrides merged in, input checkpoints from other rows, and every output under the row's folder. A reference
-    row has only the data section."""
+    """The full config of a row: its experiment YAML, the preset's data settings and the row's overrides merged
+    in, input checkpoints from other rows, and every output under the row's folder. A reference row has only the
+    data section.
+
+    The feature settings stand in it flat (``data.instruments``, ``data.sample_rate``, ...), as the CLI took them
+    before they were one ``data.features``: that is the form every results folder's ``config_hash`` was computed
+    on, so its trained rows are still recognised. ``lightning_config`` gathers them for LightningCLI."""
     if row.config is None:
-        data = dict(preset.data)
+        data = spread_features(preset.data)
         for key in ("root", "cache_dir"):
             if key in data:
                 data[key] = str(Path(data[key]).resolve())
         return {"data": data}
-    config = load_experiment(row.config)  # experiments/base/ first, as the CLI reads it
-    config = deep_merge(config, {"data": preset.data})
+    config = _spread_data(load_experiment(row.config))  # experiments/base/ first, as the CLI reads it
+    config = deep_merge(config, {"data": spread_features(preset.data)})
     if preset.precision is not None:
         config = deep_merge(config, {"trainer": {"precision": preset.precision}})
-    config = deep_merge(config, preset.overrides)
-    config = deep_merge(config, row.overrides)
+    config = deep_merge(config, _spread_data(preset.overrides))
+    config = deep_merge(config, _spread_data(row.overrides))
     apply_seed(config, preset.seed)
     folder = row_folder(out, row.name).resolve()
     for argument, needed in row.checkpoints.items():
@@ -68,6 +73,27 @@ def row_config(preset: Preset, row: Row, out: Path) -> dict:
         if key in data:
             data[key] = str(Path(data[key]).resolve())
     return config
+
+
+def spread_features(data: dict) -> dict:
+    """A data section with its ``features`` spread into it, where ``features`` stood (the inverse of
+    ``features.gather_features``)."""
+    spread: dict = {}
+    for key, value in data.items():
+        if key == "features" and isinstance(value, dict):
+            spread.update(value)
+        else:
+            spread[key] = value
+    return spread
+
+
+def _spread_data(config: dict) -> dict:
+    return {**config, "data": spread_features(config["data"])} if isinstance(config.get("data"), dict) else config
+
+
+def lightning_config(config: dict) -> dict:
+    """A ``row_config`` as LightningCLI reads it: the feature settings gathered into ``data.features``."""
+    return {**config, "data": gather_features(config["data"])} if isinstance(config.get("data"), dict) else config
 
 
 def apply_seed(config: dict, seed: int) -> None:
@@ -164,7 +190,7 @@ def _plan_row(preset: Preset, row: Row, out: Path, previous: dict, env: dict[str
         atomic_write_text(started, digest)
         evaluation.unlink(missing_ok=True)  # it scored an earlier training of this row
         config_path = folder / "config.yaml"
-        text = yaml.safe_dump(config, sort_keys=False)
+        text = yaml.safe_dump(lightning_config(config), sort_keys=False)
         atomic_write_text(config_path, text)
         fit = _scoresep("fit", "--config", str(config_path))
         if _has_last(out, row.name):

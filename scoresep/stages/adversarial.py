@@ -25,19 +25,10 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from scoresep.checkpoints import load_separator, load_transcriptor, section
-from scoresep.constants import (
-    DEFAULT_INSTRUMENTS,
-    HARMONIC_TOLERANCE,
-    HOP_LENGTH,
-    MAX_MIDI,
-    MIN_MIDI,
-    N_FFT,
-    N_HARMONICS,
-    SAMPLE_RATE,
-)
+from scoresep.constants import HARMONIC_TOLERANCE, N_HARMONICS
 from scoresep.errors import SettingsError
 from scoresep.evaluation import SeparationEvaluation, TranscriptionEvaluation
-from scoresep.features import StftBackend
+from scoresep.features import DEFAULT_FEATURES, FeatureSettings
 from scoresep.losses import (
     aml_transcriptor_loss,
     artificial_mixtures,
@@ -56,9 +47,8 @@ class AdversarialStage(SeparatingStage):
     """Stage 3: joint fine-tuning with the adversarial mixture (AML) and transcription (ATL) losses.
 
     Args:
-        instruments, sample_rate, n_fft, hop_length, min_midi, max_midi, stft_backend: feature settings, linked
-            from the data
-            module by the CLI; both checkpoints must match them.
+        features: the feature settings (``FeatureSettings``), linked from the data module by the CLI; both
+            checkpoints must match them.
         separator_checkpoint: stage-2 (or stage-3) checkpoint whose separator is fine-tuned.
         transcriptor_checkpoint: stage-1 (or stage-3) checkpoint whose transcriptor (``label: notes``) is
             fine-tuned; ``null`` takes the frozen critic stored in the stage-2 ``separator_checkpoint``.
@@ -97,13 +87,7 @@ class AdversarialStage(SeparatingStage):
 
     def __init__(
         self,
-        instruments: list[str] = list(DEFAULT_INSTRUMENTS),  # noqa: B006 - LightningCLI reads the default
-        sample_rate: int = SAMPLE_RATE,
-        n_fft: int = N_FFT,
-        hop_length: int = HOP_LENGTH,
-        min_midi: int = MIN_MIDI,
-        max_midi: int = MAX_MIDI,
-        stft_backend: StftBackend = "torch",
+        features: FeatureSettings = DEFAULT_FEATURES,
         separator_checkpoint: str | None = None,
         transcriptor_checkpoint: str | None = None,
         aml: bool = True,
@@ -139,8 +123,7 @@ class AdversarialStage(SeparatingStage):
         super().__init__()
         self.save_hyperparameters()
         self.automatic_optimization = False
-        self.setup_stage("AdversarialStage", instruments, sample_rate, n_fft, hop_length, min_midi, max_midi,
-                         max_nonfinite_steps)
+        self.setup_stage("AdversarialStage", features, max_nonfinite_steps)
         check_numbers("AdversarialStage",
                       finite={"transcription_weight": transcription_weight, "aml_weight": aml_weight,
                               "atl_weight": atl_weight, "score_weight": score_weight,
@@ -176,10 +159,10 @@ class AdversarialStage(SeparatingStage):
         # The critic as it starts, frozen: the yardstick of the validation loss (in the checkpoint's state_dict,
         # so a resumed run keeps the same one).
         self.reference_critic = copy.deepcopy(self.transcriptor).eval().requires_grad_(False)
-        thresholds = transcriptor_info.get("thresholds") or [threshold] * len(instruments)
+        thresholds = transcriptor_info.get("thresholds") or [threshold] * len(self.features.instruments)
         self.register_buffer("thresholds", torch.tensor(thresholds, dtype=torch.float32))
         self.transcriptor.eval()  # Lightning restores the modes it finds here after each validation
-        self.setup_separating(self.features, stft_backend, n_harmonics, harmonic_tolerance)
+        self.setup_separating(self.features, n_harmonics, harmonic_tolerance)
         self._reset_evaluation()
 
     # ------------------------------------------------------------------------------------------------ training

@@ -11,7 +11,7 @@ import torch
 from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 
 from scoresep.errors import SettingsError, UserError
-from scoresep.features import FeatureSettings
+from scoresep.features import FeaturesArgument, FeatureSettings
 from scoresep.instruments import check_instruments
 
 log = logging.getLogger(__name__)
@@ -21,7 +21,7 @@ class NonFiniteTraining(UserError, FloatingPointError):
     """Training steps kept giving NaN or infinite losses; the message says how many and what to change."""
 
 
-class EvaluatedStage(pl.LightningModule):
+class EvaluatedStage(FeaturesArgument, pl.LightningModule):
     """Shared evaluation plumbing: a stage calls ``setup_stage`` (its ``features``) and defines
     ``_evaluation_step(batch, batch_idx)`` (validation and test run it), ``_reset_evaluation()`` (clear the sums)
     and ``_log_evaluation(prefix) -> results``; this class runs them at the right hooks, checks the data module's
@@ -31,12 +31,14 @@ class EvaluatedStage(pl.LightningModule):
     _nonfinite_in_a_row: int = 0
     _nonfinite_total: int = 0
 
-    def setup_stage(self, name: str, instruments, sample_rate: int, n_fft: int, hop_length: int, min_midi: int,
-                    max_midi: int, max_nonfinite_steps: int) -> None:
-        """The stage's checked feature settings (``self.features``) and its limit of non-finite steps in a row;
-        ValueError naming the stage ``name`` for an unknown instrument or a limit below 1."""
-        self.features = FeatureSettings(check_instruments(instruments), sample_rate, n_fft, hop_length, min_midi,
-                                        max_midi)
+    def setup_stage(self, name: str, features: FeatureSettings | dict, max_nonfinite_steps: int) -> None:
+        """The stage's checked feature settings (``self.features``; a dict, as its checkpoint stores them, is read
+        too) and its limit of non-finite steps in a row; ValueError naming the stage ``name`` for an unknown
+        instrument or a limit below 1. The hyper-parameters keep the settings as primitives (``to_dict``), so that
+        checkpoints load with ``torch.load(weights_only=True)``."""
+        self.features = FeatureSettings.coerce(features)
+        check_instruments(self.features.instruments)
+        self.hparams["features"] = self.features.to_dict()
         if max_nonfinite_steps < 1:
             raise SettingsError(f"{name}: max_nonfinite_steps must be >= 1, got {max_nonfinite_steps}")
 
@@ -70,7 +72,11 @@ class EvaluatedStage(pl.LightningModule):
         return None
 
     def setup(self, stage: str) -> None:
-        check_datamodule_features(self, self.features)
+        """Stop at start when the trainer's data module was configured with other feature settings."""
+        data = getattr(getattr(self.trainer, "datamodule", None), "features", None)
+        problems = self.features.mismatches(data, "model", "data") if isinstance(data, FeatureSettings) else []
+        if problems:
+            raise SettingsError(f"{type(self).__name__} and the data module disagree: {'; '.join(problems)}")
 
     def on_validation_epoch_start(self) -> None:
         self._reset_evaluation()
@@ -141,18 +147,6 @@ def adamw(module: pl.LightningModule, parameters, lr: float, weight_decay: float
     steps = max(1, int(module.trainer.estimated_stepping_batches))
     cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": cosine, "interval": "step"}}
-
-
-def check_datamodule_features(module: pl.LightningModule, features: FeatureSettings) -> None:
-    """Stop at start when the trainer's data module was configured with other feature settings."""
-    datamodule = getattr(module.trainer, "datamodule", None)
-    settings = getattr(datamodule, "settings", None)
-    if settings is None:
-        return
-    data_features = FeatureSettings(tuple(settings.instruments), settings.sample_rate, datamodule.hparams.n_fft,
-                                    settings.hop_length, settings.min_midi, settings.max_midi)
-    if problems := features.mismatches(data_features, "model", "data"):
-        raise SettingsError(f"{type(module).__name__} and the data module disagree: {'; '.join(problems)}")
 
 
 def evaluation_table(results: dict[str, float], prefix: str, instruments: tuple[str, ...]) -> str:

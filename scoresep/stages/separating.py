@@ -39,11 +39,9 @@ class SeparatingStage(EvaluatedStage):
     separator: SeparatorNetwork
     eval_modules: tuple[str, ...] = ()
 
-    def setup_separating(self, features: FeatureSettings, stft_backend: str, n_harmonics: int,
-                         harmonic_tolerance: float) -> None:
+    def setup_separating(self, features: FeatureSettings, n_harmonics: int, harmonic_tolerance: float) -> None:
         """The spectrogram (with its inverse) and the harmonic templates ``(pitch, freq)`` of ``L_h-mix``."""
-        self.spectrogram = Spectrogram(features.n_fft, features.hop_length, features.sample_rate, inverse=True,
-                                       backend=stft_backend)
+        self.spectrogram = Spectrogram.of(features, inverse=True)
         templates = harmonic_templates(bin_frequencies(features.sample_rate, features.n_fft), features.n_pitches,
                                        features.min_midi, n_harmonics, harmonic_tolerance)
         self.register_buffer("templates", templates, persistent=False)

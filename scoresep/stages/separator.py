@@ -17,19 +17,10 @@ from typing import Any, Literal
 import torch
 
 from scoresep.checkpoints import load_transcriptor, section, warm_start_weights
-from scoresep.constants import (
-    DEFAULT_INSTRUMENTS,
-    HARMONIC_TOLERANCE,
-    HOP_LENGTH,
-    MAX_MIDI,
-    MIN_MIDI,
-    N_FFT,
-    N_HARMONICS,
-    SAMPLE_RATE,
-)
+from scoresep.constants import HARMONIC_TOLERANCE, N_HARMONICS
 from scoresep.errors import SettingsError
 from scoresep.evaluation import SeparationEvaluation
-from scoresep.features import StftBackend
+from scoresep.features import DEFAULT_FEATURES, FeatureSettings
 from scoresep.losses import supervised_loss
 from scoresep.losses.terms import separator_weights, weighted_sum
 from scoresep.models import build_separator, network_spec, separator_spec
@@ -43,9 +34,8 @@ class SeparatorStage(SeparatingStage):
     """Stage 2 (and the supervised upper bound, and the classifier-critic baseline).
 
     Args:
-        instruments, sample_rate, n_fft, hop_length, min_midi, max_midi, stft_backend: feature settings, linked
-            from the data
-            module by the CLI; they must match the critic's checkpoint.
+        features: the feature settings (``FeatureSettings``), linked from the data module by the CLI; they must
+            match the critic's checkpoint.
         model: the separator network, ``{class_path: scoresep.models.<Network>, init_args: {...}}`` (see
             ``models/base.py``): ``FrameSeparator`` (the default) or ``UNetSeparator`` (``SeparatorConfig.paper()``
             sizes it for a GPU). Python callers may pass the network's config dataclass instead.
@@ -78,13 +68,7 @@ class SeparatorStage(SeparatingStage):
 
     def __init__(
         self,
-        instruments: list[str] = list(DEFAULT_INSTRUMENTS),  # noqa: B006 - LightningCLI reads the default
-        sample_rate: int = SAMPLE_RATE,
-        n_fft: int = N_FFT,
-        hop_length: int = HOP_LENGTH,
-        min_midi: int = MIN_MIDI,
-        max_midi: int = MAX_MIDI,
-        stft_backend: StftBackend = "torch",
+        features: FeatureSettings = DEFAULT_FEATURES,
         model: dict[str, Any] | None = None,
         critic: Literal["transcriptor", "classifier", "none"] = "transcriptor",
         transcriptor_checkpoint: str | None = None,
@@ -111,8 +95,7 @@ class SeparatorStage(SeparatingStage):
         spec = separator_spec(model)
         self.save_hyperparameters()
         self.hparams["model"] = spec  # primitives only, so checkpoints load with weights_only=True
-        self.setup_stage("SeparatorStage", instruments, sample_rate, n_fft, hop_length, min_midi, max_midi,
-                         max_nonfinite_steps)
+        self.setup_stage("SeparatorStage", features, max_nonfinite_steps)
         check_numbers("SeparatorStage",
                       finite={"score_weight": score_weight, "mix_weight": mix_weight,
                               "clip_mix_weight": clip_mix_weight,
@@ -129,7 +112,7 @@ class SeparatorStage(SeparatingStage):
         if not supervised and not any(weight > 0 for weight in self.loss_weights.values()):
             raise SettingsError("SeparatorStage: no loss is enabled (set a critic with score_weight > 0, a mixture "
                                 "loss weight, or supervised: true)")
-        self.separator = build_separator(spec, self.features.n_bins, len(instruments))
+        self.separator = build_separator(spec, self.features.n_bins, len(self.features.instruments))
         if separator_checkpoint is not None:
             self.separator.load_state_dict(warm_start_weights(separator_checkpoint, self.separator, self.features))
         self.critic: Transcriptor | None = None
@@ -141,7 +124,7 @@ class SeparatorStage(SeparatingStage):
             self.critic, critic_info = load_transcriptor(transcriptor_checkpoint, expected=self.features, label=label)
             self.critic_thresholds = critic_info.get("thresholds")  # kept so the critic transcribes as calibrated
             self.critic.eval().requires_grad_(False)
-        self.setup_separating(self.features, stft_backend, n_harmonics, harmonic_tolerance)
+        self.setup_separating(self.features, n_harmonics, harmonic_tolerance)
         self._reset_evaluation()
 
     # ------------------------------------------------------------------------------------------------- losses

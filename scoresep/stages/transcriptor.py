@@ -15,10 +15,9 @@ import torch
 import torch.nn.functional as F
 
 from scoresep.checkpoints import section
-from scoresep.constants import DEFAULT_INSTRUMENTS, HOP_LENGTH, MAX_MIDI, MIN_MIDI, N_FFT, SAMPLE_RATE
 from scoresep.errors import SettingsError
 from scoresep.evaluation import TranscriptionEvaluation
-from scoresep.features import Spectrogram, StftBackend
+from scoresep.features import DEFAULT_FEATURES, FeatureSettings, Spectrogram
 from scoresep.models.transcriptor import Transcriptor, TranscriptorConfig
 from scoresep.score import activity_target, isolated_targets
 from scoresep.stages.common import EvaluatedStage, adamw, check_numbers
@@ -37,9 +36,8 @@ class TranscriptorStage(EvaluatedStage):
     """Stage 1: mixture magnitude -> per-instrument piano roll, trained with (weighted) BCE.
 
     Args:
-        instruments, sample_rate, n_fft, hop_length, min_midi, max_midi, stft_backend: feature settings; the CLI
-            links them
-            from the data module, and a run whose data module disagrees stops at start.
+        features: the feature settings (``FeatureSettings``); the CLI links them from the data module, and a run
+            whose data module disagrees stops at start.
         model: transcriptor size (``small`` defaults; ``paper`` in experiments/stage1_paper.yaml).
         label: ``notes`` (piano roll, P = 88) or ``activity`` (the baseline's classifier, P = 1).
         train_on: ``mixture`` (the paper), ``sources`` (isolated stems, each with only its own notes), ``both``,
@@ -67,13 +65,7 @@ class TranscriptorStage(EvaluatedStage):
 
     def __init__(
         self,
-        instruments: list[str] = list(DEFAULT_INSTRUMENTS),  # noqa: B006 - LightningCLI reads the default
-        sample_rate: int = SAMPLE_RATE,
-        n_fft: int = N_FFT,
-        hop_length: int = HOP_LENGTH,
-        min_midi: int = MIN_MIDI,
-        max_midi: int = MAX_MIDI,
-        stft_backend: StftBackend = "torch",
+        features: FeatureSettings = DEFAULT_FEATURES,
         model: TranscriptorConfig | None = None,
         label: Literal["notes", "activity"] = "notes",
         train_on: Literal["mixture", "sources", "both", "submixtures"] = "mixture",
@@ -92,8 +84,7 @@ class TranscriptorStage(EvaluatedStage):
         model = TranscriptorConfig(**model) if isinstance(model, dict) else (model or TranscriptorConfig())
         self.save_hyperparameters()
         self.hparams["model"] = asdict(model)  # primitives only, so checkpoints load with weights_only=True
-        self.setup_stage("TranscriptorStage", instruments, sample_rate, n_fft, hop_length, min_midi, max_midi,
-                         max_nonfinite_steps)
+        self.setup_stage("TranscriptorStage", features, max_nonfinite_steps)
         check_numbers("TranscriptorStage", finite={"pos_weight": pos_weight, "threshold": threshold,
                                                    "submix_keep": submix_keep, "gain_db": gain_db,
                                                    "onset_tolerance": onset_tolerance},
@@ -101,11 +92,12 @@ class TranscriptorStage(EvaluatedStage):
         if pos_weight <= 0 or not 0 < threshold < 1 or not 0 < submix_keep <= 1 or gain_db < 0:
             raise SettingsError(f"TranscriptorStage: need pos_weight > 0, 0 < threshold < 1, 0 < submix_keep <= 1, "
                                 f"gain_db >= 0; got {pos_weight}, {threshold}, {submix_keep}, {gain_db}")
-        self.n_outputs = self.features.n_pitches if label == "notes" else 1
-        self.transcriptor = Transcriptor(self.features.n_bins, len(instruments), self.n_outputs, model, sample_rate,
-                                        min_midi)
-        self.spectrogram = Spectrogram(n_fft, hop_length, sample_rate, inverse=False, backend=stft_backend)
-        self.register_buffer("thresholds", torch.full((len(instruments),), float(threshold)))
+        features, n_instruments = self.features, len(self.features.instruments)
+        self.n_outputs = features.n_pitches if label == "notes" else 1
+        self.transcriptor = Transcriptor(features.n_bins, n_instruments, self.n_outputs, model, features.sample_rate,
+                                        features.min_midi)
+        self.spectrogram = Spectrogram.of(features, inverse=False)
+        self.register_buffer("thresholds", torch.full((n_instruments,), float(threshold)))
         self._reset_evaluation()
 
     # ------------------------------------------------------------------------------------------------ training
