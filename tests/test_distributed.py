@@ -90,8 +90,9 @@ def test_torchrun_two_nodes_on_localhost_train_stage2_to_a_checkpoint(minislakh,
     overrides = ["--data.root", str(minislakh), "--data.cache_dir", str(tmp_path / "cache"),
                  "--data.segment_seconds=1.0", "--data.batch_size=2", "--trainer.max_steps=2",
                  "--trainer.limit_val_batches=1", "--trainer.enable_progress_bar=false",
-                 "--model.init_args.log_media=false", "--model.init_args.model.channels=4",
-                 "--model.init_args.model.depth=2"]
+                 "--model.init_args.log_media=false",
+                 '--model.init_args.model={"class_path": "scoresep.models.FrameSeparator", '
+                 '"init_args": {"hidden": 8, "blocks": 1}}']
     nodes = []
     for rank in (0, 1):
         env = {**os.environ, "OMP_NUM_THREADS": "1", "NNODES": "2", "NODE_RANK": str(rank), "GPUS_PER_NODE": "1",
