@@ -47,7 +47,7 @@ def paper_sized_steps(steps: int) -> None:
     import pytorch_lightning as pl
     from train_step import _StepTimer, random_batch
 
-    from scoresep.models import FrameSeparatorConfig, SeparatorConfig
+    from scoresep.models import FrameSeparatorConfig, UNetConfig
     from scoresep.models.transcriptor import TranscriptorConfig
     from scoresep.stages import SeparatorStage, TranscriptorStage
 
@@ -57,7 +57,7 @@ def paper_sized_steps(steps: int) -> None:
         checkpoint = {"state_dict": critic.state_dict()}
         critic.on_save_checkpoint(checkpoint)
         torch.save(checkpoint, folder / "critic.ckpt")
-        networks = {"U-Net (paper size)": asdict(SeparatorConfig.paper()),
+        networks = {"U-Net (paper size)": asdict(UNetConfig.paper()),
                     "frame separator (hidden 512, 8 blocks)": {
                         "class_path": "scoresep.models.FrameSeparator",
                         "init_args": asdict(FrameSeparatorConfig(hidden=512, blocks=8))}}

@@ -50,14 +50,14 @@ def measure(path: Path, ckpt: str | None, chunk_seconds: float, threads: int | N
     from scoresep.cli.separate import separate_file
     from scoresep.features import FeatureSettings
     from scoresep.inference.separation import Separator
-    from scoresep.models.separator import SeparatorConfig
-    from scoresep.models.separator import UNetSeparator as SeparatorNetwork
+    from scoresep.models.unet import UNetConfig
+    from scoresep.models.unet import UNetSeparator as SeparatorNetwork
 
     if ckpt:
         separator = Separator.from_checkpoint(ckpt, chunk_seconds=chunk_seconds, device="cpu")
     else:
         features = FeatureSettings(("bass", "guitar", "piano"), 16_000, 1024, 256, 21, 108)
-        network = SeparatorNetwork(features.n_bins, 3, SeparatorConfig(channels=12, depth=3))
+        network = SeparatorNetwork(features.n_bins, 3, UNetConfig(channels=12, depth=3))
         separator = Separator(network, features, chunk_seconds=chunk_seconds, device="cpu")
     loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     with tempfile.TemporaryDirectory() as out:

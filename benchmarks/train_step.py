@@ -125,7 +125,7 @@ def plain_loop(stage, batch: dict, steps: int, sources_always: bool,
     """Seconds per optimiser step of stage 1/2 rows in a hand-written loop, and the seconds of each phase
     (forward and losses under bf16 autocast for ``bf16-mixed``, as Lightning runs them)."""
     from scoresep.stages import TranscriptorStage
-    from scoresep.stages.separating import separate
+    from scoresep.stages.separating_base import separate
 
     stage.train()
     is_transcriptor = isinstance(stage, TranscriptorStage)

@@ -18,8 +18,8 @@ from pytorch_lightning.loggers import CSVLogger
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from helpers import tiny_datamodule  # noqa: E402
 
-from scoresep.models.separator import SeparatorConfig  # noqa: E402
 from scoresep.models.transcriptor import TranscriptorConfig  # noqa: E402
+from scoresep.models.unet import UNetConfig  # noqa: E402
 from scoresep.stages import AdversarialStage, SeparatorStage, TranscriptorStage  # noqa: E402
 from scoresep.training import AtomicCheckpointIO  # noqa: E402
 
@@ -43,7 +43,7 @@ def build_stage(kind: str, checkpoints: Path):
         return TranscriptorStage(model=TranscriptorConfig(channels=4, conv_blocks=1, hidden=16, rnn_layers=1,
                                                           dropout=0.0))
     if kind == "separator":
-        return SeparatorStage(model=SeparatorConfig(channels=4, depth=2), log_media=False,
+        return SeparatorStage(model=UNetConfig(channels=4, depth=2), log_media=False,
                               transcriptor_checkpoint=str(checkpoints / "stage1.ckpt"))
     return AdversarialStage(separator_checkpoint=str(checkpoints / "stage2.ckpt"), aml=True, log_media=False)
 

@@ -7,8 +7,8 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback
 
 from scoresep.data.datamodule import SlakhDataModule
-from scoresep.models.separator import SeparatorConfig
 from scoresep.models.transcriptor import TranscriptorConfig
+from scoresep.models.unet import UNetConfig
 from scoresep.stages import SeparatorStage, TranscriptorStage
 
 TINY_T = {"channels": 4, "conv_blocks": 1, "hidden": 16, "rnn_layers": 1, "dropout": 0.0}  # transcriptor size
@@ -43,7 +43,7 @@ def train_tiny_stages(root, folder, steps: int = 2) -> tuple[TranscriptorStage, 
     trainer = quiet_trainer(folder, max_steps=steps, limit_val_batches=0)
     trainer.fit(transcriptor, tiny_datamodule(root, folder))
     trainer.save_checkpoint(folder / "stage1.ckpt")
-    separator = SeparatorStage(model=SeparatorConfig(**TINY_S), log_media=False,
+    separator = SeparatorStage(model=UNetConfig(**TINY_S), log_media=False,
                                transcriptor_checkpoint=str(folder / "stage1.ckpt"))
     trainer = quiet_trainer(folder, max_steps=steps, limit_val_batches=0)
     trainer.fit(separator, tiny_datamodule(root, folder))

@@ -13,8 +13,8 @@ from scoresep.losses import (
     score_loss,
     transcription_bce,
 )
-from scoresep.models.separator import SeparatorConfig, UNetSeparator
 from scoresep.models.transcriptor import Transcriptor, TranscriptorConfig
+from scoresep.models.unet import UNetConfig, UNetSeparator
 
 BINS, PITCHES, FRAMES = 65, 12, 16
 
@@ -101,7 +101,7 @@ def _tiny_models():
     transcriptor = Transcriptor(BINS, 3, PITCHES, TranscriptorConfig(channels=4, conv_blocks=1, hidden=16,
                                                                      rnn_layers=1, dropout=0.0, bands_per_semitone=0,
                                                                      log_eps=1.0, harmonics=[])).eval()
-    separator = UNetSeparator(BINS, 3, SeparatorConfig(channels=4, depth=2)).eval()
+    separator = UNetSeparator(BINS, 3, UNetConfig(channels=4, depth=2)).eval()
     mixture = torch.rand(4, BINS, FRAMES) * 10
     rolls = (torch.rand(4, 3, PITCHES, FRAMES) < 0.2).float()
     return transcriptor, separator, mixture, rolls

@@ -22,8 +22,8 @@ from scoresep.inference.transcription import Transcriber
 from scoresep.inference.writers import StemWriter
 from scoresep.instruments import INSTRUMENTS
 from scoresep.metrics import roll_note_frames
-from scoresep.models.separator import SeparatorConfig
-from scoresep.models.separator import UNetSeparator as SeparatorNetwork
+from scoresep.models.unet import UNetConfig
+from scoresep.models.unet import UNetSeparator as SeparatorNetwork
 from scoresep.stages.adversarial import AdversarialStage
 
 
@@ -66,7 +66,7 @@ def test_chunks_tile_the_signal_with_aligned_context():
 @pytest.mark.parametrize("depth", [2, 3, 4])
 def test_receptive_field_bound_covers_every_frame_that_can_change(depth):
     torch.manual_seed(depth)
-    network = SeparatorNetwork(65, 2, SeparatorConfig(channels=2, depth=depth)).eval()
+    network = SeparatorNetwork(65, 2, UNetConfig(channels=2, depth=depth)).eval()
     magnitude = torch.rand(1, 65, 300)
     with torch.no_grad():
         for position in (150, 151, 153):
@@ -234,7 +234,7 @@ def test_transcriber_refuses_an_activity_classifier(minislakh, tmp_path):
 
 
 def test_too_short_input_is_refused_with_its_name():
-    network = SeparatorNetwork(513, 3, SeparatorConfig(channels=2, depth=2))
+    network = SeparatorNetwork(513, 3, UNetConfig(channels=2, depth=2))
     from scoresep.features import FeatureSettings
 
     separator = Separator(network, FeatureSettings(("bass", "guitar", "piano"), 16_000, 1024, 256, 21, 108),
@@ -265,7 +265,7 @@ def test_chunked_separation_is_exact_with_a_window_longer_than_four_hops():
     from scoresep.features import FeatureSettings
 
     torch.manual_seed(0)
-    network = SeparatorNetwork(1025, 2, SeparatorConfig(channels=2, depth=1)).eval()
+    network = SeparatorNetwork(1025, 2, UNetConfig(channels=2, depth=1)).eval()
     for module in network.modules():
         if isinstance(module, torch.nn.BatchNorm1d | torch.nn.BatchNorm2d):
             module.running_mean.uniform_(-0.5, 0.5)

@@ -10,7 +10,7 @@ import torch
 from helpers import TINY_S, quiet_trainer, run_cli, tiny_batch, tiny_datamodule
 
 from scoresep.losses.terms import SEPARATOR_TERMS, LossInputs, LossTerm, register_separator_term
-from scoresep.models.separator import SeparatorConfig
+from scoresep.models.unet import UNetConfig
 from scoresep.stages import AdversarialStage, SeparatorStage
 
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
@@ -29,7 +29,7 @@ def energy_term():
 
 
 def test_a_new_term_trains_in_stage_2_and_stage_3(energy_term, minislakh, tiny_checkpoints, tmp_path):
-    stage2 = SeparatorStage(model=SeparatorConfig(**TINY_S), critic="none", clip_mix_weight=0.1,
+    stage2 = SeparatorStage(model=UNetConfig(**TINY_S), critic="none", clip_mix_weight=0.1,
                             harmonic_mix_weight=0.1, loss_weights={"energy": 0.5}, log_media=False)
     trainer = quiet_trainer(tmp_path / "two", max_steps=1, limit_val_batches=0, log_every_n_steps=1)
     trainer.fit(stage2, tiny_datamodule(minislakh, tmp_path))
@@ -44,7 +44,7 @@ def test_a_new_term_trains_in_stage_2_and_stage_3(energy_term, minislakh, tiny_c
 
 
 def test_the_weighted_total_uses_the_table_weights(energy_term, minislakh, tmp_path):
-    stage = SeparatorStage(model=SeparatorConfig(**TINY_S), critic="none", clip_mix_weight=0.25,
+    stage = SeparatorStage(model=UNetConfig(**TINY_S), critic="none", clip_mix_weight=0.25,
                            harmonic_mix_weight=0.0, loss_weights={"energy": 2.0}, log_media=False)
     batch = tiny_batch(minislakh, tmp_path)
     _, separated = stage.separate(batch["mixture_mag"])
@@ -55,7 +55,7 @@ def test_the_weighted_total_uses_the_table_weights(energy_term, minislakh, tmp_p
 
 def test_unknown_doubled_or_impossible_terms_are_refused_when_the_stage_is_built(energy_term, minislakh, tmp_path,
                                                                                  capsys, monkeypatch):
-    tiny = SeparatorConfig(**TINY_S)
+    tiny = UNetConfig(**TINY_S)
     with pytest.raises(ValueError, match=r"unknown loss term 'enrgy'; the terms are \[.*'energy'"):
         SeparatorStage(model=tiny, critic="none", loss_weights={"enrgy": 1.0})
     with pytest.raises(ValueError, match="loss_weights gives 'clip_mix', which has its own argument clip_mix_weight"):

@@ -12,7 +12,7 @@ from scoresep.inference.sources import ArraySource
 from scoresep.models import (
     FrameSeparator,
     FrameSeparatorConfig,
-    SeparatorConfig,
+    UNetConfig,
     UNetSeparator,
     build_separator,
     separator_spec,
@@ -31,7 +31,7 @@ def _randomise_batchnorm(network: torch.nn.Module) -> None:
 
 def test_specs_name_the_network_and_refuse_unknown_fields():
     assert separator_spec(None)["class_path"] == "scoresep.models.FrameSeparator"
-    assert separator_spec({"channels": 4, "depth": 2}) == separator_spec(SeparatorConfig(channels=4, depth=2))
+    assert separator_spec({"channels": 4, "depth": 2}) == separator_spec(UNetConfig(channels=4, depth=2))
     spec = separator_spec(FrameSeparatorConfig(hidden=8))
     assert spec == {"class_path": "scoresep.models.FrameSeparator",
                     "init_args": {"hidden": 8, "blocks": 6, "dilation_cycle": 6, "dropout": 0.0, "log_eps": 1e-3}}
@@ -69,7 +69,7 @@ def test_frame_separator_masks_are_in_unit_range_and_start_neutral():
 
 @pytest.mark.parametrize("network", [
     FrameSeparator(513, 3, FrameSeparatorConfig(hidden=8, blocks=4)),
-    UNetSeparator(513, 3, SeparatorConfig(channels=2, depth=2)),
+    UNetSeparator(513, 3, UNetConfig(channels=2, depth=2)),
 ])
 def test_chunked_separation_is_exact_for_every_network(network):
     torch.manual_seed(0)

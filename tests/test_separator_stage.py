@@ -5,8 +5,8 @@ from helpers import TINY_FRAME, TINY_S, TINY_T, quiet_trainer, tiny_datamodule
 
 from scoresep.checkpoints import CheckpointError, load_separator
 from scoresep.features import FeatureSettings
-from scoresep.models.separator import SeparatorConfig, UNetSeparator
 from scoresep.models.transcriptor import TranscriptorConfig
+from scoresep.models.unet import UNetConfig, UNetSeparator
 from scoresep.stages.separator import SeparatorStage
 from scoresep.stages.transcriptor import TranscriptorStage
 
@@ -26,13 +26,13 @@ def stage1_checkpoints(minislakh, tmp_path_factory):
 
 
 def test_separator_masks_are_in_unit_range_for_odd_sizes():
-    model = UNetSeparator(513, 3, SeparatorConfig(**TINY_S))
+    model = UNetSeparator(513, 3, UNetConfig(**TINY_S))
     masks = model(torch.rand(2, 513, 63) * 50)
     assert masks.shape == (2, 3, 513, 63) and masks.min() >= 0 and masks.max() <= 1
 
 
 def test_critic_weights_stay_bit_identical_through_training(minislakh, tmp_path, stage1_checkpoints):
-    stage = SeparatorStage(model=SeparatorConfig(**TINY_S), transcriptor_checkpoint=str(stage1_checkpoints["notes"]))
+    stage = SeparatorStage(model=UNetConfig(**TINY_S), transcriptor_checkpoint=str(stage1_checkpoints["notes"]))
     critic_before = {k: v.clone() for k, v in stage.critic.state_dict().items()}
     separator_before = {k: v.clone() for k, v in stage.separator.state_dict().items()}
     quiet_trainer(tmp_path, max_steps=3, limit_val_batches=1).fit(stage, tiny_datamodule(minislakh, tmp_path))
@@ -49,7 +49,7 @@ def test_critic_weights_stay_bit_identical_through_training(minislakh, tmp_path,
 ])
 def test_variants_train_and_report_si_sdr_per_instrument(minislakh, tmp_path, stage1_checkpoints, variant):
     label = "activity" if variant["critic"] == "classifier" else "notes"
-    stage = SeparatorStage(model=SeparatorConfig(**TINY_S), transcriptor_checkpoint=str(stage1_checkpoints[label]),
+    stage = SeparatorStage(model=UNetConfig(**TINY_S), transcriptor_checkpoint=str(stage1_checkpoints[label]),
                            **variant)
     trainer = quiet_trainer(tmp_path, max_steps=2, limit_val_batches=2)
     datamodule = tiny_datamodule(minislakh, tmp_path)
@@ -83,7 +83,7 @@ def test_bad_critic_checkpoints_are_refused_before_training(tmp_path, stage1_che
     with pytest.raises(CheckpointError, match=r"instruments=\('bass', 'piano'\) \(this run\)"):
         SeparatorStage(transcriptor_checkpoint=str(stage1_checkpoints["notes"]),
                        features=FeatureSettings(("bass", "piano")))
-    separator_only = SeparatorStage(critic="none", supervised=True, model=SeparatorConfig(**TINY_S))
+    separator_only = SeparatorStage(critic="none", supervised=True, model=UNetConfig(**TINY_S))
     trainer = pl.Trainer(logger=False, accelerator="cpu")
     trainer.strategy.connect(separator_only)
     trainer.save_checkpoint(tmp_path / "stage2.ckpt")
@@ -107,7 +107,7 @@ def test_wandb_offline_gets_audio_and_mask_images_and_csv_still_works(minislakh,
     datamodule = tiny_datamodule(minislakh, tmp_path)
     for logger in (WandbLogger(project="scoresep-test", save_dir=str(tmp_path), offline=True),
                    CSVLogger(save_dir=str(tmp_path), name="csv")):
-        stage = SeparatorStage(model=SeparatorConfig(**TINY_S),
+        stage = SeparatorStage(model=UNetConfig(**TINY_S),
                                transcriptor_checkpoint=str(stage1_checkpoints["notes"]))
         trainer = pl.Trainer(default_root_dir=tmp_path, accelerator="cpu", logger=logger, max_steps=2,
                              limit_val_batches=1, enable_progress_bar=False, enable_checkpointing=False)

@@ -13,8 +13,8 @@ from helpers import TINY_S, SignalAt, quiet_trainer, tiny_datamodule, train_tiny
 from helpers import TINY_T as HELPER_TINY_T
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 
-from scoresep.models.separator import SeparatorConfig
 from scoresep.models.transcriptor import TranscriptorConfig
+from scoresep.models.unet import UNetConfig
 from scoresep.stages.adversarial import AdversarialStage
 from scoresep.stages.separator import SeparatorStage
 from scoresep.stages.transcriptor import TranscriptorStage
@@ -144,7 +144,7 @@ def test_mixed_precision_trains_every_stage(minislakh, tmp_path, tiny_checkpoint
                                             precision):
     stages = {
         "transcriptor": lambda: TranscriptorStage(model=TranscriptorConfig(**TINY_T)),
-        "separator": lambda: SeparatorStage(model=SeparatorConfig(**TINY_S), log_media=False,
+        "separator": lambda: SeparatorStage(model=UNetConfig(**TINY_S), log_media=False,
                                             transcriptor_checkpoint=str(tiny_checkpoints / "stage1.ckpt")),
         "adversarial": lambda: AdversarialStage(separator_checkpoint=str(tiny_checkpoints / "stage2.ckpt"),
                                                 aml=True, atl=True, log_media=False),
@@ -191,7 +191,7 @@ def test_learning_curve_records_every_validation_with_its_step_and_clock(minisla
     """What benchmarks/learning_curves.py plots: one point per validation (none for the sanity check), in step
     order, with the separation metrics and growing wall-clock and CPU seconds."""
     path = tmp_path / "curve" / "curve.json"
-    stage = SeparatorStage(model=SeparatorConfig(**TINY_S), critic="none", clip_mix_weight=0.0,
+    stage = SeparatorStage(model=UNetConfig(**TINY_S), critic="none", clip_mix_weight=0.0,
                            harmonic_mix_weight=0.0, loss_weights={"score_target": 1.0}, log_media=False)
     trainer = quiet_trainer(tmp_path, max_steps=4, val_check_interval=2, check_val_every_n_epoch=None,
                             limit_val_batches=1, num_sanity_val_steps=1, callbacks=[LearningCurve(str(path))])

@@ -7,7 +7,7 @@ see ``base.py`` for the interface a new one implements, ``registry.py`` for how 
 from scoresep.models.base import SeparatorNetwork
 from scoresep.models.frame_separator import FrameSeparator, FrameSeparatorConfig
 from scoresep.models.registry import build_separator, network_spec, separator_spec
-from scoresep.models.separator import SeparatorConfig, UNetSeparator
+from scoresep.models.unet import UNetConfig, UNetSeparator
 
-__all__ = ["FrameSeparator", "FrameSeparatorConfig", "SeparatorConfig", "SeparatorNetwork", "UNetSeparator",
+__all__ = ["FrameSeparator", "FrameSeparatorConfig", "UNetConfig", "SeparatorNetwork", "UNetSeparator",
            "build_separator", "network_spec", "separator_spec"]

@@ -15,7 +15,7 @@ from typing import Any
 from scoresep.errors import SettingsError
 from scoresep.models.base import SeparatorNetwork
 from scoresep.models.frame_separator import FrameSeparator
-from scoresep.models.separator import UNetSeparator
+from scoresep.models.unet import UNetSeparator
 
 
 def class_path_of(cls: type) -> str:

@@ -39,8 +39,9 @@ from scoresep.losses import (
 from scoresep.losses.adversarial import AmlForm
 from scoresep.losses.terms import separator_weights, weighted_sum
 from scoresep.models import network_spec
-from scoresep.stages.common import check_numbers, log_media
-from scoresep.stages.separating import SeparatingStage, masked_waveforms
+from scoresep.stages.arguments import check_numbers
+from scoresep.stages.media import log_media
+from scoresep.stages.separating_base import SeparatingStage, masked_waveforms
 
 
 class AdversarialStage(SeparatingStage):

@@ -26,8 +26,9 @@ from scoresep.losses.terms import separator_weights, weighted_sum
 from scoresep.models import build_separator, network_spec, separator_spec
 from scoresep.models.transcriptor import Transcriptor
 from scoresep.score import activity_target
-from scoresep.stages.common import adamw, check_numbers, log_media
-from scoresep.stages.separating import SeparatingStage, masked_waveforms
+from scoresep.stages.arguments import adamw, check_numbers
+from scoresep.stages.media import log_media
+from scoresep.stages.separating_base import SeparatingStage, masked_waveforms
 
 
 class SeparatorStage(SeparatingStage):
@@ -37,7 +38,7 @@ class SeparatorStage(SeparatingStage):
         features: the feature settings (``FeatureSettings``), linked from the data module by the CLI; they must
             match the critic's checkpoint.
         model: the separator network, ``{class_path: scoresep.models.<Network>, init_args: {...}}`` (see
-            ``models/base.py``): ``FrameSeparator`` (the default) or ``UNetSeparator`` (``SeparatorConfig.paper()``
+            ``models/base.py``): ``FrameSeparator`` (the default) or ``UNetSeparator`` (``UNetConfig.paper()``
             sizes it for a GPU). Python callers may pass the network's config dataclass instead.
         critic: ``transcriptor`` (piano-roll critic), ``classifier`` (activity critic of the baseline) or
             ``none``.

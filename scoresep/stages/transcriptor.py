@@ -20,7 +20,8 @@ from scoresep.evaluation import TranscriptionEvaluation
 from scoresep.features import DEFAULT_FEATURES, FeatureSettings, Spectrogram
 from scoresep.models.transcriptor import Transcriptor, TranscriptorConfig
 from scoresep.score import activity_target, isolated_targets
-from scoresep.stages.common import EvaluatedStage, adamw, check_numbers
+from scoresep.stages.arguments import adamw, check_numbers
+from scoresep.stages.base import EvaluatedStage
 
 
 def random_gain(magnitude: torch.Tensor, gain_db: float) -> torch.Tensor:

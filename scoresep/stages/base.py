@@ -1,14 +1,13 @@
-"""Helpers shared by the stages: feature checks against the data module, result tables."""
+"""What every stage is: ``EvaluatedStage``, the base of the three LightningModules (set-up from the feature
+settings, the check against the data module's, non-finite steps, DDP sums, validation and test, the test table)."""
 
 from __future__ import annotations
 
 import logging
 import math
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 
 from scoresep.errors import SettingsError, UserError
 from scoresep.features import FeaturesArgument, FeatureSettings
@@ -121,34 +120,6 @@ class EvaluatedStage(FeaturesArgument, pl.LightningModule):
         return tensor.cpu()
 
 
-def check_numbers(where: str, finite: dict[str, float] | None = None, nonnegative: dict[str, float] | None = None,
-                  positive: dict[str, float] | None = None) -> None:
-    """Refuse a stage setting at the door, naming the argument and its value (ValueError): every value must be a
-    finite number (a NaN loss weight or learning rate would train on NaN until ``max_nonfinite_steps`` stops the
-    run), ``nonnegative`` ones >= 0 and ``positive`` ones (learning rates) > 0. Loss weights go in ``finite``:
-    their sign is checked with the loss-term table."""
-    groups = (finite or {}, nonnegative or {}, positive or {})
-    for name, value in (item for group in groups for item in group.items()):
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise SettingsError(f"{where}: {name} must be a finite number, got {value}")
-    for name, value in groups[1].items():
-        if value < 0:
-            raise SettingsError(f"{where}: {name} must be >= 0, got {value}")
-    for name, value in groups[2].items():
-        if value <= 0:
-            raise SettingsError(f"{where}: {name} must be > 0, got {value}")
-
-
-def adamw(module: pl.LightningModule, parameters, lr: float, weight_decay: float, scheduler: str):
-    """AdamW over ``parameters``, with a per-step cosine decay to 0 over the run when ``scheduler='cosine'``."""
-    optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
-    if scheduler == "none":
-        return optimizer
-    steps = max(1, int(module.trainer.estimated_stepping_batches))
-    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
-    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": cosine, "interval": "step"}}
-
-
 def evaluation_table(results: dict[str, float], prefix: str, instruments: tuple[str, ...]) -> str:
     """Markdown table of per-instrument results: one row per metric key, one column per instrument."""
     rows: dict[str, dict[str, float]] = {}
@@ -163,37 +134,3 @@ def evaluation_table(results: dict[str, float], prefix: str, instruments: tuple[
                  instruments]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
-
-
-def log_media(module: pl.LightningModule, batch: dict, masks: torch.Tensor, estimates: torch.Tensor,
-              keep: torch.Tensor) -> None:
-    """Separated audio and mask images of the first item with stems, for W&B or TensorBoard loggers.
-
-    Other loggers (CSV) get nothing: scalars only. ``masks``: (batch, instrument, freq, frame);
-    ``estimates``: (items with stems, instrument, time).
-    """
-    loggers = [lg for lg in module.loggers if isinstance(lg, WandbLogger | TensorBoardLogger)]
-    if not loggers or not module.trainer.is_global_zero:
-        return
-    sample_rate = module.features.sample_rate
-    item = int(torch.nonzero(keep)[0])
-    mask_image = masks[item].detach().float().cpu().flip(-2)  # (instrument, freq, frame), low frequencies down
-    mixture = batch["mixture"][item].detach().float().cpu()
-    step = module.global_step
-    for logger in loggers:
-        if isinstance(logger, WandbLogger):
-            import wandb
-
-            media = {"val/media/mixture": wandb.Audio(mixture.numpy(), sample_rate=sample_rate)}
-            for index, name in enumerate(module.features.instruments):
-                media[f"val/media/{name}"] = wandb.Audio(estimates[0, index].float().cpu().numpy(),
-                                                         sample_rate=sample_rate)
-                media[f"val/media/mask_{name}"] = wandb.Image(np.uint8(255 * mask_image[index].numpy()))
-            logger.experiment.log({**media, "trainer/global_step": step})
-        else:
-            writer = logger.experiment
-            writer.add_audio("val/media/mixture", mixture[None], step, sample_rate=sample_rate)
-            for index, name in enumerate(module.features.instruments):
-                writer.add_audio(f"val/media/{name}", estimates[0, index].float().cpu()[None], step,
-                                 sample_rate=sample_rate)
-                writer.add_image(f"val/media/mask_{name}", mask_image[index], step, dataformats="HW")

@@ -18,8 +18,8 @@ from scoresep.models.base import SeparatorNetwork
 
 
 @dataclass
-class SeparatorConfig:
-    """Size of the U-Net. The defaults (``small``) train on 2 CPU cores in minutes; ``SeparatorConfig.paper()``
+class UNetConfig:
+    """Size of the U-Net. The defaults (``small``) train on 2 CPU cores in minutes; ``UNetConfig.paper()``
     (channels 32, depth 5) is sized for a GPU.
 
     Args:
@@ -33,7 +33,7 @@ class SeparatorConfig:
     dropout: float = 0.0
 
     @classmethod
-    def paper(cls) -> SeparatorConfig:
+    def paper(cls) -> UNetConfig:
         return cls(channels=32, depth=5, dropout=0.1)
 
     def __post_init__(self) -> None:
@@ -53,9 +53,9 @@ def _block(in_channels: int, out_channels: int) -> nn.Sequential:
 class UNetSeparator(SeparatorNetwork):
     """A ``SeparatorNetwork`` (arguments there): a 2-D U-Net over the log-magnitude."""
 
-    config_class = SeparatorConfig
+    config_class = UNetConfig
 
-    def __init__(self, n_bins: int, n_instruments: int, config: SeparatorConfig | None = None):
+    def __init__(self, n_bins: int, n_instruments: int, config: UNetConfig | None = None):
         super().__init__(n_bins, n_instruments, config)
         config = self.config
         self.input_norm = nn.BatchNorm1d(n_bins)

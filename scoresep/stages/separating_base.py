@@ -11,7 +11,7 @@ from scoresep.features import FeatureSettings, Spectrogram
 from scoresep.losses.terms import LossInputs, separator_losses
 from scoresep.models import SeparatorNetwork
 from scoresep.score import bin_frequencies, harmonic_templates
-from scoresep.stages.common import EvaluatedStage
+from scoresep.stages.base import EvaluatedStage
 
 
 def separate(separator: SeparatorNetwork, mixture_mag: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
