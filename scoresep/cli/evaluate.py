@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from scoresep.cli.options import at_least_one, chance, positive
+from scoresep.cli.options import add_compute_options, at_least_one, positive
 from scoresep.constants import (
     DEFAULT_INSTRUMENTS,
     HARMONIC_TOLERANCE,
@@ -94,11 +94,7 @@ def add_evaluate_command(commands) -> None:
     evaluate.add_argument("--cache", default="data/cache", help="cache folder (default data/cache)")
     evaluate.add_argument("--mixture", default="instruments", choices=("instruments", "full"),
                           help="instruments: sum of the instruments' stems (the paper); full: the mix file")
-    evaluate.add_argument("--threshold", type=chance, default=None,
-                          help="note probability threshold for every instrument (default: the checkpoint's "
-                               "calibrated per-instrument thresholds; 0.5 for checkpoints without)")
-    evaluate.add_argument("--chunk-seconds", type=positive, default=30.0, help="audio per chunk")
-    evaluate.add_argument("--device", default=None, help="cpu, cuda (default: CUDA when available)")
+    add_compute_options(evaluate, threshold=True)
     evaluate.add_argument("--workers", type=at_least_one, default=None, help="processes for building the cache")
     evaluate.add_argument("--quiet", action="store_true", help="no per-track lines")
     evaluate.set_defaults(run=command_evaluate)

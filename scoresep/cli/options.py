@@ -73,3 +73,14 @@ def add_score_check_options(parser: argparse.ArgumentParser, align_help: str) ->
     parser.add_argument("--length-tolerance", type=non_negative, default=PACK_LENGTH_TOLERANCE,
                         help="without --align: largest difference of recording and score length in s "
                              f"(default {PACK_LENGTH_TOLERANCE:g})")
+
+
+def add_compute_options(parser: argparse.ArgumentParser, threshold: bool = False) -> None:
+    """``--chunk-seconds`` and ``--device`` (and, for commands that transcribe, ``--threshold``), spelled, bounded
+    and explained the same by every command that runs a model on audio."""
+    if threshold:
+        parser.add_argument("--threshold", type=chance, default=None,
+                            help="note probability threshold for every instrument (default: the checkpoint's "
+                                 "calibrated per-instrument thresholds; 0.5 for checkpoints without)")
+    parser.add_argument("--chunk-seconds", type=positive, default=30.0, help="audio per chunk (memory bound)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: CUDA when available)")

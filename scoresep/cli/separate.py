@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from scoresep.cli.inputs import _progress, audio_inputs, end_of_batch, out_folder_argument
-from scoresep.cli.options import add_score_check_options, at_least_one, positive
+from scoresep.cli.options import add_compute_options, add_score_check_options, at_least_one, positive
 from scoresep.constants import (
     DEFAULT_INSTRUMENTS,
     HARMONIC_TOLERANCE,
@@ -201,7 +201,6 @@ def add_separate_command(commands) -> None:
                           help="replace an earlier separation in --out (without it, the run refuses to)")
     separate.add_argument("--format", choices=sorted(AUDIO_FORMATS), default="wav",
                           help="wav/flac: 16-bit; wav32: 32-bit float (default wav)")
-    separate.add_argument("--chunk-seconds", type=positive, default=30.0, help="audio per chunk (memory bound)")
-    separate.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: CUDA when available)")
+    add_compute_options(separate)
     separate.add_argument("--quiet", action="store_true", help="no progress bar")
     separate.set_defaults(run=command_separate)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from scoresep.cli.inputs import audio_inputs, end_of_batch, out_folder_argument, peak_amplitude
-from scoresep.cli.options import chance, positive
+from scoresep.cli.options import add_compute_options
 from scoresep.constants import (
     SILENCE,
 )
@@ -86,9 +86,5 @@ def add_transcribe_command(commands) -> None:
                             help="transcribe each separated instrument instead of the mixture")
     transcribe.add_argument("--separator-ckpt", default=None,
                             help="with --from-separated: the separator's checkpoint (default: --ckpt)")
-    transcribe.add_argument("--threshold", type=chance, default=None,
-                            help="note probability threshold for every instrument (default: the checkpoint's "
-                                 "calibrated per-instrument thresholds; 0.5 for checkpoints without)")
-    transcribe.add_argument("--chunk-seconds", type=positive, default=30.0, help="audio per chunk (memory bound)")
-    transcribe.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: CUDA when available)")
+    add_compute_options(transcribe, threshold=True)
     transcribe.set_defaults(run=command_transcribe)
