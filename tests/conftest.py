@@ -14,19 +14,8 @@ import torch
 from scoresep.constants import DEFAULT_INSTRUMENTS, HOP_LENGTH, MAX_MIDI, MIN_MIDI, SAMPLE_RATE
 from scoresep.data.cache import prepare
 from scoresep.data.synth import synthesise
-from scoresep.losses.terms import SEPARATOR_TERMS
 
 INSTRUMENTS = DEFAULT_INSTRUMENTS
-
-
-@pytest.fixture(autouse=True)
-def _loss_term_table():
-    """Every test sees the project's loss-term table and leaves it so: a term a test (or a docs example) registers
-    is gone after it, whatever the test does."""
-    saved = dict(SEPARATOR_TERMS)
-    yield
-    SEPARATOR_TERMS.clear()
-    SEPARATOR_TERMS.update(saved)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -62,7 +51,7 @@ def tiny_checkpoints(minislakh, tmp_path_factory) -> dict[str, Path]:
     """Tiny stage-1 and stage-2 checkpoints of ``minislakh`` (3 steps each: the weights are not trivial).
 
     Read-only for tests: ``{"stage1": path, "stage2": path}``; copy one before changing it."""
-    from helpers import train_tiny_stages
+    from tests.helpers import train_tiny_stages
 
     folder = tmp_path_factory.mktemp("tiny_checkpoints")
     train_tiny_stages(minislakh, folder, steps=3)

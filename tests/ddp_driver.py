@@ -15,13 +15,12 @@ import torch
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from helpers import tiny_datamodule  # noqa: E402
-
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root: tests.helpers
 from scoresep.models.transcriptor import TranscriptorConfig  # noqa: E402
 from scoresep.models.unet import UNetConfig  # noqa: E402
 from scoresep.stages import AdversarialStage, SeparatorStage, TranscriptorStage  # noqa: E402
 from scoresep.training import AtomicCheckpointIO  # noqa: E402
+from tests.helpers import tiny_datamodule  # noqa: E402
 
 
 class CountEvaluated(Callback):

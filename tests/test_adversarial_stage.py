@@ -2,14 +2,14 @@
 
 import pytest
 import torch
-from helpers import TINY_T, quiet_trainer, tiny_batch, tiny_datamodule, train_tiny_stages
 
-from scoresep.checkpoints import CheckpointError, load_separator, load_transcriptor, read_checkpoint
+from scoresep.checkpoints import CheckpointError, StageCheckpoint
 from scoresep.features import FeatureSettings
 from scoresep.losses.adversarial import aml_transcriptor_loss, artificial_mixtures, atl_transcriptor_loss
 from scoresep.models.transcriptor import TranscriptorConfig
 from scoresep.stages.adversarial import AdversarialStage
 from scoresep.stages.transcriptor import TranscriptorStage
+from tests.helpers import TINY_T, quiet_trainer, tiny_batch, tiny_datamodule, train_tiny_stages
 
 
 @pytest.fixture(scope="module")
@@ -97,9 +97,9 @@ def test_checkpoint_hands_both_models_on(minislakh, tmp_path, checkpoints):
     trainer.fit(stage, tiny_datamodule(minislakh, tmp_path))
     path = tmp_path / "stage3.ckpt"
     trainer.save_checkpoint(path)
-    assert read_checkpoint(path)["scoresep"]["stage"] == "adversarial"
-    separator, _ = load_separator(path, expected=stage.features)
-    transcriptor, info = load_transcriptor(path, expected=stage.features, label="notes")
+    assert StageCheckpoint.read(path).stage == "adversarial"
+    separator, _ = StageCheckpoint.read(path).separator(expected=stage.features)
+    transcriptor, info = StageCheckpoint.read(path).transcriptor(expected=stage.features, label="notes")
     assert info["stage"] == "adversarial"
     for model, trained in ((separator, stage.separator), (transcriptor, stage.transcriptor)):
         for (name, tensor), reference in zip(model.state_dict().items(), trained.state_dict().values(), strict=True):
@@ -110,7 +110,7 @@ def test_checkpoint_hands_both_models_on(minislakh, tmp_path, checkpoints):
 
 def test_transcriptor_defaults_to_the_critic_inside_the_stage2_checkpoint(checkpoints):
     stage = AdversarialStage(separator_checkpoint=str(checkpoints["stage2"]))
-    stage1, _ = load_transcriptor(checkpoints["stage1"])
+    stage1, _ = StageCheckpoint.read(checkpoints["stage1"]).transcriptor()
     for (name, tensor), reference in zip(stage.transcriptor.state_dict().items(), stage1.state_dict().values(),
                                          strict=True):
         assert torch.equal(tensor, reference), name

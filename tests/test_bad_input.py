@@ -21,9 +21,9 @@ import pytest
 import soundfile
 import torch
 import yaml
-from helpers import last_line, run_cli, snapshot
 
 from scoresep.cli import main
+from tests.helpers import last_line, run_cli, snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENTS = ROOT / "experiments"
@@ -297,7 +297,7 @@ def _unknown_instrument(env: Env) -> list[str]:
 
 
 def _ctrl_c(env: Env) -> list[str]:
-    callback = {"class_path": "helpers.SignalAt", "init_args": {"signum": 2, "at": 1}}
+    callback = {"class_path": "tests.helpers.SignalAt", "init_args": {"signum": 2, "at": 1}}
     return _fit(env, "stage1.yaml", "--trainer.logger=false", f"--trainer.callbacks+={json.dumps(callback)}")
 
 

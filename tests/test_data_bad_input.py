@@ -19,12 +19,12 @@ import pretty_midi
 import pytest
 import soundfile
 import yaml
-from helpers import last_line, run_cli
 
 from scoresep.data.audio import AudioError, audio_info, load_audio, read_audio
 from scoresep.data.datamodule import SlakhDataModule
 from scoresep.data.slakh import DatasetError
 from scoresep.data.synth import synthesise
+from tests.helpers import last_line, run_cli
 
 INSTRUMENTS = ("bass", "guitar", "piano")
 TARGET_CLASSES = {"Bass", "Guitar", "Piano"}

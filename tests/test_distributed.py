@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import train_tiny_stages
 
 from scoresep.stages import AdversarialStage
+from tests.helpers import train_tiny_stages
 
 ROOT = Path(__file__).resolve().parent.parent
 DRIVER = Path(__file__).resolve().parent / "ddp_driver.py"

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from helpers import last_line, run_cli, snapshot
+
+from tests.helpers import last_line, run_cli, snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENTS = ROOT / "experiments"

@@ -10,7 +10,6 @@ import pytest
 import soundfile
 import torch
 import torchaudio.functional as audio_functional
-from helpers import last_line, quiet_trainer, run_cli, tiny_datamodule
 
 import scoresep
 from scoresep.data.audio import AudioError
@@ -25,6 +24,7 @@ from scoresep.metrics import roll_note_frames
 from scoresep.models.unet import UNetConfig
 from scoresep.models.unet import UNetSeparator as SeparatorNetwork
 from scoresep.stages.adversarial import AdversarialStage
+from tests.helpers import last_line, quiet_trainer, run_cli, tiny_datamodule
 
 
 @pytest.fixture(scope="module")
@@ -219,11 +219,10 @@ def test_a_failing_input_in_a_batch_does_not_stop_the_others(checkpoints, song, 
 
 
 def test_transcriber_refuses_an_activity_classifier(minislakh, tmp_path):
-    from helpers import TINY_T, quiet_trainer, tiny_datamodule
-
     from scoresep.checkpoints import CheckpointError
     from scoresep.models.transcriptor import TranscriptorConfig
     from scoresep.stages.transcriptor import TranscriptorStage
+    from tests.helpers import TINY_T, quiet_trainer, tiny_datamodule
 
     trainer = quiet_trainer(tmp_path, max_steps=1, limit_val_batches=0)
     trainer.fit(TranscriptorStage(model=TranscriptorConfig(**TINY_T), label="activity"),

@@ -13,9 +13,9 @@ import pytest
 import soundfile
 import torch
 from conftest import INSTRUMENTS
-from helpers import last_line, run_cli, snapshot
 
 from scoresep.data.slakh import scan
+from tests.helpers import last_line, run_cli, snapshot
 
 NO_CUDA = "no CUDA device is visible on this machine (torch.cuda.is_available() is False); use --device cpu"
 

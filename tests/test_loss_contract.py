@@ -11,10 +11,10 @@ from collections.abc import Callable
 
 import pytest
 import torch
-from helpers import TINY_T
 
 import scoresep.losses as losses
 from scoresep.models.transcriptor import Transcriptor, TranscriptorConfig
+from tests.helpers import TINY_T
 
 BATCH, INSTRUMENTS, BINS, FRAMES, PITCHES = 2, 3, 513, 8, 88
 # Exported helpers that are not losses (they build inputs of losses).
@@ -49,6 +49,7 @@ CALLS: dict[str, tuple[Callable[[torch.Tensor], torch.Tensor], Callable[[], torc
                           _separated, "separated"),
     "supervised_loss": (lambda s: losses.supervised_loss(s, torch.zeros_like(_separated())), _separated,
                         "separated"),
+    "note_bce": (lambda x: losses.note_bce(x, _rolls(), 20.0), _rolls, "logits"),
     "transcription_bce": (lambda x: losses.transcription_bce(_critic(), x, _rolls(), 20.0), _mixture, "spectrogram"),
     "aml_separator_loss": (lambda x: losses.aml_separator_loss(_critic(), x, _rolls(), 5.0), _mixture, "mixtures"),
     "aml_transcriptor_loss": (lambda x: losses.aml_transcriptor_loss(_critic(), x, _rolls(), "clipped", 1.0, 5.0),

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import TINY_FRAME, TINY_T, run_cli
 
-from scoresep.checkpoints import load_separator, load_transcriptor
+from scoresep.checkpoints import StageCheckpoint
 from scoresep.data.datamodule import SlakhDataModule
 from scoresep.features import FeatureSettings
 from scoresep.models.transcriptor import TranscriptorConfig
 from scoresep.stages import SeparatorStage, TranscriptorStage
+from tests.helpers import TINY_FRAME, TINY_T, run_cli
 
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 FEATURES = FeatureSettings(("bass", "piano"), n_fft=512)
@@ -121,8 +121,8 @@ def test_ckpt_path_tests_and_resumes_an_old_checkpoint(runs, minislakh, in_tmp, 
 
 
 def test_old_checkpoints_hand_on_to_the_next_stages(runs, minislakh, in_tmp, capsys):
-    assert load_transcriptor(runs["old"]["stage1"], expected=FEATURES)[1]["features"] == FEATURES
-    assert load_separator(runs["old"]["stage2"], expected=FEATURES)[1]["features"] == FEATURES
+    assert StageCheckpoint.read(runs["old"]["stage1"]).transcriptor(expected=FEATURES)[1]["features"] == FEATURES
+    assert StageCheckpoint.read(runs["old"]["stage2"]).separator(expected=FEATURES)[1]["features"] == FEATURES
     code, _, err = run_cli(["fit", "--config", str(EXPERIMENTS / "stage2.yaml"), *_args(minislakh, in_tmp),
                             *TINY_STAGE2, "--trainer.fast_dev_run=true",
                             f"--model.init_args.transcriptor_checkpoint={runs['old']['stage1']}"], capsys)
@@ -164,7 +164,7 @@ def test_load_from_checkpoint_reads_old_checkpoints(runs, tmp_path):
             assert stage.load_from_checkpoint(handle).features == FEATURES
     assert SlakhDataModule.load_from_checkpoint(runs["old"]["stage1"]).features == FEATURES
     # a checkpoint saved from Python (no class path among its hyper-parameters)
-    from helpers import quiet_trainer
+    from tests.helpers import quiet_trainer
 
     stage = TranscriptorStage(features=FEATURES, model=TranscriptorConfig(**TINY_T))
     trainer = quiet_trainer(tmp_path)

@@ -20,7 +20,6 @@ import pretty_midi
 import pytest
 import soundfile
 import yaml
-from helpers import run_cli
 
 from scoresep.cli import main
 from scoresep.data.align import align_score, warp_score
@@ -29,6 +28,7 @@ from scoresep.data.cache import load_index, prepare
 from scoresep.data.midi import load_midi
 from scoresep.data.pack import split_labels
 from scoresep.data.slakh import scan
+from tests.helpers import run_cli
 
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 INSTRUMENTS = ("bass", "guitar", "piano")

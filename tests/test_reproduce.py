@@ -9,7 +9,6 @@ import time
 import pytest
 import torch
 import yaml
-from helpers import TINY_FRAME, TINY_T, train_tiny_stages
 
 from scoresep.cli import main
 from scoresep.configs import deep_merge
@@ -29,6 +28,7 @@ from scoresep.reproduce import (
     resolve_precision,
     row_config,
 )
+from tests.helpers import TINY_FRAME, TINY_T, train_tiny_stages
 
 TINY_TRAINER = {"max_epochs": 1, "limit_train_batches": 2, "limit_val_batches": 1, "enable_progress_bar": False}
 

@@ -11,7 +11,6 @@ import pretty_midi
 import pytest
 import soundfile
 import torch
-from helpers import last_line, run_cli
 
 from scoresep.data.slakh import scan
 from scoresep.features import FeatureSettings
@@ -19,6 +18,7 @@ from scoresep.inference.separation import Separator
 from scoresep.inference.sources import ArraySource
 from scoresep.metrics import si_sdr
 from scoresep.score import bin_frequencies, harmonic_templates, score_masks, score_rolls
+from tests.helpers import last_line, run_cli
 
 INSTRUMENTS = ("bass", "guitar", "piano")
 FEATURES = FeatureSettings(INSTRUMENTS, 16_000, 1024, 256, 21, 108)

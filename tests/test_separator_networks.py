@@ -3,9 +3,8 @@
 import numpy as np
 import pytest
 import torch
-from helpers import TINY_S, quiet_trainer, tiny_datamodule, train_tiny_stages
 
-from scoresep.checkpoints import load_separator
+from scoresep.checkpoints import StageCheckpoint
 from scoresep.features import FeatureSettings
 from scoresep.inference.separation import Separator
 from scoresep.inference.sources import ArraySource
@@ -18,6 +17,7 @@ from scoresep.models import (
     separator_spec,
 )
 from scoresep.stages import AdversarialStage, SeparatorStage
+from tests.helpers import TINY_S, quiet_trainer, tiny_datamodule, train_tiny_stages
 
 FRAME = {"class_path": "scoresep.models.FrameSeparator", "init_args": {"hidden": 16, "blocks": 3}}
 
@@ -91,7 +91,7 @@ def test_a_frame_separator_goes_from_stage_2_to_stage_3_and_to_separate(minislak
     trainer = quiet_trainer(tmp_path, max_steps=2, limit_val_batches=0)
     trainer.fit(stage2, tiny_datamodule(minislakh, tmp_path))
     trainer.save_checkpoint(tmp_path / "frame.ckpt")
-    network, info = load_separator(tmp_path / "frame.ckpt")
+    network, info = StageCheckpoint.read(tmp_path / "frame.ckpt").separator()
     assert isinstance(network, FrameSeparator) and info["init_args"]["hidden"] == 16
     for name, tensor in network.state_dict().items():
         assert torch.equal(tensor, stage2.separator.state_dict()[name]), name
@@ -110,5 +110,5 @@ def test_old_unet_checkpoints_without_a_class_path_still_load(minislakh, tmp_pat
     checkpoint = torch.load(tmp_path / "stage2.ckpt", weights_only=True)
     checkpoint["scoresep"]["models"]["separator"] = {"config": dict(TINY_S, dropout=0.0)}  # the format before
     torch.save(checkpoint, tmp_path / "old.ckpt")
-    network, _ = load_separator(tmp_path / "old.ckpt")
+    network, _ = StageCheckpoint.read(tmp_path / "old.ckpt").separator()
     assert isinstance(network, UNetSeparator) and network.config.channels == TINY_S["channels"]

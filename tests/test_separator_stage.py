@@ -1,14 +1,14 @@
 import pytest
 import pytorch_lightning as pl
 import torch
-from helpers import TINY_FRAME, TINY_S, TINY_T, quiet_trainer, tiny_datamodule
 
-from scoresep.checkpoints import CheckpointError, load_separator
+from scoresep.checkpoints import CheckpointError, StageCheckpoint
 from scoresep.features import FeatureSettings
 from scoresep.models.transcriptor import TranscriptorConfig
 from scoresep.models.unet import UNetConfig, UNetSeparator
 from scoresep.stages.separator import SeparatorStage
 from scoresep.stages.transcriptor import TranscriptorStage
+from tests.helpers import TINY_FRAME, TINY_S, TINY_T, quiet_trainer, tiny_datamodule
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def test_variants_train_and_report_si_sdr_per_instrument(minislakh, tmp_path, st
             results[f"test/si_sdr/{name}"] - results[f"test/input_si_sdr/{name}"], abs=1e-3)
     path = tmp_path / "stage2.ckpt"
     trainer.save_checkpoint(path)
-    separator, info = load_separator(path)
+    separator, info = StageCheckpoint.read(path).separator()
     assert info["stage"] == "separator"
     assert all(torch.equal(t, stage.separator.state_dict()[k]) for k, t in separator.state_dict().items())
     assert not any("spectrogram" in key for key in torch.load(path, weights_only=True)["state_dict"])

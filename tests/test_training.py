@@ -9,8 +9,6 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
-from helpers import TINY_S, SignalAt, quiet_trainer, tiny_datamodule, train_tiny_stages
-from helpers import TINY_T as HELPER_TINY_T
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 
 from scoresep.models.transcriptor import TranscriptorConfig
@@ -19,6 +17,8 @@ from scoresep.stages.adversarial import AdversarialStage
 from scoresep.stages.separator import SeparatorStage
 from scoresep.stages.transcriptor import TranscriptorStage
 from scoresep.training import AtomicCheckpointIO, LearningCurve, PreemptionCheckpoint, RandomStateCheckpoint
+from tests.helpers import TINY_S, SignalAt, quiet_trainer, tiny_datamodule, train_tiny_stages
+from tests.helpers import TINY_T as HELPER_TINY_T
 
 TINY_T = {**HELPER_TINY_T, "dropout": 0.1}  # dropout on: resumes and seeds must repeat its draws too
 
@@ -170,7 +170,7 @@ def test_a_fit_stopped_by_a_signal_exits_non_zero_so_it_never_looks_finished(sig
     from scoresep.cli import main
 
     monkeypatch.setattr("sys.argv", ["scoresep"])
-    callback = {"class_path": "helpers.SignalAt", "init_args": {"signum": int(signum), "at": 1}}
+    callback = {"class_path": "tests.helpers.SignalAt", "init_args": {"signum": int(signum), "at": 1}}
     config = Path(__file__).resolve().parent.parent / "experiments" / "stage1.yaml"
     args = ["fit", "--config", str(config), "--data.root", str(minislakh), "--data.cache_dir",
             str(tmp_path / "cache"), "--data.segment_seconds", "1.0", "--data.batch_size", "2",

@@ -1,12 +1,12 @@
 import pytest
 import torch
-from helpers import quiet_trainer, tiny_batch, tiny_datamodule
 
-from scoresep.checkpoints import CheckpointError, load_transcriptor
+from scoresep.checkpoints import CheckpointError, StageCheckpoint
 from scoresep.features import FeatureSettings
 from scoresep.models.transcriptor import Transcriptor, TranscriptorConfig
 from scoresep.score import activity_target
 from scoresep.stages.transcriptor import TranscriptorStage, random_gain
+from tests.helpers import quiet_trainer, tiny_batch, tiny_datamodule
 
 TINY = {"channels": 4, "conv_blocks": 1, "hidden": 16, "rnn_layers": 1, "dropout": 0.0}
 
@@ -80,21 +80,21 @@ def test_checkpoint_hands_the_transcriptor_on_without_kernels(minislakh, tmp_pat
     assert not any("spectrogram" in key or "kernel" in key for key in checkpoint["state_dict"])
     assert checkpoint["scoresep"]["stage"] == "transcriptor"
     features = FeatureSettings(("bass", "guitar", "piano"), 16_000, 1024, 256, 21, 108)
-    model, info = load_transcriptor(path, expected=features, label="activity")
+    model, info = StageCheckpoint.read(path).transcriptor(expected=features, label="activity")
     assert info["n_pitches"] == 1 and info["label"] == "activity"
     for name, tensor in stage.transcriptor.state_dict().items():
         assert torch.equal(tensor, model.state_dict()[name]), name
     with pytest.raises(CheckpointError, match=r"label='activity', this run needs label='notes'"):
-        load_transcriptor(path, expected=features, label="notes")
+        StageCheckpoint.read(path).transcriptor(expected=features, label="notes")
     other = FeatureSettings(("bass", "guitar", "piano"), 22_050, 1024, 256, 21, 108)
     with pytest.raises(CheckpointError, match=rf"{path}: trained with other feature settings: sample_rate=22050 "
                                               r"\(this run\) vs sample_rate=16000 \(checkpoint\)"):
-        load_transcriptor(path, expected=other)
+        StageCheckpoint.read(path).transcriptor(expected=other)
     with pytest.raises(CheckpointError, match="checkpoint file not found"):
-        load_transcriptor(tmp_path / "missing.ckpt")
+        StageCheckpoint.read(tmp_path / "missing.ckpt").transcriptor()
     (tmp_path / "garbage.ckpt").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="garbage.ckpt: cannot read checkpoint"):
-        load_transcriptor(tmp_path / "garbage.ckpt")
+        StageCheckpoint.read(tmp_path / "garbage.ckpt").transcriptor()
 
 
 def test_stage_and_data_disagreeing_stop_at_start(minislakh, tmp_path):
@@ -130,7 +130,7 @@ def test_thresholds_are_calibrated_on_validation_kept_in_the_checkpoint_and_used
     assert logged != [0.5, 0.5, 0.5]  # a few steps of weighted BCE are far from calibrated at 0.5
     path = tmp_path / "calibrated.ckpt"
     trainer.save_checkpoint(path)
-    _, info = load_transcriptor(path)
+    _, info = StageCheckpoint.read(path).transcriptor()
     assert info["thresholds"] == pytest.approx(logged)
     assert Transcriber.from_checkpoint(path, device="cpu").thresholds.tolist() == pytest.approx(logged)
     assert Transcriber.from_checkpoint(path, threshold=0.7, device="cpu").thresholds.tolist() == pytest.approx(
@@ -158,7 +158,7 @@ def test_checkpoints_from_before_the_input_settings_load_with_linear_bins_and_lo
         del checkpoint["scoresep"]["models"]["transcriptor"]["config"][key]
     del checkpoint["scoresep"]["models"]["transcriptor"]["thresholds"]
     torch.save(checkpoint, tmp_path / "old.ckpt")
-    model, info = load_transcriptor(tmp_path / "old.ckpt")
+    model, info = StageCheckpoint.read(tmp_path / "old.ckpt").transcriptor()
     assert model.filterbank is None and model.config.log_eps == 1.0
     magnitude = torch.rand(1, 513, 20)
     stage.transcriptor.eval(), model.eval()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import signal
 import sys
-from pathlib import Path
 
 from scoresep.cli.errors import CommandLineError
 from scoresep.cli.parse_errors import describe_parse_error
@@ -65,8 +64,8 @@ def lightning_main(args: list[str] | None) -> None:
             subcommand = self.config.get("subcommand")
             if not subcommand:
                 return
-            check_ckpt_path(self.config[subcommand])
-            if (model := checkpoint_model(self.config[subcommand].get("ckpt_path"))) is not None:
+            checkpoint = check_ckpt_path(self.config[subcommand])
+            if checkpoint is not None and (model := checkpoint_model(checkpoint.hyper_parameters)) is not None:
                 self.config = self.parser.parse_object({subcommand: {"model": model}}, self.config)
 
         def before_instantiate_classes(self) -> None:
@@ -141,13 +140,13 @@ def redirect_checkpoints(config, folder: str) -> None:
     from jsonargparse import Namespace
     from pytorch_lightning.callbacks import ModelCheckpoint
 
-    from scoresep.checkpoints import _import_object
+    from scoresep.class_paths import import_object
 
     callbacks = (config.get("trainer") or {}).get("callbacks") or []
     for callback in callbacks if isinstance(callbacks, list) else [callbacks]:
         class_path = getattr(callback, "class_path", None) or ""
         try:
-            is_checkpoint = issubclass(_import_object(class_path), ModelCheckpoint)
+            is_checkpoint = issubclass(import_object(class_path), ModelCheckpoint)
         except (ImportError, AttributeError, ValueError, TypeError):
             is_checkpoint = False
         if is_checkpoint:
@@ -160,36 +159,36 @@ def redirect_checkpoints(config, folder: str) -> None:
 LIGHTNING_CKPT_ALIASES = ("last", "best", "hpc", "registry")
 
 
-def check_ckpt_path(config) -> None:
-    """Refuse a ``--ckpt_path`` (of fit, validate, test or predict) that is not a checkpoint of the run
-    ``config`` (one subcommand's namespace) describes: see ``checkpoints.check_run_checkpoint``."""
-    from scoresep.checkpoints import check_run_checkpoint
+def check_ckpt_path(config):
+    """The ``--ckpt_path`` checkpoint (of fit, validate, test or predict), read once (``StageCheckpoint``), after
+    refusing one that is not a checkpoint of the run ``config`` (one subcommand's namespace) describes
+    (``StageCheckpoint.check_run``). None when there is no file to read: no ``--ckpt_path``, or one of
+    Lightning's own aliases (``last``, ``best``)."""
+    from scoresep.checkpoints import StageCheckpoint
     from scoresep.features import FeatureSettings
 
     ckpt_path = config.get("ckpt_path")
+    if not ckpt_path or str(ckpt_path) in LIGHTNING_CKPT_ALIASES:
+        return None
+    checkpoint = StageCheckpoint.read(ckpt_path)
     model = config.get("model")
-    if not ckpt_path or str(ckpt_path) in LIGHTNING_CKPT_ALIASES or model is None or not model.get("class_path"):
-        return
-    features = FeatureSettings.from_dict(config.data.features)
-    sources = [str(source) for source in (config.get("config") or []) if source]
-    where = ", ".join(sources) if sources else "the config"
-    check_run_checkpoint(ckpt_path, model.class_path, features, dict(model.get("init_args") or {}), where)
+    if model is not None and model.get("class_path"):
+        features = FeatureSettings.from_dict(config.data.features)
+        sources = [str(source) for source in (config.get("config") or []) if source]
+        where = ", ".join(sources) if sources else "the config"
+        checkpoint.check_run(model.class_path, features, dict(model.get("init_args") or {}), where)
+    return checkpoint
 
 
-def checkpoint_model(ckpt_path) -> dict | None:
-    """The model config that LightningCLI rebuilds from a ``--ckpt_path`` (as Lightning 2.6's
-    ``LightningCLI._parse_ckpt_path`` reads it): the checkpoint's hyper-parameters under its class path, with the
-    separate feature settings of a checkpoint written before ``features`` existed gathered into it
-    (``features.gather_features``; Lightning would hand them to the stage as unknown arguments). None without a
-    checkpoint file or hyper-parameters."""
-    import torch
-
+def checkpoint_model(hyper_parameters: dict) -> dict | None:
+    """The model config that LightningCLI rebuilds from a ``--ckpt_path``'s saved ``hyper_parameters`` (as
+    Lightning 2.6's ``LightningCLI._parse_ckpt_path`` reads them): the hyper-parameters under their class path,
+    with the separate feature settings of a checkpoint written before ``features`` existed gathered into them
+    (``features.gather_features``; Lightning would hand them to the stage as unknown arguments). None when the
+    checkpoint saved none."""
     from scoresep.features import gather_features
 
-    if not ckpt_path or not Path(ckpt_path).is_file():
-        return None
-    checkpoint = torch.load(ckpt_path, weights_only=True, map_location="cpu")
-    hyper_parameters = gather_features(dict(checkpoint.get("hyper_parameters") or {}))
+    hyper_parameters = gather_features(dict(hyper_parameters))
     hyper_parameters.pop("_instantiator", None)
     if not hyper_parameters:
         return None

@@ -165,10 +165,10 @@ def _class_keys(class_path: str) -> list[str]:
     them)."""
     import inspect
 
-    from scoresep.checkpoints import _import_object
+    from scoresep.class_paths import import_object
 
     try:
-        target = _import_object(class_path)
+        target = import_object(class_path)
     except (ImportError, AttributeError, ValueError):
         return []
     names: list[str] = []

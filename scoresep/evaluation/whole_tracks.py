@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from scoresep.checkpoints import checkpoint_thresholds, load_separator, load_transcriptor, read_checkpoint
+from scoresep.checkpoints import StageCheckpoint, checkpoint_thresholds
 from scoresep.data.cache import load_index, prepare
 from scoresep.data.dataset import CachedTrack
 from scoresep.data.slakh import DatasetError, track_folders
@@ -189,14 +189,13 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, data: str | os.PathLike, 
     result as ``threshold``, one per instrument)."""
     if mixture not in ("instruments", "full"):
         raise SettingsError(f"mixture must be 'instruments' or 'full', got {mixture!r}")
-    meta = read_checkpoint(checkpoint)["scoresep"]
-    models = meta.get("models", {})
+    source = StageCheckpoint.read(checkpoint)
     separator = transcriber = None
-    if "separator" in models:
-        network, info = load_separator(checkpoint)
+    if source.holds("separator"):
+        network, info = source.separator()
         separator = Separator(network, info["features"], chunk_seconds, device)
-    if meta["stage"] in ("transcriptor", "adversarial"):
-        network, info = load_transcriptor(checkpoint)
+    if source.holds("transcriptor"):  # a trained one (stages 1 and 3), not stage 2's frozen critic
+        network, info = source.transcriptor()
         transcriber = Transcriber(network, info["features"], checkpoint_thresholds(info, threshold), chunk_seconds,
                                   device=device)
     features = (separator or transcriber).features
@@ -204,10 +203,10 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, data: str | os.PathLike, 
                                                workers, progress)
     if not any("separation" in track or "transcription" in track for track in tracks):
         raise DatasetError(f"{data}: nothing to score on the '{split}' split: no track has stems to score the "
-                           f"separation against, and a {meta['stage']} checkpoint transcribes nothing (score-only "
+                           f"separation against, and a {source.stage} checkpoint transcribes nothing (score-only "
                            "data can be separated with `scoresep separate`, not scored)")
     return {
-        "format": FORMAT, "checkpoint": str(checkpoint), "stage": meta["stage"], "reads_score": False,
+        "format": FORMAT, "checkpoint": str(checkpoint), "stage": source.stage, "reads_score": False,
         "split": split, "data": str(data),
         "mixture": mixture, "instruments": list(features.instruments), "features": features.to_dict(),
         "threshold": transcriber.thresholds.tolist() if transcriber is not None else threshold,

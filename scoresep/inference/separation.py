@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import torch
 
-from scoresep.checkpoints import load_separator
+from scoresep.checkpoints import StageCheckpoint
 from scoresep.constants import SILENCE
 from scoresep.constants import n_frames as frame_count
 from scoresep.data.audio import AudioError, check_finite
@@ -155,7 +155,7 @@ class Separator(TrainedOn):
         """Load the separator of a stage-2 or stage-3 checkpoint (CheckpointError naming the file otherwise).
         ``harmonics`` None: the harmonic masks the checkpoint's stage trained with (stage 2's defaults when it
         records none), for separating with a score."""
-        network, info = load_separator(path)
+        network, info = StageCheckpoint.read(path).separator()
         if harmonics is None:
             harmonics = HarmonicSettings(**info.get("harmonics", {}))
         return cls(network, info["features"], chunk_seconds, device, harmonics)

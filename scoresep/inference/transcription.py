@@ -14,7 +14,7 @@ import numpy as np
 import pretty_midi
 import torch
 
-from scoresep.checkpoints import CheckpointError, checkpoint_thresholds, load_transcriptor
+from scoresep.checkpoints import CheckpointError, StageCheckpoint, checkpoint_thresholds
 from scoresep.constants import n_frames as frame_count
 from scoresep.data.audio import AudioError
 from scoresep.errors import SettingsError
@@ -64,7 +64,7 @@ class Transcriber(TrainedOn):
                         context_seconds: float = 4.0, device: str | torch.device | None = None) -> Transcriber:
         """Load the transcriptor of a stage-1, stage-2 (its critic) or stage-3 checkpoint. ``threshold`` None
         takes the checkpoint's calibrated per-instrument thresholds (0.5 for checkpoints without)."""
-        network, info = load_transcriptor(path)
+        network, info = StageCheckpoint.read(path).transcriptor()
         if info["label"] != "notes":
             raise CheckpointError(f"{path}: this transcriptor was trained with label={info['label']!r} (an "
                                   "instrument-activity classifier); it cannot write notes")

@@ -19,11 +19,11 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from scoresep.errors import SettingsError
 from scoresep.losses.score import score_loss
+from scoresep.losses.transcription import transcription_bce
 from scoresep.score.shapes import check_shape
 
 AmlForm = Literal["negated", "clipped", "empty"]
@@ -68,24 +68,6 @@ def artificial_mixtures(separated: torch.Tensor, rolls: torch.Tensor,
     mixtures = separated[pairs, instrument].sum(0)  # (I, B, F, N) -> (B, F, N)
     scores = rolls[pairs, instrument].transpose(0, 1)  # (I, B, P, N) -> (B, I, P, N)
     return mixtures, scores
-
-
-def transcription_bce(transcriptor: nn.Module, spectrogram: torch.Tensor, rolls: torch.Tensor,
-                      pos_weight: float = 1.0) -> torch.Tensor:
-    """``BCE(T(X), Y)`` per batch item, averaged over (instrument, pitch, frame).
-
-    Shape: spectrogram ``(batch, freq, frame)``, rolls ``(batch, instrument, pitch, frame)`` -> ``(batch,)``.
-    """
-    check_shape("transcription_bce spectrogram", spectrogram, "batch, freq, frame")
-    check_shape("transcription_bce rolls", rolls, "batch, instrument, pitch, frame", batch=spectrogram.shape[0],
-                frame=spectrogram.shape[2])
-    logits = transcriptor(spectrogram).float()
-    if logits.shape != rolls.shape:
-        raise SettingsError(f"transcription_bce: transcriptor output {tuple(logits.shape)} does not match the rolls "
-                            f"{tuple(rolls.shape)}")
-    weight = torch.tensor(pos_weight, device=logits.device)
-    loss = F.binary_cross_entropy_with_logits(logits, rolls.float(), pos_weight=weight, reduction="none")
-    return loss.flatten(1).mean(1)
 
 
 def aml_separator_loss(transcriptor: nn.Module, mixtures: torch.Tensor, scores: torch.Tensor,

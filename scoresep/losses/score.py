@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from scoresep.errors import SettingsError
+from scoresep.losses.transcription import note_bce
 from scoresep.score import check_shape, isolated_targets
 
 
@@ -32,6 +32,4 @@ def score_loss(transcriptor: nn.Module, separated: torch.Tensor, rolls: torch.Te
     if logits.shape != target.shape:
         raise SettingsError(f"score_loss: transcriptor output {tuple(logits.shape)} does not match the rolls "
                             f"{tuple(target.shape)} (instruments or pitch rows differ)")
-    weight = torch.tensor(pos_weight, device=logits.device)
-    loss = F.binary_cross_entropy_with_logits(logits, target, pos_weight=weight, reduction="none")
-    return loss.flatten(1).mean(1).view(batch, n_instruments).sum(1)
+    return note_bce(logits, target, pos_weight).view(batch, n_instruments).sum(1)

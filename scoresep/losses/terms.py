@@ -1,24 +1,31 @@
-"""The separator's loss terms, declared once: each term's name, the function that computes it and what it reads.
+"""The separator's loss terms: each term a class that holds its weight and its own settings.
 
 Both separating stages (stage 2 ``SeparatorStage`` and stage 3 ``AdversarialStage``) compute their separator
-loss from this table: ``separator_losses(inputs, weights)`` evaluates every term whose weight is > 0 and
-``weighted_sum`` adds them up. A stage's weights come from its typed ``<name>_weight`` arguments (the paper's
-terms, which sweeps and YAMLs set by name) and from its ``loss_weights`` mapping (any other row), validated
-against the table when the stage is built, so a misspelled or unknown term stops the run before it trains.
+loss from a list of terms: ``separator_losses(inputs, terms)`` evaluates every term whose weight is > 0 and
+``weighted_sum`` adds them up. A stage builds its list (``separator_terms``) from three sources:
 
-Adding a term: write its function (``(batch,)`` from ``LossInputs``), add one row to ``SEPARATOR_TERMS`` (or call
-``register_separator_term`` from your own module), and give it a weight in a YAML
-(``model.init_args.loss_weights: {my_term: 0.1}``).
+- its typed ``<name>_weight`` arguments, for the paper's terms, which sweeps and YAMLs set by name;
+- its ``loss_weights`` mapping, for the project's other terms (``BUILTIN_TERMS``) by name;
+- its ``extra_losses`` list, for any ``SeparatorLoss`` subclass named by class path with its own settings
+  (``{class_path: mypackage.losses.SpectralFlux, init_args: {weight: 0.05, order: 2}}``), so a term can live in
+  a user's own package, as a separator network can.
+
+Every name, weight and setting is checked when the stage is built, so a misspelled or impossible term stops the
+run before it trains. The terms a stage trains with are stored in its checkpoint as ``{class_path, init_args}``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import math
+import re
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from scoresep.class_paths import class_path_of, import_subclass
 from scoresep.errors import SettingsError
 from scoresep.losses.adversarial import aml_separator_loss, artificial_mixtures
 from scoresep.losses.mixture import harmonic_leak_loss, mixture_loss
@@ -29,7 +36,7 @@ from scoresep.score import harmonic_mask
 
 @dataclass
 class LossInputs:
-    """What a separator loss term may read.
+    """What a separator loss term may read in one step.
 
     Attributes:
         batch: the batch (``rolls`` ``(batch, instrument, pitch, frame)``, ``active`` ``(batch, instrument)``,
@@ -38,8 +45,6 @@ class LossInputs:
         templates: harmonic templates ``(pitch, freq)`` (``harmonic_templates``).
         critic: the transcriptor that judges each ``S_i`` (None: no critic in this stage).
         critic_target: what the critic should hear, ``(batch, instrument, pitch or 1, frame)``.
-        critic_pos_weight: BCE weight of note cells in the critic's terms.
-        harmonic_restrict: ``L_h-mix`` counts only the bins some harmonic mask covers.
         pairs: the AML pairing ``(instrument, batch)`` of this step (None: no AML this step).
     """
 
@@ -48,8 +53,6 @@ class LossInputs:
     templates: torch.Tensor
     critic: nn.Module | None = None
     critic_target: torch.Tensor | None = None
-    critic_pos_weight: float = 1.0
-    harmonic_restrict: bool = True
     pairs: torch.Tensor | None = None
     _cache: dict = field(default_factory=dict, repr=False)
 
@@ -60,110 +63,208 @@ class LossInputs:
         return self._cache["harmonic"]
 
 
-@dataclass(frozen=True)
-class LossTerm:
-    """One row of the table: ``compute(inputs) -> (batch,)``; ``reads`` names the batch keys and inputs it uses;
-    ``needs_critic`` / ``needs_pairs``: it is computed only with a critic / with an AML pairing."""
+@dataclass
+class SeparatorLoss(ABC):
+    """A separator loss term: a dataclass whose fields are its weight and its own settings, called on a step's
+    ``LossInputs`` to give one value per batch item ``(batch,)``.
 
-    name: str
-    compute: Callable[[LossInputs], torch.Tensor]
-    reads: tuple[str, ...]
-    summary: str
-    needs_critic: bool = False
-    needs_pairs: bool = False
+    A subclass is a ``@dataclass`` that adds its settings as fields and implements ``__call__``. Class
+    attributes: ``name`` (what the stage logs, ``train/<name>``; default: the class name in snake case without
+    a trailing ``Loss``), ``summary`` (one line for the docs and errors), ``needs_critic`` / ``needs_pairs``
+    (computed only with a critic / with AML's artificial mixtures; a stage without them refuses a positive
+    weight).
 
+    Args:
+        weight: the term's weight in the separator's loss (0 leaves it out).
+    """
 
-def _score(inputs: LossInputs) -> torch.Tensor:
-    return score_loss(inputs.critic, inputs.separated, inputs.critic_target, inputs.critic_pos_weight)
+    weight: float = 1.0
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    needs_critic: ClassVar[bool] = False
+    needs_pairs: ClassVar[bool] = False
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if not cls.__dict__.get("name"):
+            words = re.sub(r"(?<!^)(?=[A-Z])", "_", re.sub(r"Loss$", "", cls.__name__) or cls.__name__)
+            cls.name = words.lower()
 
-def _mix(inputs: LossInputs) -> torch.Tensor:
-    return mixture_loss(inputs.separated, inputs.batch["mixture_mag"])
+    @abstractmethod
+    def __call__(self, inputs: LossInputs) -> torch.Tensor:
+        """The term per batch item, ``(batch,)``."""
 
-
-def _clip_mix(inputs: LossInputs) -> torch.Tensor:
-    return mixture_loss(inputs.separated, inputs.batch["mixture_mag"], active=inputs.batch["active"])
-
-
-def _harmonic_mix(inputs: LossInputs) -> torch.Tensor:
-    return mixture_loss(inputs.separated, inputs.batch["mixture_mag"], harmonic=inputs.harmonic_masks(),
-                        restrict_to_covered=inputs.harmonic_restrict)
-
-
-def _harmonic_leak(inputs: LossInputs) -> torch.Tensor:
-    return harmonic_leak_loss(inputs.separated, inputs.harmonic_masks())
-
-
-def _score_target(inputs: LossInputs) -> torch.Tensor:
-    return score_target_loss(inputs.separated, inputs.batch["mixture_mag"], inputs.harmonic_masks())
+    def spec(self) -> dict[str, Any]:
+        """``{"class_path", "init_args"}``: what checkpoints store and ``build_loss`` rebuilds it from."""
+        return {"class_path": class_path_of(type(self)), "init_args": asdict(self)}
 
 
-def _aml(inputs: LossInputs) -> torch.Tensor:
-    mixtures, scores = artificial_mixtures(inputs.separated, inputs.batch["rolls"], inputs.pairs)
-    return aml_separator_loss(inputs.critic, mixtures, scores, inputs.critic_pos_weight)
+@dataclass
+class ScoreLoss(SeparatorLoss):
+    """``L_score``: the critic transcribes each ``S_i`` as its instrument's notes only (BCE, note cells weighted
+    ``pos_weight``)."""
+
+    pos_weight: float = 80.0
+    name: ClassVar[str] = "score"
+    summary: ClassVar[str] = "L_score: the critic transcribes each S_i as its instrument's notes only"
+    needs_critic: ClassVar[bool] = True
+
+    def __call__(self, inputs: LossInputs) -> torch.Tensor:
+        return score_loss(inputs.critic, inputs.separated, inputs.critic_target, self.pos_weight)
 
 
-SEPARATOR_TERMS: dict[str, LossTerm] = {term.name: term for term in (
-    LossTerm("score", _score, ("separated", "critic", "critic_target"), "L_score: the critic transcribes each S_i "
-             "as its instrument's notes only", needs_critic=True),
-    LossTerm("mix", _mix, ("separated", "mixture_mag"), "L_mix: the S_i of all instruments add up to the mixture"),
-    LossTerm("clip_mix", _clip_mix, ("separated", "mixture_mag", "active"),
-             "L_c-mix: the S_i of the instruments active in the clip add up to the mixture"),
-    LossTerm("harmonic_mix", _harmonic_mix, ("separated", "mixture_mag", "rolls", "templates"),
-             "L_h-mix: the harmonic parts H_i * S_i add up to the mixture where some H_i covers it"),
-    LossTerm("harmonic_leak", _harmonic_leak, ("separated", "rolls", "templates"),
-             "L_h-leak (not in the paper): energy each S_i keeps outside its own harmonic mask"),
-    LossTerm("score_target", _score_target, ("separated", "mixture_mag", "rolls", "templates"),
-             "L_score-target (not in the paper): each S_i imitates the score's own separation "
-             "H_i / max(1, sum_j H_j) * X"),
-    LossTerm("aml", _aml, ("separated", "rolls", "critic", "pairs"),
-             "AML, separator side: the critic transcribes artificial mixtures of separated sources as their "
-             "score", needs_critic=True, needs_pairs=True),
-)}
+@dataclass
+class MixLoss(SeparatorLoss):
+    """``L_mix``: the separated spectrograms of all instruments add up to the mixture."""
+
+    name: ClassVar[str] = "mix"
+    summary: ClassVar[str] = "L_mix: the S_i of all instruments add up to the mixture"
+
+    def __call__(self, inputs: LossInputs) -> torch.Tensor:
+        return mixture_loss(inputs.separated, inputs.batch["mixture_mag"])
 
 
-def register_separator_term(term: LossTerm) -> None:
-    """Add a row to the table (for a term defined outside this module); a name already taken is refused."""
-    if term.name in SEPARATOR_TERMS:
-        raise SettingsError(f"loss term {term.name!r} exists already ({SEPARATOR_TERMS[term.name].summary})")
-    SEPARATOR_TERMS[term.name] = term
+@dataclass
+class ClipMixLoss(SeparatorLoss):
+    """``L_c-mix``: the separated spectrograms of the instruments active in the clip add up to the mixture."""
+
+    name: ClassVar[str] = "clip_mix"
+    summary: ClassVar[str] = "L_c-mix: the S_i of the instruments active in the clip add up to the mixture"
+
+    def __call__(self, inputs: LossInputs) -> torch.Tensor:
+        return mixture_loss(inputs.separated, inputs.batch["mixture_mag"], active=inputs.batch["active"])
 
 
-def separator_weights(typed: dict[str, float], extra: dict[str, float] | None, where: str,
-                      has_critic: bool, has_pairs: bool) -> dict[str, float]:
-    """One weight per term: the stage's typed ``<name>_weight`` arguments plus its ``loss_weights`` mapping,
-    checked against the table (unknown or doubly given names, negative weights, a term that needs a critic or
-    an AML pairing the stage does not have: ValueError naming ``where`` and the term)."""
-    extra = dict(extra or {})
-    weights = {**typed}
-    for name, value in extra.items():
-        if name not in SEPARATOR_TERMS:
+@dataclass
+class HarmonicMixLoss(SeparatorLoss):
+    """``L_h-mix``: the harmonic parts ``H_i * S_i`` add up to the mixture; with ``restrict``, only in the bins
+    some harmonic mask covers."""
+
+    restrict: bool = True
+    name: ClassVar[str] = "harmonic_mix"
+    summary: ClassVar[str] = "L_h-mix: the harmonic parts H_i * S_i add up to the mixture where some H_i covers it"
+
+    def __call__(self, inputs: LossInputs) -> torch.Tensor:
+        return mixture_loss(inputs.separated, inputs.batch["mixture_mag"], harmonic=inputs.harmonic_masks(),
+                            restrict_to_covered=self.restrict)
+
+
+@dataclass
+class HarmonicLeakLoss(SeparatorLoss):
+    """``L_h-leak`` (not in the paper): the energy each ``S_i`` keeps outside its own harmonic mask."""
+
+    name: ClassVar[str] = "harmonic_leak"
+    summary: ClassVar[str] = "L_h-leak (not in the paper): energy each S_i keeps outside its own harmonic mask"
+
+    def __call__(self, inputs: LossInputs) -> torch.Tensor:
+        return harmonic_leak_loss(inputs.separated, inputs.harmonic_masks())
+
+
+@dataclass
+class ScoreTargetLoss(SeparatorLoss):
+    """``L_score-target`` (not in the paper): each ``S_i`` imitates the score's own separation
+    ``H_i / max(1, sum_j H_j) * X``."""
+
+    name: ClassVar[str] = "score_target"
+    summary: ClassVar[str] = ("L_score-target (not in the paper): each S_i imitates the score's own separation "
+                              "H_i / max(1, sum_j H_j) * X")
+
+    def __call__(self, inputs: LossInputs) -> torch.Tensor:
+        return score_target_loss(inputs.separated, inputs.batch["mixture_mag"], inputs.harmonic_masks())
+
+
+@dataclass
+class AmlLoss(SeparatorLoss):
+    """AML, the separator's side: the critic transcribes artificial mixtures of separated sources as their
+    score (BCE, note cells weighted ``pos_weight``)."""
+
+    pos_weight: float = 80.0
+    name: ClassVar[str] = "aml"
+    summary: ClassVar[str] = ("AML, separator side: the critic transcribes artificial mixtures of separated sources "
+                              "as their score")
+    needs_critic: ClassVar[bool] = True
+    needs_pairs: ClassVar[bool] = True
+
+    def __call__(self, inputs: LossInputs) -> torch.Tensor:
+        mixtures, scores = artificial_mixtures(inputs.separated, inputs.batch["rolls"], inputs.pairs)
+        return aml_separator_loss(inputs.critic, mixtures, scores, self.pos_weight)
+
+
+# The project's terms by name: what a stage's ``loss_weights`` mapping may name.
+BUILTIN_TERMS: dict[str, type[SeparatorLoss]] = {cls.name: cls for cls in (
+    ScoreLoss, MixLoss, ClipMixLoss, HarmonicMixLoss, HarmonicLeakLoss, ScoreTargetLoss, AmlLoss)}
+
+
+def build_loss(spec: dict[str, Any], where: str) -> SeparatorLoss:
+    """The term a ``{class_path, init_args}`` entry of ``extra_losses`` names; SettingsError naming ``where``,
+    the class and what is wrong (not a ``SeparatorLoss`` dataclass, an unknown or missing setting)."""
+    if not isinstance(spec, dict) or "class_path" not in spec or set(spec) - {"class_path", "init_args"}:
+        raise SettingsError(f"{where}: each extra_losses entry is {{class_path: package.module.Class, init_args: "
+                            f"{{weight: ..., ...}}}}, got {spec!r}")
+    class_path = spec["class_path"]
+    cls = import_subclass(class_path, SeparatorLoss, f"{where}: loss term",
+                          "scoresep.losses.terms.ScoreTargetLoss, or your own subclass")
+    if not is_dataclass(cls) or "__call__" in getattr(cls, "__abstractmethods__", ()):
+        raise SettingsError(f"{where}: loss term {class_path!r} must be a @dataclass that implements __call__")
+    init_args = dict(spec.get("init_args") or {})
+    known = [item.name for item in fields(cls)]
+    if unknown := sorted(set(init_args) - set(known)):
+        raise SettingsError(f"{where}: loss term {class_path!r} has no setting {', '.join(unknown)}; its settings "
+                            f"are {known}")
+    try:
+        return cls(**init_args)
+    except TypeError as error:
+        raise SettingsError(f"{where}: loss term {class_path!r}: {error}") from error
+
+
+def separator_terms(typed: list[SeparatorLoss], loss_weights: dict[str, float] | None,
+                    extra_losses: list[dict[str, Any]] | None, where: str, has_critic: bool,
+                    has_pairs: bool) -> list[SeparatorLoss]:
+    """A stage's separator terms, in a fixed order: its ``typed`` terms (built from its ``<name>_weight``
+    arguments), then the built-in terms its ``loss_weights`` names, then its ``extra_losses`` by class path.
+
+    Refused with a SettingsError naming ``where`` and the term: an unknown name, a name given twice, a weight
+    that is negative or not finite, and a positive weight for a term that needs a critic or an AML pairing the
+    stage does not have."""
+    terms = list(typed)
+    typed_names = {term.name for term in typed}
+    for name, weight in (loss_weights or {}).items():
+        if name not in BUILTIN_TERMS:
             raise SettingsError(f"{where}: loss_weights names an unknown loss term {name!r}; the terms are "
-                                f"{sorted(SEPARATOR_TERMS)}")
-        if name in typed:
+                                f"{sorted(BUILTIN_TERMS)} (a term of your own goes in extra_losses, by class path)")
+        if name in typed_names:
             raise SettingsError(f"{where}: loss_weights gives {name!r}, which has its own argument {name}_weight")
-        weights[name] = float(value)
-    for name, value in weights.items():
-        if value < 0:
-            raise SettingsError(f"{where}: loss weights must be >= 0, got {name}={value}")
-        term = SEPARATOR_TERMS[name]
-        if value > 0 and term.needs_critic and not has_critic:
-            raise SettingsError(f"{where}: loss term {name!r} needs a critic, and this stage has none")
-        if value > 0 and term.needs_pairs and not has_pairs:
-            raise SettingsError(f"{where}: loss term {name!r} needs AML's artificial mixtures (stage 3)")
-    return weights
+        terms.append(BUILTIN_TERMS[name](weight=float(weight)))
+    terms.extend(build_loss(spec, where) for spec in extra_losses or [])
+    seen: set[str] = set()
+    for term in terms:
+        if term.name in seen:
+            raise SettingsError(f"{where}: two loss terms are named {term.name!r}; give each term once")
+        seen.add(term.name)
+        if not isinstance(term.weight, int | float) or not math.isfinite(term.weight) or term.weight < 0:
+            raise SettingsError(f"{where}: loss weights must be >= 0, got {term.name}={term.weight}")
+        if term.weight > 0 and term.needs_critic and not has_critic:
+            raise SettingsError(f"{where}: loss term {term.name!r} needs a critic, and this stage has none")
+        if term.weight > 0 and term.needs_pairs and not has_pairs:
+            raise SettingsError(f"{where}: loss term {term.name!r} needs AML's artificial mixtures (stage 3)")
+    return terms
 
 
-def separator_losses(inputs: LossInputs, weights: dict[str, float]) -> dict[str, torch.Tensor]:
+def separator_losses(inputs: LossInputs, terms: list[SeparatorLoss]) -> dict[str, torch.Tensor]:
     """Every term with weight > 0, batch-averaged and unweighted (a term that needs a critic or a pairing the
     inputs lack is left out: AML on a batch of one, validation)."""
-    terms = {}
-    for name, weight in weights.items():
-        term = SEPARATOR_TERMS[name]
-        if weight <= 0 or (term.needs_critic and inputs.critic is None) or (term.needs_pairs and inputs.pairs is None):
+    values = {}
+    for term in terms:
+        if term.weight <= 0 or (term.needs_critic and inputs.critic is None) or (
+                term.needs_pairs and inputs.pairs is None):
             continue
-        terms[name] = term.compute(inputs).mean()
-    return terms
+        values[term.name] = term(inputs).mean()
+    return values
+
+
+def term_weights(terms: list[SeparatorLoss]) -> dict[str, float]:
+    """``{name: weight}`` of a stage's terms (what ``weighted_sum`` reads)."""
+    return {term.name: float(term.weight) for term in terms}
 
 
 def weighted_sum(terms: dict[str, torch.Tensor], weights: dict[str, float]) -> torch.Tensor:
@@ -171,5 +272,6 @@ def weighted_sum(terms: dict[str, torch.Tensor], weights: dict[str, float]) -> t
     return sum(weights[name] * value for name, value in terms.items())
 
 
-__all__ = ["LossInputs", "LossTerm", "SEPARATOR_TERMS", "register_separator_term", "separator_losses",
-           "separator_weights", "weighted_sum"]
+__all__ = ["AmlLoss", "BUILTIN_TERMS", "ClipMixLoss", "HarmonicLeakLoss", "HarmonicMixLoss", "LossInputs", "MixLoss",
+           "ScoreLoss", "ScoreTargetLoss", "SeparatorLoss", "build_loss", "separator_losses", "separator_terms",
+           "term_weights", "weighted_sum"]

@@ -8,35 +8,19 @@ knows none of them, so the package has no import circle.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import asdict, fields, is_dataclass
 from typing import Any
 
+from scoresep.class_paths import class_path_of, import_subclass
 from scoresep.errors import SettingsError
 from scoresep.models.base import SeparatorNetwork
 from scoresep.models.frame_separator import FrameSeparator
 from scoresep.models.unet import UNetSeparator
 
 
-def class_path_of(cls: type) -> str:
-    """The public import path of a network class (``scoresep.models.FrameSeparator``)."""
-    module = cls.__module__
-    package = module.rsplit(".", 1)[0]
-    if getattr(importlib.import_module(package), cls.__name__, None) is cls:
-        return f"{package}.{cls.__name__}"
-    return f"{module}.{cls.__name__}"
-
-
 def _network_class(class_path: str) -> type[SeparatorNetwork]:
-    module_name, _, name = str(class_path).rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module_name), name) if module_name else None
-    except ImportError as error:
-        raise SettingsError(f"separator network {class_path!r}: cannot import {module_name!r} ({error})") from error
-    if not (isinstance(cls, type) and issubclass(cls, SeparatorNetwork)):
-        raise SettingsError(f"separator network {class_path!r} is not a scoresep.models.SeparatorNetwork subclass "
-                            "(e.g. scoresep.models.UNetSeparator or scoresep.models.FrameSeparator)")
-    return cls
+    return import_subclass(class_path, SeparatorNetwork, "separator network",
+                           "scoresep.models.UNetSeparator or scoresep.models.FrameSeparator")
 
 
 def separator_spec(model: Any) -> dict[str, Any]:

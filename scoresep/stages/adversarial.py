@@ -18,13 +18,13 @@ rank)``, so a run is reproducible for a given number of processes.
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict
+from typing import Any
 
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from scoresep.checkpoints import load_separator, load_transcriptor, section
+from scoresep.checkpoints import StageCheckpoint, write_section
 from scoresep.constants import HARMONIC_TOLERANCE, N_HARMONICS
 from scoresep.errors import SettingsError
 from scoresep.evaluation import SeparationEvaluation, TranscriptionEvaluation
@@ -37,8 +37,15 @@ from scoresep.losses import (
     transcription_bce,
 )
 from scoresep.losses.adversarial import AmlForm
-from scoresep.losses.terms import separator_weights, weighted_sum
-from scoresep.models import network_spec
+from scoresep.losses.terms import (
+    AmlLoss,
+    ClipMixLoss,
+    HarmonicLeakLoss,
+    HarmonicMixLoss,
+    ScoreLoss,
+    term_weights,
+    weighted_sum,
+)
 from scoresep.stages.arguments import check_numbers
 from scoresep.stages.media import log_media
 from scoresep.stages.separating_base import SeparatingStage, masked_waveforms
@@ -63,7 +70,8 @@ class AdversarialStage(SeparatingStage):
             separator side as well).
         n_harmonics, harmonic_tolerance, harmonic_restrict: harmonic mask settings (as in stage 2).
         harmonic_leak_weight: weight of ``L_h-leak`` (as in stage 2; 0 disables it).
-        loss_weights: weights of further separator terms of the loss-term table (``losses/terms.py``) by name.
+        loss_weights: weights of the project's other separator terms (``losses.terms.BUILTIN_TERMS``) by name.
+        extra_losses: further separator terms by class path with their weights and settings (as in stage 2).
         pos_weight: BCE weight of note cells in the transcriptor's terms: ``L_tr`` and the transcriptor's side of
             AML and ATL (stage 1 trained with 20, so the transcriptor keeps the operating point its thresholds
             were calibrated at).
@@ -106,6 +114,7 @@ class AdversarialStage(SeparatingStage):
         harmonic_restrict: bool = True,
         harmonic_leak_weight: float = 0.0,
         loss_weights: dict[str, float] | None = None,
+        extra_losses: list[dict[str, Any]] | None = None,
         pos_weight: float = 20.0,
         critic_pos_weight: float = 80.0,
         transcriptor_updates: int = 1,
@@ -140,10 +149,11 @@ class AdversarialStage(SeparatingStage):
                              "atl_weight": atl_weight}  # the separator's weights are checked with its table below
         if any(value < 0 for value in transcriptor_side.values()):
             raise SettingsError(f"AdversarialStage: loss weights must be >= 0, got {transcriptor_side}")
-        typed = {"score": score_weight, "clip_mix": clip_mix_weight, "harmonic_mix": harmonic_mix_weight,
-                 "harmonic_leak": harmonic_leak_weight, "aml": aml_weight if aml else 0.0}
-        self.separator_weights = separator_weights(typed, loss_weights, "AdversarialStage", has_critic=True,
-                                                   has_pairs=aml)
+        typed = [ScoreLoss(score_weight, critic_pos_weight), ClipMixLoss(clip_mix_weight),
+                 HarmonicMixLoss(harmonic_mix_weight, harmonic_restrict), HarmonicLeakLoss(harmonic_leak_weight),
+                 AmlLoss(aml_weight if aml else 0.0, critic_pos_weight)]
+        self.setup_loss_terms(typed, loss_weights, extra_losses, has_critic=True, has_pairs=aml)
+        self.separator_weights = term_weights(self.loss_terms)
         self.transcriptor_weights = {"transcription": transcription_weight, "aml": aml_weight, "atl": atl_weight}
         if transcriptor_updates < 0 or separator_updates < 0 or transcriptor_updates + separator_updates == 0:
             raise SettingsError("AdversarialStage: transcriptor_updates and separator_updates must be >= 0 and not "
@@ -154,9 +164,11 @@ class AdversarialStage(SeparatingStage):
         if separator_checkpoint is None:
             raise SettingsError("AdversarialStage: separator_checkpoint is required (the stage-2 checkpoint, e.g. "
                                 "--model.separator_checkpoint checkpoints/stage2/best.ckpt)")
-        self.separator, _ = load_separator(separator_checkpoint, expected=self.features)
-        self.transcriptor, transcriptor_info = load_transcriptor(transcriptor_checkpoint or separator_checkpoint,
-                                                                 expected=self.features, label="notes")
+        separator_source = StageCheckpoint.read(separator_checkpoint)
+        transcriptor_source = (separator_source if transcriptor_checkpoint in (None, separator_checkpoint)
+                               else StageCheckpoint.read(transcriptor_checkpoint))
+        self.separator, _ = separator_source.separator(expected=self.features)
+        self.transcriptor, transcriptor_info = transcriptor_source.transcriptor(expected=self.features, label="notes")
         # The critic as it starts, frozen: the yardstick of the validation loss (in the checkpoint's state_dict,
         # so a resumed run keeps the same one).
         self.reference_critic = copy.deepcopy(self.transcriptor).eval().requires_grad_(False)
@@ -188,12 +200,10 @@ class AdversarialStage(SeparatingStage):
 
     def separator_terms(self, batch: dict, separated: torch.Tensor, pairs: torch.Tensor | None,
                         critic: torch.nn.Module | None = None) -> dict[str, torch.Tensor]:
-        """The separator's loss terms (unweighted, batch-averaged; the loss-term table), judged by ``critic``
+        """The separator's loss terms (``self.loss_terms``: unweighted, batch-averaged), judged by ``critic``
         (default: the transcriptor being fine-tuned)."""
-        hp = self.hparams
-        return self.separator_losses(batch, separated, self.separator_weights, critic or self.transcriptor,
-                                     batch["rolls"], hp.critic_pos_weight, hp.harmonic_restrict,
-                                     pairs if hp.aml else None)
+        return self.separator_losses(batch, separated, critic or self.transcriptor, batch["rolls"],
+                                     pairs if self.hparams.aml else None)
 
     def weighted(self, terms: dict[str, torch.Tensor], side: str = "separator") -> torch.Tensor:
         """``sum w * L`` of one model's terms (``side``: ``separator`` or ``transcriptor``)."""
@@ -303,8 +313,5 @@ class AdversarialStage(SeparatingStage):
 
     # ---------------------------------------------------------------------------------------------- checkpoint
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        models = {"separator": network_spec(self.separator),
-                  "transcriptor": {"config": asdict(self.transcriptor.config),
-                                   "n_pitches": self.transcriptor.n_pitches, "label": "notes",
-                                   "thresholds": self.thresholds.tolist()}}
-        checkpoint["scoresep"] = section("adversarial", self.features, models)
+        write_section(checkpoint, "adversarial", self.features, separator=self.separator,
+                      transcriptor=self.transcriptor, label="notes", thresholds=self.thresholds)

@@ -19,7 +19,7 @@ def check_numbers(where: str, finite: dict[str, float] | None = None, nonnegativ
     """Refuse a stage setting at the door, naming the argument and its value (ValueError): every value must be a
     finite number (a NaN loss weight or learning rate would train on NaN until ``max_nonfinite_steps`` stops the
     run), ``nonnegative`` ones >= 0 and ``positive`` ones (learning rates) > 0. Loss weights go in ``finite``:
-    their sign is checked with the loss-term table."""
+    their sign is checked with the loss terms (``losses.terms.separator_terms``)."""
     groups = (finite or {}, nonnegative or {}, positive or {})
     for name, value in (item for group in groups for item in group.items()):
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):

@@ -1,14 +1,16 @@
 """What the two separating stages (stage 2 ``SeparatorStage``, stage 3 ``AdversarialStage``) share: applying the
-separator, inverting its masks, the harmonic templates of the score's masks, the separator's loss from the
-loss-term table, and keeping critics in eval mode while the separator trains. Neither stage imports the other.
+separator, inverting its masks, the harmonic templates of the score's masks, the separator's loss from its
+loss terms, and keeping critics in eval mode while the separator trains. Neither stage imports the other.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from scoresep.features import FeatureSettings, Spectrogram
-from scoresep.losses.terms import LossInputs, separator_losses
+from scoresep.losses.terms import LossInputs, SeparatorLoss, separator_losses, separator_terms
 from scoresep.models import SeparatorNetwork
 from scoresep.score import bin_frequencies, harmonic_templates
 from scoresep.stages.base import EvaluatedStage
@@ -58,10 +60,20 @@ class SeparatingStage(EvaluatedStage):
     def separate(self, mixture_mag: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return separate(self.separator, mixture_mag)
 
-    def separator_losses(self, batch: dict, separated: torch.Tensor, weights: dict[str, float],
-                         critic: torch.nn.Module | None, critic_target: torch.Tensor | None, critic_pos_weight: float,
-                         harmonic_restrict: bool, pairs: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """The loss-term table's terms with weight > 0 (unweighted, batch-averaged)."""
-        inputs = LossInputs(batch, separated, self.templates, critic, critic_target, critic_pos_weight,
-                            harmonic_restrict, pairs)
-        return separator_losses(inputs, weights)
+    def setup_loss_terms(self, typed: list[SeparatorLoss], loss_weights: dict[str, float] | None,
+                         extra_losses: list[dict[str, Any]] | None, has_critic: bool, has_pairs: bool) -> None:
+        """``self.loss_terms``: the separator's terms (``losses.terms.separator_terms``: the ``typed`` ones built
+        from the stage's ``<name>_weight`` arguments, then ``loss_weights``, then ``extra_losses``). The saved
+        hyper-parameters hold each extra term as ``{class_path, init_args}`` with every setting, defaults
+        included, so a checkpoint rebuilds the terms it trained with."""
+        self.loss_terms = separator_terms(typed, loss_weights, extra_losses, type(self).__name__, has_critic,
+                                          has_pairs)
+        if extra_losses:
+            self.hparams["extra_losses"] = [term.spec() for term in self.loss_terms[-len(extra_losses):]]
+
+    def separator_losses(self, batch: dict, separated: torch.Tensor, critic: torch.nn.Module | None,
+                         critic_target: torch.Tensor | None,
+                         pairs: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """``self.loss_terms`` with weight > 0, unweighted and batch-averaged."""
+        inputs = LossInputs(batch, separated, self.templates, critic, critic_target, pairs)
+        return separator_losses(inputs, self.loss_terms)

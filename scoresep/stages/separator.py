@@ -11,19 +11,26 @@ true stem by SI-SDR; the input mixture's SI-SDR and the improvement (SI-SDRi) ar
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any, Literal
 
 import torch
 
-from scoresep.checkpoints import load_transcriptor, section, warm_start_weights
+from scoresep.checkpoints import StageCheckpoint, write_section
 from scoresep.constants import HARMONIC_TOLERANCE, N_HARMONICS
 from scoresep.errors import SettingsError
 from scoresep.evaluation import SeparationEvaluation
 from scoresep.features import DEFAULT_FEATURES, FeatureSettings
 from scoresep.losses import supervised_loss
-from scoresep.losses.terms import separator_weights, weighted_sum
-from scoresep.models import build_separator, network_spec, separator_spec
+from scoresep.losses.terms import (
+    ClipMixLoss,
+    HarmonicLeakLoss,
+    HarmonicMixLoss,
+    MixLoss,
+    ScoreLoss,
+    term_weights,
+    weighted_sum,
+)
+from scoresep.models import build_separator, separator_spec
 from scoresep.models.transcriptor import Transcriptor
 from scoresep.score import activity_target
 from scoresep.stages.arguments import adamw, check_numbers
@@ -57,8 +64,11 @@ class SeparatorStage(SeparatingStage):
         critic_pos_weight: BCE weight of note cells in ``L_score`` (80, chosen on the validation split: with low
             weights the empty cells dominate and the separator learns to silence the critic's false notes rather
             than to give each instrument its notes; docs/training.md).
-        loss_weights: weights of further terms of the loss-term table (``losses/terms.py``) by name, e.g.
-            ``{my_term: 0.1}``; the paper's terms have their own ``<name>_weight`` arguments above.
+        loss_weights: weights of the project's other loss terms (``losses.terms.BUILTIN_TERMS``) by name, e.g.
+            ``{score_target: 1.0}``; the paper's terms have their own ``<name>_weight`` arguments above.
+        extra_losses: further terms by class path, each with its weight and settings,
+            ``[{class_path: mypackage.losses.SpectralFlux, init_args: {weight: 0.05, order: 2}}]``: any
+            ``losses.terms.SeparatorLoss`` subclass, a user's own included (docs/extending.md).
         lr, weight_decay, scheduler: AdamW and an optional cosine decay over the run.
         log_media: log separated audio and mask images of the first validation batch (W&B or TensorBoard).
         max_nonfinite_steps: training steps in a row with a NaN/inf loss (each one skipped) before the run
@@ -86,6 +96,7 @@ class SeparatorStage(SeparatingStage):
         harmonic_leak_weight: float = 0.0,
         critic_pos_weight: float = 80.0,
         loss_weights: dict[str, float] | None = None,
+        extra_losses: list[dict[str, Any]] | None = None,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         scheduler: Literal["cosine", "none"] = "cosine",
@@ -107,22 +118,26 @@ class SeparatorStage(SeparatingStage):
         if score_weight < 0:
             raise SettingsError(f"SeparatorStage: loss weights must be >= 0, got score_weight={score_weight}")
         self.use_critic = critic != "none" and not supervised and score_weight > 0
-        typed = {"score": score_weight if self.use_critic else 0.0, "mix": mix_weight, "clip_mix": clip_mix_weight,
-                 "harmonic_mix": harmonic_mix_weight, "harmonic_leak": harmonic_leak_weight}
-        self.loss_weights = separator_weights(typed, loss_weights, "SeparatorStage", self.use_critic, has_pairs=False)
+        typed = [ScoreLoss(score_weight if self.use_critic else 0.0, critic_pos_weight), MixLoss(mix_weight),
+                 ClipMixLoss(clip_mix_weight), HarmonicMixLoss(harmonic_mix_weight, harmonic_restrict),
+                 HarmonicLeakLoss(harmonic_leak_weight)]
+        self.setup_loss_terms(typed, loss_weights, extra_losses, self.use_critic, has_pairs=False)
+        self.loss_weights = term_weights(self.loss_terms)
         if not supervised and not any(weight > 0 for weight in self.loss_weights.values()):
             raise SettingsError("SeparatorStage: no loss is enabled (set a critic with score_weight > 0, a mixture "
                                 "loss weight, or supervised: true)")
         self.separator = build_separator(spec, self.features.n_bins, len(self.features.instruments))
         if separator_checkpoint is not None:
-            self.separator.load_state_dict(warm_start_weights(separator_checkpoint, self.separator, self.features))
+            self.separator.load_state_dict(StageCheckpoint.read(separator_checkpoint).warm_start_weights(
+                self.separator, self.features))
         self.critic: Transcriptor | None = None
+        self.critic_thresholds: list[float] | None = None
         if self.use_critic:
             if transcriptor_checkpoint is None:
                 raise SettingsError(f"SeparatorStage: critic={critic!r} needs transcriptor_checkpoint (the stage-1 "
                                     "checkpoint, e.g. --model.transcriptor_checkpoint checkpoints/stage1/best.ckpt)")
             label = "notes" if critic == "transcriptor" else "activity"
-            self.critic, critic_info = load_transcriptor(transcriptor_checkpoint, expected=self.features, label=label)
+            self.critic, critic_info = StageCheckpoint.read(transcriptor_checkpoint).transcriptor(self.features, label)
             self.critic_thresholds = critic_info.get("thresholds")  # kept so the critic transcribes as calibrated
             self.critic.eval().requires_grad_(False)
         self.setup_separating(self.features, n_harmonics, harmonic_tolerance)
@@ -141,8 +156,7 @@ class SeparatorStage(SeparatingStage):
             return terms
         rolls = batch["rolls"]
         target = rolls if hp.critic == "transcriptor" else activity_target(rolls)
-        return self.separator_losses(batch, separated, self.loss_weights, self.critic if self.use_critic else None,
-                                     target, hp.critic_pos_weight, hp.harmonic_restrict)
+        return self.separator_losses(batch, separated, self.critic if self.use_critic else None, target)
 
     def total(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
         return weighted_sum(terms, {**self.loss_weights, "supervised": 1.0})
@@ -188,9 +202,6 @@ class SeparatorStage(SeparatingStage):
 
     # ---------------------------------------------------------------------------------------------- checkpoint
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        models = {"separator": network_spec(self.separator)}
-        if self.critic is not None:
-            models["critic"] = {"config": asdict(self.critic.config), "n_pitches": self.critic.n_pitches,
-                                "label": "notes" if self.hparams.critic == "transcriptor" else "activity",
-                                "thresholds": self.critic_thresholds}
-        checkpoint["scoresep"] = section("separator", self.features, models)
+        label = "notes" if self.hparams.critic == "transcriptor" else "activity"
+        write_section(checkpoint, "separator", self.features, separator=self.separator, transcriptor=self.critic,
+                      label=label, thresholds=self.critic_thresholds)

@@ -12,12 +12,12 @@ from dataclasses import asdict
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 
-from scoresep.checkpoints import section
+from scoresep.checkpoints import write_section
 from scoresep.errors import SettingsError
 from scoresep.evaluation import TranscriptionEvaluation
 from scoresep.features import DEFAULT_FEATURES, FeatureSettings, Spectrogram
+from scoresep.losses import note_bce
 from scoresep.models.transcriptor import Transcriptor, TranscriptorConfig
 from scoresep.score import activity_target, isolated_targets
 from scoresep.stages.arguments import adamw, check_numbers
@@ -106,8 +106,8 @@ class TranscriptorStage(EvaluatedStage):
         return rolls if self.hparams.label == "notes" else activity_target(rolls)
 
     def bce(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        weight = torch.tensor(self.hparams.pos_weight, device=logits.device, dtype=torch.float32)
-        return F.binary_cross_entropy_with_logits(logits.float(), target, pos_weight=weight)
+        """Stage 1's loss: ``note_bce`` as one mean over every cell of the batch."""
+        return note_bce(logits, target, self.hparams.pos_weight, reduction="all")
 
     def _isolated_inputs(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor] | None:
         """Each stem's magnitude with a target holding only that instrument's roll: ``(B' * I, F, N)``."""
@@ -179,6 +179,5 @@ class TranscriptorStage(EvaluatedStage):
 
     # ---------------------------------------------------------------------------------------------- checkpoint
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        info = {"config": dict(self.hparams["model"]), "n_pitches": self.n_outputs, "label": self.hparams.label,
-                "thresholds": self.thresholds.tolist()}
-        checkpoint["scoresep"] = section("transcriptor", self.features, {"transcriptor": info})
+        write_section(checkpoint, "transcriptor", self.features, transcriptor=self.transcriptor,
+                      label=self.hparams.label, thresholds=self.thresholds)
