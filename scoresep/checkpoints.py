@@ -69,11 +69,12 @@ def write_section(checkpoint: dict, stage: str, features: FeatureSettings,
     checkpoint["scoresep"] = {"format": FORMAT, "stage": stage, "features": features.to_dict(), "models": models}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared by identity: it holds tensors
 class StageCheckpoint:
     """A stage checkpoint read once: its ``"scoresep"`` section, weights and hyper-parameters, from which the
     models it holds are rebuilt (``separator``, ``transcriptor``) and a ``--ckpt_path`` is checked
-    (``check_run``). ``read`` is the one place a checkpoint file is loaded (``weights_only=True``).
+    (``check_run``). ``read`` is the one place scoresep loads a stage checkpoint to use its models
+    (``weights_only=True``); Lightning's own loading (``--ckpt_path``, ``load_from_checkpoint``) is Lightning's.
 
     Attributes:
         path: the file; every error names it.

@@ -1,5 +1,5 @@
 """Classes named by import path, as YAMLs and checkpoints name them (``scoresep.models.FrameSeparator``,
-``mypackage.losses.SpectralFlux``): import one, check what it is, and write a class's path back.
+``mypackage.losses.SpectralFluxLoss``): import one, check what it is, and write a class's path back.
 
 Separator networks and separator loss terms are both named this way, so a user's own class in a user's own
 package plugs in without an edit to scoresep.

@@ -101,6 +101,12 @@ def test_a_yaml_names_a_term_by_class_path_and_the_checkpoint_keeps_it(minislakh
      "loss term 'torch.nn.L1Loss' is not a scoresep.losses.terms.SeparatorLoss subclass"),
     ({"extra_losses": [{"class_path": "nopackage.Term"}]}, "cannot import 'nopackage'"),
     ({"extra_losses": [ENERGY]}, "each extra_losses entry is {class_path: package.module.Class"),
+    ({"extra_losses": [{"class_path": "tests.helpers.losses.UndecoratedEnergy"}]},
+     "must be decorated with @dataclass"),
+    ({"extra_losses": [{"class_path": "tests.helpers.losses.LossNamedLoss"}]}, "may not be named 'loss'"),
+    ({"extra_losses": [{"class_path": "tests.helpers.losses.PathSetting"}]},
+     r"setting where=PosixPath\('/tmp'\) is not a number"),
+    ({"supervised": True, "extra_losses": [_energy(1.0)]}, "supervised: true trains on the stems alone"),
 ])
 def test_impossible_terms_are_refused_when_the_stage_is_built(settings, message):
     with pytest.raises(ValueError, match=message):

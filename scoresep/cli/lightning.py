@@ -168,8 +168,8 @@ def check_ckpt_path(config):
     from scoresep.features import FeatureSettings
 
     ckpt_path = config.get("ckpt_path")
-    if not ckpt_path or str(ckpt_path) in LIGHTNING_CKPT_ALIASES:
-        return None
+    if not ckpt_path or str(ckpt_path) in LIGHTNING_CKPT_ALIASES or str(ckpt_path).lower().startswith("registry"):
+        return None  # Lightning resolves these itself (``registry:<name>`` too)
     checkpoint = StageCheckpoint.read(ckpt_path)
     model = config.get("model")
     if model is not None and model.get("class_path"):

@@ -120,4 +120,4 @@ def atl_separator_loss(transcriptor: nn.Module, separated: torch.Tensor, rolls: 
 
 
 __all__ = ["AmlForm", "aml_separator_loss", "aml_transcriptor_loss", "artificial_mixtures", "atl_separator_loss",
-           "atl_transcriptor_loss", "mixing_pairs", "transcription_bce"]
+           "atl_transcriptor_loss", "mixing_pairs"]

@@ -7,7 +7,7 @@ loss from a list of terms: ``separator_losses(inputs, terms)`` evaluates every t
 - its typed ``<name>_weight`` arguments, for the paper's terms, which sweeps and YAMLs set by name;
 - its ``loss_weights`` mapping, for the project's other terms (``BUILTIN_TERMS``) by name;
 - its ``extra_losses`` list, for any ``SeparatorLoss`` subclass named by class path with its own settings
-  (``{class_path: mypackage.losses.SpectralFlux, init_args: {weight: 0.05, order: 2}}``), so a term can live in
+  (``{class_path: mypackage.losses.SpectralFluxLoss, init_args: {weight: 0.05, order: 2}}``), so a term can live in
   a user's own package, as a separator network can.
 
 Every name, weight and setting is checked when the stage is built, so a misspelled or impossible term stops the
@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import re
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
 import torch
@@ -68,11 +68,14 @@ class SeparatorLoss(ABC):
     """A separator loss term: a dataclass whose fields are its weight and its own settings, called on a step's
     ``LossInputs`` to give one value per batch item ``(batch,)``.
 
-    A subclass is a ``@dataclass`` that adds its settings as fields and implements ``__call__``. Class
-    attributes: ``name`` (what the stage logs, ``train/<name>``; default: the class name in snake case without
-    a trailing ``Loss``), ``summary`` (one line for the docs and errors), ``needs_critic`` / ``needs_pairs``
-    (computed only with a critic / with AML's artificial mixtures; a stage without them refuses a positive
-    weight).
+    A subclass is a ``@dataclass`` that adds its settings as fields and implements ``__call__``. Its class
+    attributes are unannotated or ``ClassVar`` (annotated, the dataclass would take them for settings):
+
+    - ``name``: what the stage logs, ``train/<name>``; default: the class name in snake case without a trailing
+      ``Loss``;
+    - ``summary``: one line for the docs and errors;
+    - ``needs_critic`` / ``needs_pairs``: computed only with a critic / with AML's artificial mixtures; a stage
+      without them refuses a positive weight.
 
     Args:
         weight: the term's weight in the separator's loss (0 leaves it out).
@@ -190,6 +193,8 @@ class AmlLoss(SeparatorLoss):
         return aml_separator_loss(inputs.critic, mixtures, scores, self.pos_weight)
 
 
+# Names the stages use themselves: ``train/loss`` is the total, ``supervised`` the supervised row's term.
+RESERVED_NAMES = ("loss", "supervised")
 # The project's terms by name: what a stage's ``loss_weights`` mapping may name.
 BUILTIN_TERMS: dict[str, type[SeparatorLoss]] = {cls.name: cls for cls in (
     ScoreLoss, MixLoss, ClipMixLoss, HarmonicMixLoss, HarmonicLeakLoss, ScoreTargetLoss, AmlLoss)}
@@ -204,17 +209,35 @@ def build_loss(spec: dict[str, Any], where: str) -> SeparatorLoss:
     class_path = spec["class_path"]
     cls = import_subclass(class_path, SeparatorLoss, f"{where}: loss term",
                           "scoresep.losses.terms.ScoreTargetLoss, or your own subclass")
-    if not is_dataclass(cls) or "__call__" in getattr(cls, "__abstractmethods__", ()):
-        raise SettingsError(f"{where}: loss term {class_path!r} must be a @dataclass that implements __call__")
+    if "__dataclass_fields__" not in cls.__dict__ or "__call__" in getattr(cls, "__abstractmethods__", ()):
+        # every subclass inherits the base's dataclass fields; only its own decorator makes its settings fields
+        raise SettingsError(f"{where}: loss term {class_path!r} must be decorated with @dataclass and implement "
+                            "__call__")
     init_args = dict(spec.get("init_args") or {})
     known = [item.name for item in fields(cls)]
     if unknown := sorted(set(init_args) - set(known)):
         raise SettingsError(f"{where}: loss term {class_path!r} has no setting {', '.join(unknown)}; its settings "
                             f"are {known}")
     try:
-        return cls(**init_args)
+        term = cls(**init_args)
     except TypeError as error:
         raise SettingsError(f"{where}: loss term {class_path!r}: {error}") from error
+    for name, value in asdict(term).items():
+        if not _plain(value):
+            raise SettingsError(f"{where}: loss term {class_path!r}: setting {name}={value!r} is not a number, "
+                                "string, bool, None or a list/dict of them (checkpoints keep plain data only)")
+    return term
+
+
+def _plain(value: Any) -> bool:
+    """Whether ``value`` is data a checkpoint loads with ``weights_only=True``: primitives, lists and dicts."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return True
+    if isinstance(value, list | tuple):
+        return all(_plain(item) for item in value)
+    if isinstance(value, dict):
+        return all(isinstance(key, str) and _plain(item) for key, item in value.items())
+    return False
 
 
 def separator_terms(typed: list[SeparatorLoss], loss_weights: dict[str, float] | None,
@@ -238,6 +261,9 @@ def separator_terms(typed: list[SeparatorLoss], loss_weights: dict[str, float] |
     terms.extend(build_loss(spec, where) for spec in extra_losses or [])
     seen: set[str] = set()
     for term in terms:
+        if term.name in RESERVED_NAMES:
+            raise SettingsError(f"{where}: a loss term may not be named {term.name!r} (the stage logs its total as "
+                                "'loss' and the supervised row's term as 'supervised'); set the class's name")
         if term.name in seen:
             raise SettingsError(f"{where}: two loss terms are named {term.name!r}; give each term once")
         seen.add(term.name)

@@ -146,7 +146,7 @@ class AdversarialStage(SeparatingStage):
                                    "gradient_clip_val": gradient_clip_val},
                       positive={"separator_lr": separator_lr, "transcriptor_lr": transcriptor_lr})
         transcriptor_side = {"transcription_weight": transcription_weight, "aml_weight": aml_weight,
-                             "atl_weight": atl_weight}  # the separator's weights are checked with its table below
+                             "atl_weight": atl_weight}  # the separator's: separator_terms, below
         if any(value < 0 for value in transcriptor_side.values()):
             raise SettingsError(f"AdversarialStage: loss weights must be >= 0, got {transcriptor_side}")
         typed = [ScoreLoss(score_weight, critic_pos_weight), ClipMixLoss(clip_mix_weight),

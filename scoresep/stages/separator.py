@@ -67,7 +67,7 @@ class SeparatorStage(SeparatingStage):
         loss_weights: weights of the project's other loss terms (``losses.terms.BUILTIN_TERMS``) by name, e.g.
             ``{score_target: 1.0}``; the paper's terms have their own ``<name>_weight`` arguments above.
         extra_losses: further terms by class path, each with its weight and settings,
-            ``[{class_path: mypackage.losses.SpectralFlux, init_args: {weight: 0.05, order: 2}}]``: any
+            ``[{class_path: mypackage.losses.SpectralFluxLoss, init_args: {weight: 0.05, order: 2}}]``: any
             ``losses.terms.SeparatorLoss`` subclass, a user's own included (docs/extending.md).
         lr, weight_decay, scheduler: AdamW and an optional cosine decay over the run.
         log_media: log separated audio and mask images of the first validation batch (W&B or TensorBoard).
@@ -117,6 +117,9 @@ class SeparatorStage(SeparatingStage):
                       positive={"lr": lr})
         if score_weight < 0:
             raise SettingsError(f"SeparatorStage: loss weights must be >= 0, got score_weight={score_weight}")
+        if supervised and (loss_weights or extra_losses):
+            raise SettingsError("SeparatorStage: supervised: true trains on the stems alone (supervised_loss); "
+                                "loss_weights and extra_losses would be ignored, so leave them out")
         self.use_critic = critic != "none" and not supervised and score_weight > 0
         typed = [ScoreLoss(score_weight if self.use_critic else 0.0, critic_pos_weight), MixLoss(mix_weight),
                  ClipMixLoss(clip_mix_weight), HarmonicMixLoss(harmonic_mix_weight, harmonic_restrict),

@@ -2,6 +2,7 @@
 (``tests.helpers.losses.FrameEnergy``), as a user names a term of theirs in a YAML."""
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -17,3 +18,23 @@ class FrameEnergy(SeparatorLoss):
 
     def __call__(self, inputs: LossInputs) -> torch.Tensor:
         return inputs.separated.abs().pow(self.power).flatten(1).mean(1)
+
+
+class UndecoratedEnergy(FrameEnergy):
+    """Forgot ``@dataclass``: its setting would not be a field (refused by name)."""
+
+    floor: float = 0.0
+
+
+@dataclass
+class LossNamedLoss(FrameEnergy):
+    """Takes the name the stages log their total under (refused)."""
+
+    name = "loss"
+
+
+@dataclass
+class PathSetting(FrameEnergy):
+    """A setting that is not plain data: a checkpoint could not keep it (refused)."""
+
+    where: Path = Path("/tmp")
