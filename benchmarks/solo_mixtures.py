@@ -10,6 +10,7 @@ random solo passage of a random training song, placed at a random offset in the 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +29,29 @@ def minislakh_datamodule() -> SlakhDataModule:
     datamodule.prepare_data()
     datamodule.setup("fit")
     return datamodule
+
+
+def prepare() -> tuple[FeatureSettings, SlakhDataModule, SoloPassages]:
+    """Seeded torch, the project's feature settings, ``minislakh_datamodule()`` and its solo passages (printed)."""
+    torch.manual_seed(1)
+    features = FeatureSettings.defaults()
+    datamodule = minislakh_datamodule()
+    solo = SoloPassages(datamodule.cache, features)
+    print(solo.summary(), flush=True)
+    return features, datamodule, solo
+
+
+def update(network: torch.nn.Module, optimizer, scheduler, loss: torch.Tensor, step: int, started: float,
+           clip: float | None = None) -> None:
+    """One optimiser step (gradient-norm clip when given, then the scheduler); progress every 100 steps."""
+    optimizer.zero_grad()
+    loss.backward()
+    if clip is not None:
+        torch.nn.utils.clip_grad_norm_(network.parameters(), clip)
+    optimizer.step()
+    scheduler.step()
+    if step % 100 == 0:
+        print(f"step {step} loss {loss.item():.4f} {time.perf_counter() - started:.0f} s", flush=True)
 
 
 def training_batches(datamodule: SlakhDataModule, steps: int) -> Iterator[dict]:

@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 
 import torch
-from solo_mixtures import SoloPassages, minislakh_datamodule, training_batches
+from solo_mixtures import prepare, training_batches, update
 
 from scoresep.evaluation.whole_tracks import _evaluate_split, summarise
-from scoresep.features import FeatureSettings, Spectrogram
+from scoresep.features import Spectrogram
 from scoresep.inference.separation import Separator
 from scoresep.losses import score_target_loss, supervised_loss
 from scoresep.models import FrameSeparator
@@ -29,11 +29,7 @@ from scoresep.score import bin_frequencies, harmonic_mask, harmonic_templates
 def main() -> None:
     variant, steps, out = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
     weight = float(sys.argv[4]) if len(sys.argv) > 4 else 1.0
-    torch.manual_seed(1)
-    features = FeatureSettings.defaults()
-    datamodule = minislakh_datamodule()
-    solo = SoloPassages(datamodule.cache, features)
-    print(solo.summary(), flush=True)
+    features, datamodule, solo = prepare()
     spectrogram = Spectrogram.of(features, inverse=False)
     templates = harmonic_templates(bin_frequencies(features.sample_rate, features.n_fft), features.n_pitches,
                                    features.min_midi, 8, 0.5)
@@ -54,13 +50,7 @@ def main() -> None:
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 solo_masks = network(mixture_mag)
             loss = loss + weight * supervised_loss(solo_masks.float() * mixture_mag[:, None], source_mag, "l1").mean()
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(network.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
-        if step % 100 == 0:
-            print(f"step {step} loss {loss.item():.4f} {time.perf_counter() - started:.0f} s", flush=True)
+        update(network, optimizer, scheduler, loss, step, started, clip=1.0)
     train_seconds = time.perf_counter() - started
     network.eval()
     tracks, _, _ = _evaluate_split("data/minislakh300", "validation", "data/cache", "instruments", features,

@@ -16,10 +16,10 @@ import time
 from pathlib import Path
 
 import torch
-from solo_mixtures import SoloPassages, minislakh_datamodule, training_batches
+from solo_mixtures import prepare, training_batches, update
 
 from scoresep.evaluation.whole_tracks import _evaluate_split, summarise
-from scoresep.features import FeatureSettings, Spectrogram
+from scoresep.features import Spectrogram
 from scoresep.inference.transcription import Transcriber
 from scoresep.losses import note_bce
 from scoresep.models.transcriptor import Transcriptor, TranscriptorConfig
@@ -27,11 +27,7 @@ from scoresep.models.transcriptor import Transcriptor, TranscriptorConfig
 
 def main() -> None:
     variant, steps, out = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
-    torch.manual_seed(1)
-    features = FeatureSettings.defaults()
-    datamodule = minislakh_datamodule()
-    solo = SoloPassages(datamodule.cache, features)
-    print(solo.summary(), flush=True)
+    features, datamodule, solo = prepare()
     spectrogram = Spectrogram.of(features, inverse=False)
     config = TranscriptorConfig(channels=8, conv_blocks=1, hidden=256, rnn_layers=1, dropout=0.1,
                                 bands_per_semitone=2, log_eps=0.001, harmonics=[0.5, 1, 2, 3, 4, 5])
@@ -49,12 +45,7 @@ def main() -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16):
             logits = network(magnitude)
         loss = note_bce(logits, target, 20.0, reduction="all")
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        if step % 100 == 0:
-            print(f"step {step} loss {loss.item():.4f} {time.perf_counter() - started:.0f} s", flush=True)
+        update(network, optimizer, scheduler, loss, step, started)
     train_seconds = time.perf_counter() - started
     network.eval()
     tracks, _, _ = _evaluate_split("data/minislakh300", "validation", "data/cache", "instruments", features, None,
