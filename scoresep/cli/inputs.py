@@ -1,14 +1,19 @@
 """The inputs and progress of ``separate`` and ``transcribe``: audio files and folders given on the command line,
-a whole input's peak, a progress bar in seconds of audio, an ``--out`` that must be a folder."""
+a whole input's peak, a progress bar in seconds of audio, an ``--out`` that must be a folder, and a batch that
+goes on past an input that fails."""
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from scoresep.data.audio import audio_files
 from scoresep.errors import SettingsError
+
+T = TypeVar("T")
 
 
 def audio_inputs(inputs: list[str]) -> list[Path]:
@@ -45,6 +50,23 @@ def out_folder_argument(out: str) -> Path:
     if os.path.lexists(path) and not path.is_dir():
         raise NotADirectoryError(f"{path}: --out is an existing file, not a folder")
     return path
+
+
+def each_input(command: str, items: Sequence[T], errors: tuple[type[BaseException], ...],
+               work: Callable[[T], str]) -> int:
+    """Run ``work`` on every input of a batch and print the line it returns; an error of the types ``errors`` is
+    printed as one line (``scoresep COMMAND: error: ...``, naming its file) and the batch goes on with the next
+    input. Returns how many inputs failed, for ``end_of_batch``."""
+    failures = 0
+    for item in items:
+        try:
+            line = work(item)
+        except errors as error:
+            failures += 1
+            print(f"scoresep {command}: error: {error}", file=sys.stderr)
+            continue
+        print(line)
+    return failures
 
 
 def end_of_batch(command: str, failures: int, inputs: int) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scoresep.cli.inputs import _progress, audio_inputs, end_of_batch, out_folder_argument
+from scoresep.cli.inputs import _progress, audio_inputs, each_input, end_of_batch, out_folder_argument
 from scoresep.cli.options import add_compute_options, add_score_check_options, at_least_one, positive
 from scoresep.constants import (
     DEFAULT_INSTRUMENTS,
@@ -164,18 +164,13 @@ def command_separate(args: argparse.Namespace) -> None:
         separator = Separator.from_score(features, args.chunk_seconds, device, harmonics)
     for path in files:  # before any work: an earlier separation is replaced only when the user asks
         refuse_earlier_separation(stem_paths(separator, out, path, args.format), args.overwrite)
-    failures = 0
     with output_folder(out) as out_dir:
-        for path in files:
-            try:
-                score = score_of(path, args.score)
-                written = separate_file(separator, path, out_dir, args.format, not args.quiet, score, args.align,
-                                        args.min_quality, args.length_tolerance, args.overwrite)
-            except (AudioError, MidiError, AlignmentError, OSError) as error:
-                failures += 1
-                print(f"scoresep separate: error: {error}", file=sys.stderr)
-                continue
-            print(f"{path} -> {', '.join(str(p) for p in written)}")
+        def separate_one(path: Path) -> str:
+            written = separate_file(separator, path, out_dir, args.format, not args.quiet, score_of(path, args.score),
+                                    args.align, args.min_quality, args.length_tolerance, args.overwrite)
+            return f"{path} -> {', '.join(str(p) for p in written)}"
+
+        failures = each_input("separate", files, (AudioError, MidiError, AlignmentError, OSError), separate_one)
     end_of_batch("separate", failures, len(files))
 
 

@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from scoresep.cli.inputs import audio_inputs, end_of_batch, out_folder_argument, peak_amplitude
+from scoresep.cli.inputs import audio_inputs, each_input, end_of_batch, out_folder_argument, peak_amplitude
 from scoresep.cli.options import add_compute_options
 from scoresep.constants import (
     SILENCE,
@@ -49,28 +49,26 @@ def command_transcribe(args: argparse.Namespace) -> None:
     if args.from_separated:
         separator = Separator.from_checkpoint(args.separator_ckpt or args.ckpt, chunk_seconds=args.chunk_seconds,
                                               device=device)
-    failures = 0
+    def transcribe_one(pair: tuple[Path, Path]) -> str:
+        path, target = pair
+        source = FileSource(path, transcriber.sample_rate)
+        for note in source.notes:
+            print(f"{path}: note: {note}", file=sys.stderr)
+        if peak_amplitude(source) < SILENCE:
+            raise AudioError(f"{path}: the audio is silent; nothing to transcribe")
+        if target.is_dir():
+            raise AudioError(f"{target}: a folder of that name is in the way of the MIDI file")
+        with output_lock(target):
+            refuse_existing([target], args.overwrite)  # again: another run may have written it since
+            midi = transcriber.to_midi(transcriber.transcribe_source(source, separator))
+            write_midi(target, midi)
+        counts = ", ".join(f"{name} {len(track.notes)}" for name, track in
+                           zip(transcriber.instruments, midi.instruments, strict=True))
+        return f"{path} -> {target} (notes: {counts})"
+
     with output_folder(folder):
-        for path, target in zip(files, targets, strict=True):
-            try:
-                source = FileSource(path, transcriber.sample_rate)
-                for note in source.notes:
-                    print(f"{path}: note: {note}", file=sys.stderr)
-                if peak_amplitude(source) < SILENCE:
-                    raise AudioError(f"{path}: the audio is silent; nothing to transcribe")
-                if target.is_dir():
-                    raise AudioError(f"{target}: a folder of that name is in the way of the MIDI file")
-                with output_lock(target):
-                    refuse_existing([target], args.overwrite)  # again: another run may have written it since
-                    midi = transcriber.to_midi(transcriber.transcribe_source(source, separator))
-                    write_midi(target, midi)
-            except (AudioError, OSError) as error:
-                failures += 1
-                print(f"scoresep transcribe: error: {error}", file=sys.stderr)
-                continue
-            counts = ", ".join(f"{name} {len(track.notes)}" for name, track in
-                               zip(transcriber.instruments, midi.instruments, strict=True))
-            print(f"{path} -> {target} (notes: {counts})")
+        failures = each_input("transcribe", list(zip(files, targets, strict=True)), (AudioError, OSError),
+                              transcribe_one)
     end_of_batch("transcribe", failures, len(files))
 
 
