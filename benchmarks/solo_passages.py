@@ -54,7 +54,7 @@ def main() -> None:
     train_seconds = time.perf_counter() - started
     network.eval()
     tracks, _, _ = _evaluate_split("data/minislakh300", "validation", "data/cache", "instruments", features,
-                                   Separator(network, features, 4.0, "cpu"), None, 1, False)
+                                   Separator(network, features, 4.0, "cpu"), None, 1, False, False)
     summary = summarise(tracks, features.instruments)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"variant": variant, "steps": steps, "weight": weight, "train_seconds": train_seconds,

@@ -49,7 +49,7 @@ def main() -> None:
     train_seconds = time.perf_counter() - started
     network.eval()
     tracks, _, _ = _evaluate_split("data/minislakh300", "validation", "data/cache", "instruments", features, None,
-                                   Transcriber(network, features, 0.5, 30.0, device="cpu"), 1, False)
+                                   Transcriber(network, features, 0.5, 30.0, device="cpu"), 1, False, False)
     transcription = summarise(tracks, features.instruments)["transcription"]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"variant": variant, "steps": steps, "train_seconds": train_seconds,

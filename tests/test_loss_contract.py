@@ -19,7 +19,7 @@ from tests.helpers import TINY_T
 BATCH, INSTRUMENTS, BINS, FRAMES, PITCHES = 2, 3, 513, 8, 88
 # Exported helpers that are not losses (they build inputs of losses).
 NOT_LOSSES = {"activity_target", "artificial_mixtures", "bin_frequencies", "harmonic_mask", "harmonic_templates",
-              "mixing_pairs", "score_separation"}
+              "mixing_pairs", "remix", "remix_picks", "score_separation"}
 
 
 def _critic() -> Transcriptor:
@@ -49,6 +49,7 @@ CALLS: dict[str, tuple[Callable[[torch.Tensor], torch.Tensor], Callable[[], torc
                           _separated, "separated"),
     "supervised_loss": (lambda s: losses.supervised_loss(s, torch.zeros_like(_separated())), _separated,
                         "separated"),
+    "remix_loss": (lambda s: losses.remix_loss(s, torch.zeros_like(_separated())), _separated, "separated"),
     "note_bce": (lambda x: losses.note_bce(x, _rolls(), 20.0), _rolls, "logits"),
     "transcription_bce": (lambda x: losses.transcription_bce(_critic(), x, _rolls(), 20.0), _mixture, "spectrogram"),
     "aml_separator_loss": (lambda x: losses.aml_separator_loss(_critic(), x, _rolls(), 5.0), _mixture, "mixtures"),

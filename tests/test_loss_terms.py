@@ -46,7 +46,7 @@ def test_the_terms_setting_and_weight_reach_the_loss(minislakh, tmp_path):
     stage = SeparatorStage(model=UNetConfig(**TINY_S), critic="none", clip_mix_weight=0.25,
                            harmonic_mix_weight=0.0, extra_losses=[_energy(2.0, power=1.0)], log_media=False)
     batch = tiny_batch(minislakh, tmp_path)
-    _, separated = stage.separate(batch["mixture_mag"])
+    _, separated = stage.separate(batch)
     terms = stage.losses(batch, separated)
     assert set(terms) == {"clip_mix", "frame_energy"}
     assert torch.allclose(terms["frame_energy"], separated.abs().mean())
@@ -63,7 +63,7 @@ def test_the_builtin_terms_carry_their_own_settings(minislakh, tmp_path):
     assert by_name["score"] == ScoreLoss(weight=0.0, pos_weight=40.0)  # no critic: L_score is off
     assert by_name["score_target"].weight == 0.5 and type(by_name["score_target"]) is BUILTIN_TERMS["score_target"]
     batch = tiny_batch(minislakh, tmp_path)
-    _, separated = stage.separate(batch["mixture_mag"])
+    _, separated = stage.separate(batch)
     inputs = LossInputs(batch, separated, stage.templates)
     assert not torch.allclose(HarmonicMixLoss(restrict=True)(inputs), HarmonicMixLoss(restrict=False)(inputs))
     assert ClipMixLoss().spec() == {"class_path": "scoresep.losses.terms.ClipMixLoss", "init_args": {"weight": 1.0}}

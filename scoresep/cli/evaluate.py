@@ -32,6 +32,9 @@ def command_evaluate(args: argparse.Namespace) -> None:
     from scoresep.instruments import check_instruments
     from scoresep.score import HarmonicSettings
 
+    if args.score and args.score_masks:
+        raise SettingsError("--score goes with --ckpt (a checkpoint that separates with the score); --score-masks "
+                            "already reads the score")
     if (args.ckpt is None) == (not args.score_masks):
         raise SettingsError("give either --ckpt (a stage checkpoint) or --score-masks (the training-free "
                             "score-informed reference), not both")
@@ -51,7 +54,7 @@ def command_evaluate(args: argparse.Namespace) -> None:
         else:
             result = evaluate_checkpoint(args.ckpt, args.data, args.split, args.cache, args.mixture,
                                          args.chunk_seconds, args.threshold, device, args.workers,
-                                         progress=not args.quiet)
+                                         progress=not args.quiet, score=args.score)
         write_json(out, result)
     if result["skipped"]:
         print(f"scoresep evaluate: note: {len(result['skipped'])} '{args.split}' track(s) skipped; each is listed "
@@ -75,6 +78,9 @@ def add_evaluate_command(commands) -> None:
     evaluate.add_argument("--score-masks", action="store_true",
                           help="instead of a checkpoint: the score's harmonic masks (no training; reads each test "
                                "track's score)")
+    evaluate.add_argument("--score", action="store_true",
+                          help="--ckpt: separate each track together with its score, as `separate --score` does "
+                               "(a separator that reads the score always does); the JSON records reads_score")
     evaluate.add_argument("--instruments", nargs="+", default=list(DEFAULT_INSTRUMENTS),
                           help="--score-masks: instruments (default bass guitar piano)")
     evaluate.add_argument("--sample-rate", type=at_least_one, default=SAMPLE_RATE, help="--score-masks: sample rate")

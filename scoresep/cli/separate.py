@@ -154,6 +154,12 @@ def command_separate(args: argparse.Namespace) -> None:
         given = {key: value for key, value in (("n_harmonics", args.n_harmonics),
                                                ("tolerance", args.harmonic_tolerance)) if value is not None}
         separator = Separator.from_checkpoint(args.ckpt, chunk_seconds=args.chunk_seconds, device=device)
+        if separator.network.reads_score and args.score is None:
+            raise SettingsError(f"{args.ckpt}: its separator ({type(separator.network).__name__}) reads the score as "
+                                "well as the audio; give each recording's score with --score")
+        if separator.network.reads_score and given:
+            raise SettingsError(f"{args.ckpt}: its separator reads the score through the harmonic masks it trained "
+                                "with; --n-harmonics and --harmonic-tolerance cannot change them")
         if given:  # the options override the harmonic masks the checkpoint trained with
             separator = Separator(separator.network, separator.features, args.chunk_seconds, device,
                                   replace(separator.harmonics, **given))

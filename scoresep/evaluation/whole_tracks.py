@@ -6,7 +6,8 @@ SI-SDR and the improvement (SI-SDRi); stems that are silent for a whole track ar
 Transcription (stage-1 and stage-3 checkpoints): frame-level counts on the mixture (``mix``) and on each
 isolated stem (``iso``), summed over tracks before dividing, plus the wrong-channel rate on isolated stems.
 The result is one JSON (format 1), written atomically; ``reads_score`` says whether the separation read the
-test tracks' scores (``--score-masks``: true; a checkpoint hears only the audio: false), so that a table never
+test tracks' scores (``--score-masks``, ``--score``, or a separator that reads the score: true; a checkpoint
+that hears only the audio: false), so that a table never
 ranks the two kinds side by side unmarked; ``summary`` holds the table numbers and ``skipped``
 names every track of the split that was not scored, with the reason (the dataset index left it out, or it has
 no stems to sum), so that a table's track count can be checked from the file alone.
@@ -182,8 +183,11 @@ def summarise(tracks: list[dict], instruments: tuple[str, ...]) -> dict:
 def evaluate_checkpoint(checkpoint: str | os.PathLike, data: str | os.PathLike, split: str = "test",
                         cache_dir: str | os.PathLike = "data/cache", mixture: str = "instruments",
                         chunk_seconds: float = 30.0, threshold: float | None = None, device: str | None = None,
-                        workers: int | None = None, progress: bool = True) -> dict:
+                        workers: int | None = None, progress: bool = True, score: bool = False) -> dict:
     """Evaluate one stage checkpoint on the whole tracks of ``split``; returns the JSON-ready result.
+
+    ``score``: separate each track with its score (the cached rolls), as ``separate --score`` does. A separator
+    that reads the score (``ScoreInformedSeparator``) always does; the result's ``reads_score`` says which.
 
     ``threshold`` None reads notes at the checkpoint's calibrated per-instrument thresholds (recorded in the
     result as ``threshold``, one per instrument)."""
@@ -193,20 +197,25 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, data: str | os.PathLike, 
     separator = transcriber = None
     if source.holds("separator"):
         network, info = source.separator()
-        separator = Separator(network, info["features"], chunk_seconds, device)
+        separator = Separator(network, info["features"], chunk_seconds, device,
+                              HarmonicSettings(**info.get("harmonics", {})))
     if source.holds("transcriptor"):  # a trained one (stages 1 and 3), not stage 2's frozen critic
         network, info = source.transcriptor()
         transcriber = Transcriber(network, info["features"], checkpoint_thresholds(info, threshold), chunk_seconds,
                                   device=device)
     features = (separator or transcriber).features
+    reads_score = separator is not None and (score or separator.network.reads_score)
+    if score and separator is None:
+        raise SettingsError(f"{checkpoint}: --score separates with the score, but this {source.stage} checkpoint "
+                            "holds no separator")
     tracks, skipped, seconds = _evaluate_split(data, split, cache_dir, mixture, features, separator, transcriber,
-                                               workers, progress)
+                                               workers, progress, reads_score)
     if not any("separation" in track or "transcription" in track for track in tracks):
         raise DatasetError(f"{data}: nothing to score on the '{split}' split: no track has stems to score the "
                            f"separation against, and a {source.stage} checkpoint transcribes nothing (score-only "
                            "data can be separated with `scoresep separate`, not scored)")
     return {
-        "format": FORMAT, "checkpoint": str(checkpoint), "stage": source.stage, "reads_score": False,
+        "format": FORMAT, "checkpoint": str(checkpoint), "stage": source.stage, "reads_score": reads_score,
         "split": split, "data": str(data),
         "mixture": mixture, "instruments": list(features.instruments), "features": features.to_dict(),
         "threshold": transcriber.thresholds.tolist() if transcriber is not None else threshold,
@@ -228,7 +237,7 @@ def evaluate_score_masks(data: str | os.PathLike, split: str = "test", cache_dir
     features = features or FeatureSettings.defaults()
     separator = Separator.from_score(features, chunk_seconds, device, harmonics)
     tracks, skipped, seconds = _evaluate_split(data, split, cache_dir, mixture, features, separator, None, workers,
-                                               progress)
+                                               progress, True)
     if not any("separation" in track for track in tracks):
         raise DatasetError(f"{data}: no '{split}' track has stems to score the score masks against (score-only "
                            "data can be separated with `scoresep separate --score`, not scored)")
@@ -244,9 +253,9 @@ def evaluate_score_masks(data: str | os.PathLike, split: str = "test", cache_dir
 
 def _evaluate_split(data, split: str, cache_dir, mixture: str, features: FeatureSettings,
                     separator: Separator | None, transcriber: Transcriber | None, workers: int | None,
-                    progress: bool) -> tuple[list[dict], list[dict], float]:
-    """``(per-track results, skipped tracks with the reason, seconds)`` of ``split``. A separator without a network
-    separates each track with its score (the cached rolls)."""
+                    progress: bool, with_score: bool) -> tuple[list[dict], list[dict], float]:
+    """``(per-track results, skipped tracks with the reason, seconds)`` of ``split``. ``with_score``: the
+    separator separates each track with its score (the cached rolls)."""
     folder, records, skipped = _split_tracks(data, cache_dir, features, split, workers)
     instruments = features.instruments
     started, tracks = time.perf_counter(), []
@@ -260,7 +269,7 @@ def _evaluate_split(data, split: str, cache_dir, mixture: str, features: Feature
         rolls = track.rolls(0, 1 + len(mix) // features.hop_length)
         entry: dict = {"track": record["track"], "seconds": track.n_samples / features.sample_rate}
         if separator is not None and sources is not None:
-            score = rolls if separator.network is None else None
+            score = rolls if with_score else None
             separated = separator.separate_source(ArraySource(mix, features.sample_rate), score=score)
             entry["separation"] = separation_scores(separated[: len(instruments)], sources, mix, instruments)
         if transcriber is not None:

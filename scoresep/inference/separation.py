@@ -4,7 +4,9 @@ with the recording's score alone.
 With a score (piano rolls ``(instrument, pitch, frame)`` on the STFT's frames, see ``score_masks.py``) each
 instrument's mask is restricted to the bins near the harmonics of its sounding notes: without a network the
 mask is the score's harmonic mask itself, a bin that several sounding instruments cover split equally between
-them (training-free score-informed separation); with a network, the learned mask times the harmonic mask.
+them (training-free score-informed separation); with a network, the learned mask times the harmonic mask. A
+network that reads the score itself (``ScoreInformedSeparator``) gets the harmonic masks as its input and its
+masks are used as they are; it needs the score for every recording.
 
 Each chunk of STFT frames is separated with enough context on both sides to cover the U-Net's receptive field
 and the inverse STFT's window, so the kept samples equal those of one pass over the whole recording (to float
@@ -31,7 +33,14 @@ from scoresep.inference.chunks import Chunk, plan_chunks
 from scoresep.inference.sources import ArraySource, FileSource
 from scoresep.inference.trained import TrainedOn
 from scoresep.models import SeparatorNetwork
-from scoresep.score import STAGE2_HARMONICS, HarmonicSettings, bin_frequencies, harmonic_templates, score_masks
+from scoresep.score import (
+    STAGE2_HARMONICS,
+    HarmonicSettings,
+    bin_frequencies,
+    harmonic_mask,
+    harmonic_templates,
+    score_masks,
+)
 
 Source = ArraySource | FileSource
 
@@ -171,6 +180,11 @@ class Separator(TrainedOn):
         """``(masks (instrument, freq, frame), mixture STFT (freq, frame))`` of a mono ``(time,)`` piece; ``rolls``
         ``(instrument, pitch, frame)``: the piece's score, on the same frames."""
         spectrum = self.spectrogram.stft(mixture[None])
+        if self.network is not None and self.network.reads_score:
+            if rolls is None:
+                raise SettingsError("this separator reads the score: it separates a recording only with its score")
+            harmonic = harmonic_mask(rolls[None], self.templates)
+            return self.network(spectrum.abs(), harmonic)[0], spectrum[0]
         learned = self.network(spectrum.abs())[0] if self.network is not None else None
         if rolls is None:
             if learned is None:
@@ -188,6 +202,9 @@ class Separator(TrainedOn):
         if score is None:
             if self.network is None:
                 raise SettingsError(f"{source.name}: a Separator without a network separates with a score only")
+            if self.network.reads_score:
+                raise SettingsError(f"{source.name}: this checkpoint's separator ({type(self.network).__name__}) "
+                                    "reads the score; give the recording's score (separate --score)")
             return
         expected = (len(self.instruments), self.features.n_pitches)
         if score.ndim != 3 or score.shape[:2] != expected:

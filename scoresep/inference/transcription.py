@@ -24,6 +24,7 @@ from scoresep.inference.midi_out import rolls_to_midi
 from scoresep.inference.separation import Separator, Source, as_mono, pick_device
 from scoresep.inference.sources import ArraySource
 from scoresep.inference.trained import TrainedOn
+from scoresep.models import network_masks
 from scoresep.models.transcriptor import Transcriptor
 
 
@@ -103,7 +104,7 @@ class Transcriber(TrainedOn):
             if separator is None:
                 logits = self.network(magnitude)[0]
             else:
-                separated = separator.network(magnitude)[0] * magnitude  # (instrument, freq, frame)
+                separated = network_masks(separator.network, magnitude)[0] * magnitude  # (instrument, freq, frame)
                 channels = torch.arange(len(self.instruments), device=self.device)
                 logits = self.network(separated)[channels, channels]
             first = chunk.start - chunk.outer_start

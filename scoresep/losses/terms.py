@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
@@ -29,9 +30,10 @@ from scoresep.class_paths import class_path_of, import_subclass
 from scoresep.errors import SettingsError
 from scoresep.losses.adversarial import aml_separator_loss, artificial_mixtures
 from scoresep.losses.mixture import harmonic_leak_loss, mixture_loss
+from scoresep.losses.remix import remix, remix_loss, remix_picks
 from scoresep.losses.score import score_loss
 from scoresep.losses.score_target import score_target_loss
-from scoresep.score import harmonic_mask
+from scoresep.score import harmonic_mask, shared_masks
 
 
 @dataclass
@@ -46,6 +48,10 @@ class LossInputs:
         critic: the transcriptor that judges each ``S_i`` (None: no critic in this stage).
         critic_target: what the critic should hear, ``(batch, instrument, pitch or 1, frame)``.
         pairs: the AML pairing ``(instrument, batch)`` of this step (None: no AML this step).
+        separate: the separator being trained, as a function of a mixture magnitude ``(batch, freq, frame)`` and
+            its rolls ``(batch, instrument, pitch, frame)`` to separated spectrograms, for terms that separate
+            inputs of their own (``RemixLoss``); None: such terms cannot run.
+        spectrogram: the stage's STFT and inverse STFT (``features.Spectrogram``), for such terms.
     """
 
     batch: dict
@@ -54,6 +60,8 @@ class LossInputs:
     critic: nn.Module | None = None
     critic_target: torch.Tensor | None = None
     pairs: torch.Tensor | None = None
+    separate: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+    spectrogram: nn.Module | None = None
     _cache: dict = field(default_factory=dict, repr=False)
 
     def harmonic_masks(self) -> torch.Tensor:
@@ -177,6 +185,30 @@ class ScoreTargetLoss(SeparatorLoss):
 
 
 @dataclass
+class RemixLoss(SeparatorLoss):
+    """``L_remix`` (not in the paper, ``losses/remix.py``): the separator separates remixes of the score's
+    separations of the batch's crops, each instrument's part taken from another crop, back into those parts."""
+
+    name: ClassVar[str] = "remix"
+    summary: ClassVar[str] = ("L_remix (not in the paper): separate remixes of the score's separations of other "
+                              "crops (each instrument from another crop) back into those parts")
+
+    def __call__(self, inputs: LossInputs) -> torch.Tensor:
+        if inputs.separate is None or inputs.spectrogram is None:
+            raise SettingsError("the remix term separates remixes of its own: its stage must give it the separator "
+                                "and the spectrogram (LossInputs.separate, LossInputs.spectrogram)")
+        batch, spectrogram = inputs.batch, inputs.spectrogram
+        with torch.no_grad():
+            shares = shared_masks(inputs.harmonic_masks(), dim=1)
+            parts = spectrogram.istft(shares * batch["mixture_stft"][:, None], batch["mixture"].shape[-1])
+            picks = remix_picks(parts.shape[0], parts.shape[1])
+            parts, rolls = remix(parts, batch["rolls"], picks)
+            mixture_magnitude = spectrogram.stft(parts.sum(1)).abs()
+            parts_magnitude = spectrogram.stft(parts).abs()
+        return remix_loss(inputs.separate(mixture_magnitude, rolls), parts_magnitude)
+
+
+@dataclass
 class AmlLoss(SeparatorLoss):
     """AML, the separator's side: the critic transcribes artificial mixtures of separated sources as their
     score (BCE, note cells weighted ``pos_weight``)."""
@@ -197,7 +229,7 @@ class AmlLoss(SeparatorLoss):
 RESERVED_NAMES = ("loss", "supervised")
 # The project's terms by name: what a stage's ``loss_weights`` mapping may name.
 BUILTIN_TERMS: dict[str, type[SeparatorLoss]] = {cls.name: cls for cls in (
-    ScoreLoss, MixLoss, ClipMixLoss, HarmonicMixLoss, HarmonicLeakLoss, ScoreTargetLoss, AmlLoss)}
+    ScoreLoss, MixLoss, ClipMixLoss, HarmonicMixLoss, HarmonicLeakLoss, ScoreTargetLoss, RemixLoss, AmlLoss)}
 
 
 def build_loss(spec: dict[str, Any], where: str) -> SeparatorLoss:

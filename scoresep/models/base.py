@@ -7,6 +7,11 @@ A separator network maps a mixture magnitude ``(batch, freq, frame)`` to one mas
 - ``frame_multiple``: inputs are padded to a multiple of this many frames (pooling); chunk starts align to it.
 - ``receptive_field_frames``: frames on each side of an output frame that can change it (an upper bound);
   chunked inference keeps at least this much context, so it equals one pass over the whole recording.
+- ``reads_score``: False for the networks that hear the mixture alone. A network with ``reads_score = True``
+  (``ScoreInformedSeparator``) also reads the recording's score at test time: its ``forward`` takes
+  ``(magnitude, harmonic)``, ``harmonic`` the score's 0/1 harmonic masks ``(batch, instrument, freq, frame)``.
+  Callers go through ``network_masks``, which passes the score to the networks that read it and refuses a call
+  without one.
 
 Networks are chosen in the YAML by class path, like any LightningCLI component, and stored in checkpoints as
 ``{"class_path": ..., "init_args": ...}`` (primitives only), so stage 2, stage 3, ``separate``, ``transcribe``
@@ -25,6 +30,7 @@ from __future__ import annotations
 import abc
 from typing import Any, ClassVar
 
+import torch
 from torch import nn
 
 from scoresep.errors import SettingsError
@@ -41,6 +47,7 @@ class SeparatorNetwork(nn.Module, abc.ABC):
     """
 
     config_class: ClassVar[type]
+    reads_score: ClassVar[bool] = False
 
     def __init__(self, n_bins: int, n_instruments: int, config: Any = None):
         super().__init__()
@@ -61,3 +68,16 @@ class SeparatorNetwork(nn.Module, abc.ABC):
         if magnitude.ndim != 3 or magnitude.shape[1] != self.n_bins:
             raise SettingsError(f"{type(self).__name__} expects a magnitude (batch, freq={self.n_bins}, frame), "
                                 f"got shape {tuple(magnitude.shape)}")
+
+
+def network_masks(network: SeparatorNetwork, magnitude: torch.Tensor,
+                  harmonic: torch.Tensor | None = None) -> torch.Tensor:
+    """The masks ``(batch, instrument, freq, frame)`` of ``network`` for a mixture magnitude
+    ``(batch, freq, frame)``; ``harmonic`` (the score's harmonic masks ``(batch, instrument, freq, frame)``) goes
+    to the networks that read the score and is not needed by the others."""
+    if not network.reads_score:
+        return network(magnitude)
+    if harmonic is None:
+        raise SettingsError(f"{type(network).__name__} reads the score: it separates a recording only together "
+                            "with its score (scoresep separate --score, evaluate reads the test score)")
+    return network(magnitude, harmonic)

@@ -58,7 +58,7 @@ class FrameSeparatorConfig:
         return [2 ** (block % self.dilation_cycle) for block in range(self.blocks)]
 
 
-class _TemporalBlock(nn.Module):
+class TemporalBlock(nn.Module):
     """``x + ReLU(BN(conv_dilated(x)))`` over ``(batch, hidden, frame)``, length preserved."""
 
     def __init__(self, hidden: int, dilation: int, dropout: float):
@@ -83,7 +83,7 @@ class FrameSeparator(SeparatorNetwork):
         self.input_norm = nn.BatchNorm1d(n_bins)
         self.compress = nn.Sequential(nn.Conv1d(n_bins, hidden, 1, bias=False), nn.BatchNorm1d(hidden), nn.Tanh(),
                                       nn.Dropout(config.dropout))
-        self.temporal = nn.Sequential(*[_TemporalBlock(hidden, dilation, config.dropout)
+        self.temporal = nn.Sequential(*[TemporalBlock(hidden, dilation, config.dropout)
                                         for dilation in config.dilations])
         self.expand = nn.Sequential(nn.Conv1d(2 * hidden, hidden, 1, bias=False), nn.BatchNorm1d(hidden),
                                     nn.ReLU(inplace=True), nn.Conv1d(hidden, n_instruments * n_bins, 1))

@@ -15,12 +15,14 @@ from scoresep.class_paths import class_path_of, import_subclass
 from scoresep.errors import SettingsError
 from scoresep.models.base import SeparatorNetwork
 from scoresep.models.frame_separator import FrameSeparator
+from scoresep.models.score_informed import ScoreInformedSeparator  # noqa: F401  (found by _all_networks)
 from scoresep.models.unet import UNetSeparator
 
 
 def _network_class(class_path: str) -> type[SeparatorNetwork]:
     return import_subclass(class_path, SeparatorNetwork, "separator network",
-                           "scoresep.models.UNetSeparator or scoresep.models.FrameSeparator")
+                           "scoresep.models.UNetSeparator, scoresep.models.FrameSeparator or "
+                           "scoresep.models.ScoreInformedSeparator")
 
 
 def separator_spec(model: Any) -> dict[str, Any]:

@@ -245,7 +245,7 @@ class AdversarialStage(SeparatingStage):
         separator_optimizer, transcriptor_optimizer = self.optimizers()
         size = len(batch["mixture"])
         pairs = self._pairs(size, batch_idx) if hp.aml and size >= 2 else None
-        _, separated = self.separate(batch["mixture_mag"])
+        _, separated = self.separate(batch)
         logs: dict[str, torch.Tensor] = {}
         for _ in range(hp.transcriptor_updates):
             with self.toggled_optimizer(transcriptor_optimizer):
@@ -257,7 +257,7 @@ class AdversarialStage(SeparatingStage):
         for update in range(hp.separator_updates):
             with self.toggled_optimizer(separator_optimizer):
                 if update > 0:
-                    _, separated = self.separate(batch["mixture_mag"])
+                    _, separated = self.separate(batch)
                 terms = self.separator_terms(batch, separated, pairs)
                 loss = self.weighted(terms)
                 self._update(separator_optimizer, loss, self.separator, "separator loss")
@@ -280,7 +280,7 @@ class AdversarialStage(SeparatingStage):
         self.reset_evaluation_loss(("loss", "transcriptor_loss"))
 
     def _evaluation_step(self, batch: dict, batch_idx: int) -> None:
-        masks, separated = self.separate(batch["mixture_mag"])
+        masks, separated = self.separate(batch)
         # Both models' losses without the AML pairing (random in training): on score-only tracks, which have no
         # stems to score SI-SDR against, they are what validation can tell. The separator's is judged by the
         # critic as it was at the start (the trained one moves, and a more lenient critic is no better separator).

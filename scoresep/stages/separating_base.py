@@ -11,14 +11,16 @@ import torch
 
 from scoresep.features import FeatureSettings, Spectrogram
 from scoresep.losses.terms import LossInputs, SeparatorLoss, separator_losses, separator_terms
-from scoresep.models import SeparatorNetwork
-from scoresep.score import bin_frequencies, harmonic_templates
+from scoresep.models import SeparatorNetwork, network_masks
+from scoresep.score import bin_frequencies, harmonic_mask, harmonic_templates
 from scoresep.stages.base import EvaluatedStage
 
 
-def separate(separator: SeparatorNetwork, mixture_mag: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(masks, separated spectrograms S_i = M_i * X)``, both ``(batch, instrument, freq, frame)``."""
-    masks = separator(mixture_mag)
+def separate(separator: SeparatorNetwork, mixture_mag: torch.Tensor,
+             harmonic: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(masks, separated spectrograms S_i = M_i * X)``, both ``(batch, instrument, freq, frame)``; ``harmonic``,
+    the score's harmonic masks, is read by a separator that reads the score."""
+    masks = network_masks(separator, mixture_mag, harmonic)
     return masks, masks * mixture_mag[:, None]
 
 
@@ -57,8 +59,18 @@ class SeparatingStage(EvaluatedStage):
                 module.eval()
         return self
 
-    def separate(self, mixture_mag: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return separate(self.separator, mixture_mag)
+    def separate(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(masks, separated spectrograms)`` of the batch's mixtures. A separator that reads the score gets the
+        harmonic masks of the batch's rolls, with the stage's harmonic settings (those of ``L_h-mix``, which the
+        checkpoint records, so ``separate --score`` builds the same masks)."""
+        harmonic = harmonic_mask(batch["rolls"], self.templates) if self.separator.reads_score else None
+        return separate(self.separator, batch["mixture_mag"], harmonic)
+
+    def _separate_magnitude(self, magnitude: torch.Tensor, rolls: torch.Tensor) -> torch.Tensor:
+        """Separated spectrograms ``(batch, instrument, freq, frame)`` of a mixture magnitude that is not the
+        batch's, with its rolls (for loss terms that separate inputs of their own)."""
+        harmonic = harmonic_mask(rolls, self.templates) if self.separator.reads_score else None
+        return separate(self.separator, magnitude, harmonic)[1]
 
     def setup_loss_terms(self, typed: list[SeparatorLoss], loss_weights: dict[str, float] | None,
                          extra_losses: list[dict[str, Any]] | None, has_critic: bool, has_pairs: bool) -> None:
@@ -75,5 +87,6 @@ class SeparatingStage(EvaluatedStage):
                          critic_target: torch.Tensor | None,
                          pairs: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """``self.loss_terms`` with weight > 0, unweighted and batch-averaged."""
-        inputs = LossInputs(batch, separated, self.templates, critic, critic_target, pairs)
+        inputs = LossInputs(batch, separated, self.templates, critic, critic_target, pairs, self._separate_magnitude,
+                            self.spectrogram)
         return separator_losses(inputs, self.loss_terms)

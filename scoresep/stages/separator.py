@@ -165,7 +165,7 @@ class SeparatorStage(SeparatingStage):
         return weighted_sum(terms, {**self.loss_weights, "supervised": 1.0})
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor | None:
-        _, separated = self.separate(batch["mixture_mag"])
+        _, separated = self.separate(batch)
         terms = self.losses(batch, separated)
         loss = self.total(terms)
         if self.finite_or_skip(loss) is None:
@@ -185,7 +185,7 @@ class SeparatorStage(SeparatingStage):
         self.reset_evaluation_loss()
 
     def _evaluation_step(self, batch: dict, batch_idx: int) -> None:
-        masks, separated = self.separate(batch["mixture_mag"])
+        masks, separated = self.separate(batch)
         if self.hparams.supervised and not bool(batch["has_sources"].any()):
             return
         self.add_evaluation_loss(self.total(self.losses(batch, separated)), len(masks))
