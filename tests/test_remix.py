@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from scoresep.losses import remix, remix_loss, remix_picks
+from scoresep.losses.terms import LossInputs
 from scoresep.stages import SeparatorStage
 from tests.helpers import quiet_trainer, tiny_batch, tiny_datamodule
 
@@ -66,3 +67,28 @@ def test_a_stage_trains_with_the_remix_term_alone(minislakh, tmp_path):
     trainer.fit(stage, tiny_datamodule(minislakh, tmp_path))
     assert "train/remix" in trainer.callback_metrics and torch.isfinite(trainer.callback_metrics["train/loss"])
     assert not torch.equal(before, stage.separator.expand[-1].weight)
+
+
+def test_the_remix_term_perturbs_only_the_score_the_separator_reads(minislakh, tmp_path):
+    """With every note dropped the separator reads an empty score, while the parts (the targets) stay those of
+    the true score; a bad setting is refused when the stage is built."""
+    batch = tiny_batch(minislakh, tmp_path)
+    read = []
+
+    def separate(magnitude, rolls):
+        read.append(rolls)
+        return torch.zeros(magnitude.shape[0], rolls.shape[1], *magnitude.shape[1:])
+
+    stage = SeparatorStage(model=INFORMED, critic="none", clip_mix_weight=0.0, harmonic_mix_weight=0.0,
+                           extra_losses=[{"class_path": "scoresep.losses.terms.RemixLoss",
+                                          "init_args": {"weight": 1.0, "drop": 1.0}}], log_media=False)
+    term = stage.loss_terms[-1]
+    inputs = LossInputs(batch, stage.separate(batch)[1], stage.templates, separate=separate,
+                        spectrogram=stage.spectrogram)
+    assert batch["rolls"].any()
+    torch.manual_seed(0)
+    value = term(inputs)
+    assert not read[0].any() and value.shape == (len(batch["rolls"]),) and bool((value > 0).all())
+    with pytest.raises(ValueError, match="score perturbation"):
+        SeparatorStage(model=INFORMED, critic="none", extra_losses=[
+            {"class_path": "scoresep.losses.terms.RemixLoss", "init_args": {"weight": 1.0, "drop": 2.0}}])

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -33,7 +34,7 @@ from scoresep.losses.mixture import harmonic_leak_loss, mixture_loss
 from scoresep.losses.remix import remix, remix_loss, remix_picks
 from scoresep.losses.score import score_loss
 from scoresep.losses.score_target import score_target_loss
-from scoresep.score import harmonic_mask, shared_masks
+from scoresep.score import ScorePerturbation, harmonic_mask, perturb_rolls, shared_masks
 
 
 @dataclass
@@ -187,8 +188,18 @@ class ScoreTargetLoss(SeparatorLoss):
 @dataclass
 class RemixLoss(SeparatorLoss):
     """``L_remix`` (not in the paper, ``losses/remix.py``): the separator separates remixes of the score's
-    separations of the batch's crops, each instrument's part taken from another crop, back into those parts."""
+    separations of the batch's crops, each instrument's part taken from another crop, back into those parts.
 
+    The settings perturb the score the separator reads (``score.ScorePerturbation``: each remix's own draw), while
+    the parts stay those of the true score: a score-informed separator learns to cope with a score that is off by
+    tens of milliseconds or misses a few notes. All 0 (the default): the score as it is.
+    """
+
+    offset_s: float = 0.0
+    jitter_s: float = 0.0
+    drop: float = 0.0
+    add: float = 0.0
+    stretch: float = 0.0
     name: ClassVar[str] = "remix"
     summary: ClassVar[str] = ("L_remix (not in the paper): separate remixes of the score's separations of other "
                               "crops (each instrument from another crop) back into those parts")
@@ -205,7 +216,21 @@ class RemixLoss(SeparatorLoss):
             parts, rolls = remix(parts, batch["rolls"], picks)
             mixture_magnitude = spectrogram.stft(parts.sum(1)).abs()
             parts_magnitude = spectrogram.stft(parts).abs()
+            rolls = self.perturbed(rolls, spectrogram.sample_rate / spectrogram.hop_length)
         return remix_loss(inputs.separate(mixture_magnitude, rolls), parts_magnitude)
+
+    def __post_init__(self) -> None:
+        ScorePerturbation(self.offset_s, self.jitter_s, self.drop, self.add, self.stretch)  # refuses bad settings
+
+    def perturbed(self, rolls: torch.Tensor, frame_rate: float) -> torch.Tensor:
+        """The rolls ``(batch, instrument, pitch, frame)`` with this term's perturbation, a draw per item (seeded
+        from torch's generator, so ``seed_everything`` makes it repeatable)."""
+        perturbation = ScorePerturbation(self.offset_s, self.jitter_s, self.drop, self.add, self.stretch)
+        if perturbation.is_identity:
+            return rolls
+        rng = np.random.default_rng(int(torch.randint(2**62, (1,))))
+        perturbed = [perturb_rolls(item, perturbation, frame_rate, rng) for item in rolls.cpu().numpy()]
+        return torch.from_numpy(np.stack(perturbed)).to(rolls)
 
 
 @dataclass
