@@ -65,3 +65,25 @@ def test_a_stretch_scales_the_time_axis():
     original = _notes(rolls)
     scale = (stretched[-1][2] - stretched[0][2]) / (original[-1][2] - original[0][2])
     assert scale != 1 and 0.9 <= scale <= 1.1
+
+
+def test_evaluate_reads_a_perturbed_score_records_it_and_refuses_a_bad_key(minislakh, tmp_path, capsys):
+    """The score masks with every note dropped separate nothing: their SI-SDRi falls far below the true score's."""
+    import json
+
+    from tests.helpers import run_cli
+
+    results = {}
+    for name, flags in [("true", []), ("dropped", ["--perturb-score", "drop=1"])]:
+        out = tmp_path / f"{name}.json"
+        code, _, stderr = run_cli(["evaluate", "--score-masks", "--data", str(minislakh), "--cache",
+                                   str(tmp_path / "cache"), "--out", str(out), "--quiet", *flags], capsys)
+        assert code == 0, stderr
+        results[name] = json.loads(out.read_text())
+    assert "score_perturbation" not in results["true"]
+    assert results["dropped"]["score_perturbation"]["drop"] == 1.0
+    true, dropped = (results[name]["summary"]["separation"]["average"]["si_sdri"] for name in ("true", "dropped"))
+    assert dropped < true - 10
+    code, _, stderr = run_cli(["evaluate", "--score-masks", "--data", str(minislakh), "--out",
+                               str(tmp_path / "x.json"), "--perturb-score", "shift=0.05"], capsys)
+    assert code == 2 and "unknown key 'shift'" in stderr and not (tmp_path / "x.json").exists()

@@ -24,6 +24,28 @@ from scoresep.fileio import output_lock, refuse_existing
 from scoresep.inference.writers import output_folder
 
 
+def score_perturbation(text: str):
+    """``KEY=VALUE,...`` -> ``ScorePerturbation`` (argparse type: a bad key or value is a usage error)."""
+    from dataclasses import fields
+
+    from scoresep.score import ScorePerturbation
+
+    keys = [field.name for field in fields(ScorePerturbation)]
+    values = {}
+    for item in filter(None, text.split(",")):
+        key, _, value = item.partition("=")
+        if key.strip() not in keys:
+            raise argparse.ArgumentTypeError(f"unknown key {key.strip()!r} in {text!r}; the keys are {', '.join(keys)}")
+        try:
+            values[key.strip()] = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{item!r}: {key.strip()} needs a number") from None
+    try:
+        return ScorePerturbation(**values)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def command_evaluate(args: argparse.Namespace) -> None:
     from scoresep.evaluation.result_file import write_json
     from scoresep.evaluation.whole_tracks import evaluate_checkpoint, evaluate_score_masks
@@ -50,11 +72,13 @@ def command_evaluate(args: argparse.Namespace) -> None:
                                        args.hop_length, args.min_midi, args.max_midi)
             result = evaluate_score_masks(args.data, args.split, args.cache, args.mixture, args.chunk_seconds,
                                           features, HarmonicSettings(args.n_harmonics, args.harmonic_tolerance),
-                                          device, args.workers, progress=not args.quiet)
+                                          device, args.workers, progress=not args.quiet,
+                                          perturbation=args.perturb_score)
         else:
             result = evaluate_checkpoint(args.ckpt, args.data, args.split, args.cache, args.mixture,
                                          args.chunk_seconds, args.threshold, device, args.workers,
-                                         progress=not args.quiet, score=args.score)
+                                         progress=not args.quiet, score=args.score,
+                                         perturbation=args.perturb_score)
         write_json(out, result)
     if result["skipped"]:
         print(f"scoresep evaluate: note: {len(result['skipped'])} '{args.split}' track(s) skipped; each is listed "
@@ -81,6 +105,12 @@ def add_evaluate_command(commands) -> None:
     evaluate.add_argument("--score", action="store_true",
                           help="--ckpt: separate each track together with its score, as `separate --score` does "
                                "(a separator that reads the score always does); the JSON records reads_score")
+    evaluate.add_argument("--perturb-score", type=score_perturbation, default=None, metavar="KEY=VALUE,...",
+                          help="give the separation a score with a real score's errors: offset_s (whole score "
+                               "later by this many seconds), jitter_s (each note by up to this many), drop and add "
+                               "(shares of notes), stretch (tempo off by up to this share); e.g. "
+                               "offset_s=0.05,drop=0.05. Each track's draw is fixed, so every evaluation reads the "
+                               "same perturbed scores")
     evaluate.add_argument("--instruments", nargs="+", default=list(DEFAULT_INSTRUMENTS),
                           help="--score-masks: instruments (default bass guitar piano)")
     evaluate.add_argument("--sample-rate", type=at_least_one, default=SAMPLE_RATE, help="--score-masks: sample rate")

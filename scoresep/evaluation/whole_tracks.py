@@ -19,6 +19,7 @@ import math
 import os
 import platform
 import time
+import zlib
 from dataclasses import asdict
 from pathlib import Path
 
@@ -36,7 +37,7 @@ from scoresep.features import FeatureSettings
 from scoresep.inference.separation import Separator
 from scoresep.inference.sources import ArraySource
 from scoresep.inference.transcription import Transcriber
-from scoresep.score import STAGE2_HARMONICS, HarmonicSettings, activity_target
+from scoresep.score import STAGE2_HARMONICS, HarmonicSettings, ScorePerturbation, activity_target, perturb_rolls
 
 
 def _number(value: float) -> float | None:
@@ -183,11 +184,14 @@ def summarise(tracks: list[dict], instruments: tuple[str, ...]) -> dict:
 def evaluate_checkpoint(checkpoint: str | os.PathLike, data: str | os.PathLike, split: str = "test",
                         cache_dir: str | os.PathLike = "data/cache", mixture: str = "instruments",
                         chunk_seconds: float = 30.0, threshold: float | None = None, device: str | None = None,
-                        workers: int | None = None, progress: bool = True, score: bool = False) -> dict:
+                        workers: int | None = None, progress: bool = True, score: bool = False,
+                        perturbation: ScorePerturbation | None = None) -> dict:
     """Evaluate one stage checkpoint on the whole tracks of ``split``; returns the JSON-ready result.
 
     ``score``: separate each track with its score (the cached rolls), as ``separate --score`` does. A separator
     that reads the score (``ScoreInformedSeparator``) always does; the result's ``reads_score`` says which.
+    ``perturbation``: the errors of a real score, applied to each test score the separator reads (seeded per
+    track, so every checkpoint and the score masks read the same perturbed scores); recorded in the result.
 
     ``threshold`` None reads notes at the checkpoint's calibrated per-instrument thresholds (recorded in the
     result as ``threshold``, one per instrument)."""
@@ -208,14 +212,18 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, data: str | os.PathLike, 
     if score and separator is None:
         raise SettingsError(f"{checkpoint}: --score separates with the score, but this {source.stage} checkpoint "
                             "holds no separator")
+    if perturbation is not None and not reads_score:
+        raise SettingsError("a score perturbation applies to the score a separation reads: give --score, or a "
+                            "checkpoint whose separator reads the score")
     tracks, skipped, seconds = _evaluate_split(data, split, cache_dir, mixture, features, separator, transcriber,
-                                               workers, progress, reads_score)
+                                               workers, progress, reads_score, perturbation)
     if not any("separation" in track or "transcription" in track for track in tracks):
         raise DatasetError(f"{data}: nothing to score on the '{split}' split: no track has stems to score the "
                            f"separation against, and a {source.stage} checkpoint transcribes nothing (score-only "
                            "data can be separated with `scoresep separate`, not scored)")
     return {
         "format": FORMAT, "checkpoint": str(checkpoint), "stage": source.stage, "reads_score": reads_score,
+        **_perturbation_entry(perturbation),
         "split": split, "data": str(data),
         "mixture": mixture, "instruments": list(features.instruments), "features": features.to_dict(),
         "threshold": transcriber.thresholds.tolist() if transcriber is not None else threshold,
@@ -228,7 +236,8 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, data: str | os.PathLike, 
 def evaluate_score_masks(data: str | os.PathLike, split: str = "test", cache_dir: str | os.PathLike = "data/cache",
                          mixture: str = "instruments", chunk_seconds: float = 30.0,
                          features: FeatureSettings | None = None, harmonics: HarmonicSettings = STAGE2_HARMONICS,
-                         device: str | None = None, workers: int | None = None, progress: bool = True) -> dict:
+                         device: str | None = None, workers: int | None = None, progress: bool = True,
+                         perturbation: ScorePerturbation | None = None) -> dict:
     """Evaluate training-free score-informed separation (``score_masks.py``: each instrument keeps its notes'
     harmonic bins, shared bins split equally) on the whole tracks of ``split``: a reference that reads the test
     score, which no trained row does. ``features`` default: the project's (``constants.py``)."""
@@ -237,12 +246,13 @@ def evaluate_score_masks(data: str | os.PathLike, split: str = "test", cache_dir
     features = features or FeatureSettings.defaults()
     separator = Separator.from_score(features, chunk_seconds, device, harmonics)
     tracks, skipped, seconds = _evaluate_split(data, split, cache_dir, mixture, features, separator, None, workers,
-                                               progress, True)
+                                               progress, True, perturbation)
     if not any("separation" in track for track in tracks):
         raise DatasetError(f"{data}: no '{split}' track has stems to score the score masks against (score-only "
                            "data can be separated with `scoresep separate --score`, not scored)")
     return {
-        "format": FORMAT, "checkpoint": None, "stage": "score_masks", "reads_score": True, "split": split,
+        "format": FORMAT, "checkpoint": None, "stage": "score_masks", "reads_score": True,
+        **_perturbation_entry(perturbation), "split": split,
         "data": str(data),
         "mixture": mixture, "instruments": list(features.instruments), "features": features.to_dict(),
         "harmonics": asdict(harmonics), "threshold": None, "seconds": seconds, "machine": platform.platform(),
@@ -251,9 +261,15 @@ def evaluate_score_masks(data: str | os.PathLike, split: str = "test", cache_dir
     }
 
 
+def _perturbation_entry(perturbation: ScorePerturbation | None) -> dict:
+    """``{"score_perturbation": {...}}`` for a perturbed evaluation, else nothing (the file keeps its keys)."""
+    return {"score_perturbation": asdict(perturbation)} if perturbation is not None else {}
+
+
 def _evaluate_split(data, split: str, cache_dir, mixture: str, features: FeatureSettings,
                     separator: Separator | None, transcriber: Transcriber | None, workers: int | None,
-                    progress: bool, with_score: bool) -> tuple[list[dict], list[dict], float]:
+                    progress: bool, with_score: bool, perturbation: ScorePerturbation | None = None
+                    ) -> tuple[list[dict], list[dict], float]:
     """``(per-track results, skipped tracks with the reason, seconds)`` of ``split``. ``with_score``: the
     separator separates each track with its score (the cached rolls)."""
     folder, records, skipped = _split_tracks(data, cache_dir, features, split, workers)
@@ -270,6 +286,9 @@ def _evaluate_split(data, split: str, cache_dir, mixture: str, features: Feature
         entry: dict = {"track": record["track"], "seconds": track.n_samples / features.sample_rate}
         if separator is not None and sources is not None:
             score = rolls if with_score else None
+            if score is not None and perturbation is not None:
+                score = perturb_rolls(rolls, perturbation, features.frame_rate,
+                                      np.random.default_rng(zlib.crc32(record["track"].encode())))
             separated = separator.separate_source(ArraySource(mix, features.sample_rate), score=score)
             entry["separation"] = separation_scores(separated[: len(instruments)], sources, mix, instruments)
         if transcriber is not None:
