@@ -38,6 +38,17 @@ def minislakh(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def minislakh_solo(tmp_path_factory) -> Path:
+    """6 composed tracks of 24 s (4 train), seed 3: long enough for whole sections where one instrument plays
+    alone (25 bass solo passages in the training tracks), which ``minislakh``'s 6-s songs never have.
+
+    Read-only for tests."""
+    root = tmp_path_factory.mktemp("data_solo") / "minislakh_solo"
+    synthesise(root, tracks=6, seconds=24.0, seed=3, workers=2, progress=False)
+    return root
+
+
 @pytest.fixture
 def minislakh_copy(minislakh, tmp_path) -> Path:
     """A private copy of the mini-Slakh that a test may damage."""

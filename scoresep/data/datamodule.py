@@ -17,9 +17,10 @@ import torch
 from torch.utils.data import DataLoader
 
 from scoresep.data.cache import CacheSettings, cache_path, load_index, prepare
-from scoresep.data.dataset import SlakhCrops
+from scoresep.data.dataset import CachedTrack, SlakhCrops
 from scoresep.data.samplers import EvalShardSampler, TrainCropSampler
 from scoresep.data.slakh import DatasetError, missing_split
+from scoresep.data.solo_passages import SoloPassages
 from scoresep.errors import SettingsError
 from scoresep.features import DEFAULT_FEATURES, FeaturesArgument, FeatureSettings, Spectrogram
 from scoresep.instruments import check_instruments
@@ -46,6 +47,9 @@ class SlakhDataModule(FeaturesArgument, pl.LightningDataModule):
             the paper's recipe is 0).
         train_crops_per_track: random crops per training track and epoch.
         eval_crops_per_track: fixed crops per validation/test track (evenly spaced).
+        solo_passages: add to every training item one artificial mixture of the score's solo passages, with its
+            known parts (``solo_passages.py``: where the score has one instrument alone the mixture is its part; no
+            stem is read). For ``losses.terms.SoloLoss``; beyond the paper.
         seed: crop randomness; training crops depend only on (seed, epoch, item).
         strict: stop at the first bad file instead of skipping its track with a warning.
     """
@@ -62,6 +66,7 @@ class SlakhDataModule(FeaturesArgument, pl.LightningDataModule):
         remix_probability: float = 0.0,
         train_crops_per_track: int = 8,
         eval_crops_per_track: int = 4,
+        solo_passages: bool = False,
         seed: int = 0,
         strict: bool = False,
     ):
@@ -111,7 +116,17 @@ class SlakhDataModule(FeaturesArgument, pl.LightningDataModule):
                 self.cache, records, self.n_pitches, self.features.hop_length, self.segment_frames,
                 train=split == "train",
                 remix_probability=hp.remix_probability if split == "train" else 0.0,
-                eval_crops_per_track=hp.eval_crops_per_track, seed=hp.seed, mixture=hp.mixture)
+                eval_crops_per_track=hp.eval_crops_per_track, seed=hp.seed, mixture=hp.mixture,
+                solo_passages=self._solo_passages(records) if split == "train" and hp.solo_passages else None)
+
+    def _solo_passages(self, records: list[dict]) -> SoloPassages:
+        """The training tracks' solo passages (logged: minutes per instrument)."""
+        tracks = [CachedTrack(self.cache / "tracks" / record["track"], record, self.n_pitches) for record in records]
+        solo = SoloPassages(tracks, self.features.frame_rate, self.features.hop_length, self.hparams.mixture)
+        minutes = ", ".join(f"{name} {value:.1f}" for name, value in zip(self.features.instruments, solo.minutes(),
+                                                                          strict=True))
+        log.info("solo passages of the training tracks (minutes): %s", minutes)
+        return solo
 
     def _dataset(self, split: str) -> SlakhCrops:
         if split not in self.datasets:

@@ -10,6 +10,8 @@ One item (a dict; the DataLoader stacks them into a batch):
 | ``rolls``       | (S, P, N) f32  | frame-level piano roll, N = 1 + T // hop_length STFT frames       |
 | ``active``      | (S,) bool      | the instrument plays in this clip (clip-level weak label)          |
 | ``track``       | str            | track id (``TrackNNNNN``; ``A+B+C`` for a cross-song remix)       |
+| ``solo_parts``  | (S, T) float32 | training, with solo passages only: an artificial mixture's parts  |
+| ``solo_rolls``  | (S, P, N) f32  | ... and their rolls (``solo_passages.py``; no stem is read)       |
 
 Crops start on a hop boundary, so roll frame ``n`` of a crop starting at frame ``f`` is global frame
 ``f + n``: audio and rolls stay in step. A track shorter than a crop is zero-padded (rolls too).
@@ -20,6 +22,7 @@ crops are fixed positions, the same on every run and for any number of processes
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -27,6 +30,9 @@ from torch.utils.data import Dataset
 
 from scoresep.data.cache import unpack_roll
 from scoresep.errors import SettingsError
+
+if TYPE_CHECKING:
+    from scoresep.data.solo_passages import SoloPassages
 
 
 class CachedTrack:
@@ -89,11 +95,14 @@ class SlakhCrops(Dataset):
         mixture: ``instruments`` (the paper's data): the mixture is the sum of the selected instruments' sources,
             so other parts (drums, strings, ...) are left out; ``full``: the track's own mixture file, with
             every part (needed for score-only tracks, which have no stems to sum).
+        solo_passages: with it, every training item also holds one artificial mixture of the score's solo
+            passages (``solo_parts``, ``solo_rolls``), drawn from its own generator ``(seed, epoch, slot, 1)``
+            so the crops are those of a run without it.
     """
 
     def __init__(self, cache: Path, records: list[dict], n_pitches: int, hop_length: int, segment_frames: int,
                  train: bool, remix_probability: float = 0.0, eval_crops_per_track: int = 4, seed: int = 0,
-                 mixture: str = "instruments"):
+                 mixture: str = "instruments", solo_passages: SoloPassages | None = None):
         if not records:
             raise SettingsError(f"{cache}: no tracks for this split")
         if mixture not in ("instruments", "full"):
@@ -115,6 +124,7 @@ class SlakhCrops(Dataset):
         if train and remix_probability > 0 and not self.with_sources:
             raise SettingsError(f"{cache}: remix needs tracks with stems, and no training track has any")
         self.crops = [] if train else self._eval_crops(eval_crops_per_track)
+        self.solo_passages = solo_passages if train else None
 
     def _last_start(self, track: CachedTrack) -> int:
         """Last hop-aligned start frame whose crop fits entirely inside the track (0 if none does)."""
@@ -165,6 +175,15 @@ class SlakhCrops(Dataset):
         return self.train and self._draw(key)[0]
 
     def __getitem__(self, key) -> dict:
+        item = self._crop_item(key)
+        if self.solo_passages is not None:
+            epoch, slot = key if isinstance(key, tuple) else (0, key)
+            parts, rolls = self.solo_passages.draw(np.random.default_rng([self.seed, epoch, slot, 1]),
+                                                   self.segment_frames)
+            item["solo_parts"], item["solo_rolls"] = torch.from_numpy(parts), torch.from_numpy(rolls).float()
+        return item
+
+    def _crop_item(self, key) -> dict:
         if self.train:
             remix, rng, _ = self._draw(key)
             if remix:

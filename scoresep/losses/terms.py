@@ -53,6 +53,7 @@ class LossInputs:
             its rolls ``(batch, instrument, pitch, frame)`` to separated spectrograms, for terms that separate
             inputs of their own (``RemixLoss``); None: such terms cannot run.
         spectrogram: the stage's STFT and inverse STFT (``features.Spectrogram``), for such terms.
+        training: a training step (validation batches hold no training-only inputs such as solo passages).
     """
 
     batch: dict
@@ -63,6 +64,7 @@ class LossInputs:
     pairs: torch.Tensor | None = None
     separate: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
     spectrogram: nn.Module | None = None
+    training: bool = True
     _cache: dict = field(default_factory=dict, repr=False)
 
     def harmonic_masks(self) -> torch.Tensor:
@@ -234,6 +236,33 @@ class RemixLoss(SeparatorLoss):
 
 
 @dataclass
+class SoloLoss(SeparatorLoss):
+    """``L_solo`` (not in the paper): artificial mixtures of the score's solo passages (``data.solo_passages``,
+    ``data/solo_passages.py``), separated into their known parts (L1 on magnitudes, ``remix_loss``). Computed on
+    training batches; validation batches have no solo passages and give 0."""
+
+    name: ClassVar[str] = "solo"
+    summary: ClassVar[str] = ("L_solo (not in the paper): separate artificial mixtures of the score's solo "
+                              "passages into their known parts (needs data.solo_passages: true)")
+
+    def __call__(self, inputs: LossInputs) -> torch.Tensor:
+        batch, spectrogram = inputs.batch, inputs.spectrogram
+        if "solo_parts" not in batch:
+            if not inputs.training:
+                return inputs.separated.new_zeros(inputs.separated.shape[0])
+            raise SettingsError("the solo loss term separates mixtures of the score's solo passages, and this "
+                                "training batch has none: set data.solo_passages: true (--data.solo_passages true)")
+        if inputs.separate is None or spectrogram is None:
+            raise SettingsError("the solo term separates mixtures of its own: its stage must give it the separator "
+                                "and the spectrogram (LossInputs.separate, LossInputs.spectrogram)")
+        with torch.no_grad():
+            parts = batch["solo_parts"].float()
+            mixture_magnitude = spectrogram.stft(parts.sum(1)).abs()
+            parts_magnitude = spectrogram.stft(parts).abs()
+        return remix_loss(inputs.separate(mixture_magnitude, batch["solo_rolls"]), parts_magnitude)
+
+
+@dataclass
 class AmlLoss(SeparatorLoss):
     """AML, the separator's side: the critic transcribes artificial mixtures of separated sources as their
     score (BCE, note cells weighted ``pos_weight``)."""
@@ -254,7 +283,8 @@ class AmlLoss(SeparatorLoss):
 RESERVED_NAMES = ("loss", "supervised")
 # The project's terms by name: what a stage's ``loss_weights`` mapping may name.
 BUILTIN_TERMS: dict[str, type[SeparatorLoss]] = {cls.name: cls for cls in (
-    ScoreLoss, MixLoss, ClipMixLoss, HarmonicMixLoss, HarmonicLeakLoss, ScoreTargetLoss, RemixLoss, AmlLoss)}
+    ScoreLoss, MixLoss, ClipMixLoss, HarmonicMixLoss, HarmonicLeakLoss, ScoreTargetLoss, RemixLoss, SoloLoss,
+    AmlLoss)}
 
 
 def build_loss(spec: dict[str, Any], where: str) -> SeparatorLoss:

@@ -88,5 +88,5 @@ class SeparatingStage(EvaluatedStage):
                          pairs: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """``self.loss_terms`` with weight > 0, unweighted and batch-averaged."""
         inputs = LossInputs(batch, separated, self.templates, critic, critic_target, pairs, self._separate_magnitude,
-                            self.spectrogram)
+                            self.spectrogram, self.training)
         return separator_losses(inputs, self.loss_terms)
