@@ -29,8 +29,9 @@ def _data_args(minislakh, tmp_path):
 
 @pytest.fixture(scope="session")
 def stage_checkpoints(minislakh, tmp_path_factory):
-    """``checkpoints/{stage1,classifier,stage2,stage2_score_target}/best.ckpt`` from two-batch runs of those
-    configs (stage2_score_target is stage2_warm's warm start)."""
+    """``checkpoints/{stage1,classifier,stage2,stage2_score_target,stage2_score_informed}/best.ckpt`` from
+    two-batch runs of those configs (stage2_score_target is stage2_warm's warm start, stage2_score_informed
+    adapt_score_informed's)."""
     folder = tmp_path_factory.mktemp("stage1-runs")
     args = ["--data.root", str(minislakh), "--data.cache_dir", str(folder / "cache"), "--data.segment_seconds", "1.0",
             "--trainer.accelerator=cpu", "--trainer.max_epochs=1", "--trainer.limit_train_batches=2",
@@ -42,9 +43,11 @@ def stage_checkpoints(minislakh, tmp_path_factory):
     try:
         os.chdir(folder)
         sys.argv = ["scoresep"]
-        for name in ("stage1", "baseline_classifier", "stage2", "stage2_score_target"):
+        for name in ("stage1", "baseline_classifier", "stage2", "stage2_score_target", "stage2_score_informed"):
             # no W&B run here: one left open in this process would swallow later tests' W&B logging
             extra = ["--model.init_args.log_media=false", "--trainer.logger=false"] if name.startswith("stage2") else []
+            if name == "stage2_score_informed":  # these songs have no solo passages: L_remix alone
+                extra += ["--data.solo_passages=false", "--model.init_args.loss_weights={remix: 1.0}"]
             main(["fit", "--config", str(EXPERIMENTS / f"{name}.yaml"), *args, *extra])
     finally:
         os.chdir(cwd)
