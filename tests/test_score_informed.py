@@ -129,3 +129,6 @@ def test_evaluate_and_separate_read_the_score_for_it_and_say_so(minislakh, tmp_p
                                str(entry.directory / "all_src.mid"), "--out", str(tmp_path / "b"), "--quiet"], capsys)
     assert code == 0, stderr
     assert len(list((tmp_path / "b").rglob("*.flac"))) + len(list((tmp_path / "b").rglob("*.wav"))) == 4
+    code, _, stderr = run_cli(["separate", str(entry.mixture), "--ckpt", str(tmp_path / "stage2.ckpt"), "--score",
+                               str(entry.directory / "all_src.mid"), "--out", str(tmp_path / "c"), "--quiet"], capsys)
+    assert code == 0 and "this separator hears only the audio, so --score restricts its masks" in stderr
