@@ -243,7 +243,8 @@ def test_every_separator_row_of_both_presets_names_a_buildable_network(tmp_path)
             init = row_config(preset, row, tmp_path)["model"]["init_args"]
             if "critic" in init or "supervised" in init:  # a SeparatorStage row
                 spec = separator_spec(init["model"])
-                expected = "UNetSeparator" if name == "paper" else "FrameSeparator"
+                expected = ("UNetSeparator" if name == "paper" else
+                            "ScoreInformedSeparator" if row.name.endswith("score_informed") else "FrameSeparator")
                 assert spec["class_path"] == f"scoresep.models.{expected}", (name, row.name, spec)
     merged = deep_merge({"model": {"class_path": "a.B", "init_args": {"x": 1}}},
                         {"model": {"class_path": "a.C", "init_args": {"y": 2}}})

@@ -13,14 +13,10 @@ Written here because it is a property of our cache's rolls and mixtures; no libr
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
+from scoresep.data.cached_track import CachedTrack
 from scoresep.errors import SettingsError
-
-if TYPE_CHECKING:
-    from scoresep.data.dataset import CachedTrack
 
 
 class SoloPassages:

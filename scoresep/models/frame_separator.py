@@ -58,6 +58,22 @@ class FrameSeparatorConfig:
         return [2 ** (block % self.dilation_cycle) for block in range(self.blocks)]
 
 
+class DilatedContext:
+    """``frame_multiple`` and ``receptive_field_frames`` of a network whose only context over time is a stack of
+    kernel-3 convolutions with ``config.dilations`` (each reaches ``d`` frames on each side; the rest is
+    frame-wise): ``FrameSeparator`` and ``ScoreInformedSeparator``."""
+
+    config: FrameSeparatorConfig
+
+    @property
+    def frame_multiple(self) -> int:
+        return 1
+
+    @property
+    def receptive_field_frames(self) -> int:
+        return sum(self.config.dilations)
+
+
 class TemporalBlock(nn.Module):
     """``x + ReLU(BN(conv_dilated(x)))`` over ``(batch, hidden, frame)``, length preserved."""
 
@@ -70,7 +86,7 @@ class TemporalBlock(nn.Module):
         return features + self.layers(features)
 
 
-class FrameSeparator(SeparatorNetwork):
+class FrameSeparator(DilatedContext, SeparatorNetwork):
     """A ``SeparatorNetwork`` (arguments there) that works frame by frame, with dilated context over time (the
     module docstring)."""
 
@@ -90,15 +106,6 @@ class FrameSeparator(SeparatorNetwork):
         # Start near mask 0.5 everywhere: a neutral split of the mixture that every loss can move from.
         nn.init.zeros_(self.expand[-1].weight)
         nn.init.constant_(self.expand[-1].bias, 0.0)
-
-    @property
-    def frame_multiple(self) -> int:
-        return 1
-
-    @property
-    def receptive_field_frames(self) -> int:
-        """Each kernel-3 convolution of dilation ``d`` reaches ``d`` frames on each side; the rest is frame-wise."""
-        return sum(self.config.dilations)
 
     def forward(self, magnitude: torch.Tensor) -> torch.Tensor:
         self.check_input(magnitude)

@@ -37,7 +37,7 @@ def separator_spec(model: Any) -> dict[str, Any]:
     if isinstance(model, dict) and "class_path" not in model and "init_args" not in model:
         model = {"class_path": class_path_of(UNetSeparator), "init_args": model}
     if is_dataclass(model) and not isinstance(model, type):
-        owners = [cls for cls in _all_networks() if isinstance(model, cls.config_class)]
+        owners = [cls for cls in _all_networks() if type(model) is cls.config_class]  # exact: configs subclass
         if not owners:
             raise SettingsError(f"no separator network takes a {type(model).__name__}")
         model = {"class_path": class_path_of(owners[0]), "init_args": asdict(model)}

@@ -28,47 +28,31 @@ from torch import nn
 
 from scoresep.errors import SettingsError
 from scoresep.models.base import SeparatorNetwork
-from scoresep.models.frame_separator import TemporalBlock
+from scoresep.models.frame_separator import DilatedContext, FrameSeparatorConfig, TemporalBlock
 from scoresep.score.masks import shared_masks
 
 
 @dataclass
-class ScoreInformedConfig:
-    """Size of the score-informed separator.
+class ScoreInformedConfig(FrameSeparatorConfig):
+    """Size of the score-informed separator: its trunk's (``FrameSeparatorConfig``: hidden, blocks,
+    dilation_cycle, dropout, log_eps), and
 
     Args:
-        hidden: features per frame after the compression layer.
-        blocks: residual dilated convolution blocks over time.
-        dilation_cycle: dilations double for this many blocks, then start again at 1.
-        dropout: dropout after the compression layer and in each block.
-        log_eps: ``log(log_eps + magnitude)`` input compression.
         prior_floor: added to the formula's shares before their log. It bounds the prior's logits (``log`` of
             ``prior_floor`` where the score puts no note), so the correction can still give such a bin to an
             instrument; an untrained network gives a bin that only one instrument covers to it up to a share of
             about ``1 - I * prior_floor``.
     """
 
-    hidden: int = 256
-    blocks: int = 6
-    dilation_cycle: int = 6
-    dropout: float = 0.0
-    log_eps: float = 1e-3
     prior_floor: float = 1e-3
 
     def __post_init__(self) -> None:
-        if self.hidden < 1 or self.blocks < 0 or self.dilation_cycle < 1 or not 0.0 <= self.dropout < 1.0:
-            raise SettingsError(f"score-informed separator size: need hidden >= 1, blocks >= 0, dilation_cycle >= 1, "
-                                f"0 <= dropout < 1; got {self}")
-        if not self.log_eps > 0 or not 0 < self.prior_floor < 1:
-            raise SettingsError("score-informed separator: need log_eps > 0 and 0 < prior_floor < 1, got "
-                                f"log_eps={self.log_eps}, prior_floor={self.prior_floor}")
-
-    @property
-    def dilations(self) -> list[int]:
-        return [2 ** (block % self.dilation_cycle) for block in range(self.blocks)]
+        super().__post_init__()
+        if not 0 < self.prior_floor < 1:
+            raise SettingsError(f"score-informed separator: need 0 < prior_floor < 1, got {self.prior_floor}")
 
 
-class ScoreInformedSeparator(SeparatorNetwork):
+class ScoreInformedSeparator(DilatedContext, SeparatorNetwork):
     """A ``SeparatorNetwork`` that reads the score (``reads_score``): ``forward(magnitude, harmonic)``, see the
     module docstring."""
 
@@ -87,14 +71,6 @@ class ScoreInformedSeparator(SeparatorNetwork):
                                     nn.ReLU(inplace=True), nn.Conv1d(hidden, (n_instruments + 1) * n_bins, 1))
         nn.init.zeros_(self.expand[-1].weight)  # untrained: the formula itself
         nn.init.zeros_(self.expand[-1].bias)
-
-    @property
-    def frame_multiple(self) -> int:
-        return 1
-
-    @property
-    def receptive_field_frames(self) -> int:
-        return sum(self.config.dilations)
 
     def prior_logits(self, harmonic: torch.Tensor) -> torch.Tensor:
         """``log(F + prior_floor)`` of the formula's shares, ``(batch, instrument + 1, freq, frame)``, fp32."""
