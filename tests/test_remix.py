@@ -92,3 +92,14 @@ def test_the_remix_term_perturbs_only_the_score_the_separator_reads(minislakh, t
     with pytest.raises(ValueError, match="score perturbation"):
         SeparatorStage(model=INFORMED, critic="none", extra_losses=[
             {"class_path": "scoresep.losses.terms.RemixLoss", "init_args": {"weight": 1.0, "drop": 2.0}}])
+
+
+def test_on_validation_the_remix_term_is_one_number_and_leaves_the_training_draws_alone(minislakh, tmp_path):
+    batch = tiny_batch(minislakh, tmp_path)
+    stage = SeparatorStage(model=INFORMED, critic="none", clip_mix_weight=0.0, harmonic_mix_weight=0.0,
+                           loss_weights={"remix": 1.0}, log_media=False).eval()
+    torch.manual_seed(3)
+    state = torch.get_rng_state()
+    with torch.no_grad():
+        values = [stage.losses(batch, stage.separate(batch)[1])["remix"] for _ in range(2)]
+    assert torch.equal(values[0], values[1]) and torch.equal(torch.get_rng_state(), state)

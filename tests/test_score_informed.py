@@ -132,3 +132,8 @@ def test_evaluate_and_separate_read_the_score_for_it_and_say_so(minislakh, tmp_p
     code, _, stderr = run_cli(["separate", str(entry.mixture), "--ckpt", str(tmp_path / "stage2.ckpt"), "--score",
                                str(entry.directory / "all_src.mid"), "--out", str(tmp_path / "c"), "--quiet"], capsys)
     assert code == 0 and "this separator hears only the audio, so --score restricts its masks" in stderr
+    code, _, stderr = run_cli(["transcribe", str(entry.mixture), "--ckpt", str(tmp_path / "stage1.ckpt"),
+                               "--from-separated", "--separator-ckpt", informed, "--out", str(tmp_path / "t.mid")],
+                              capsys)
+    assert code == 1 and "its separator reads the score, and transcribe has none to give it" in stderr
+    assert not (tmp_path / "t.mid").exists()

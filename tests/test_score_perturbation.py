@@ -26,7 +26,7 @@ def test_no_perturbation_is_the_score_itself_and_bad_settings_are_refused():
     rolls = _rolls()
     assert np.array_equal(perturb_rolls(rolls, ScorePerturbation(), FRAME_RATE, np.random.default_rng(0)), rolls)
     assert len(_notes(rolls)) == 40
-    for bad in ({"drop": 1.5}, {"jitter_s": -0.01}, {"stretch": 1.0}, {"offset_s": float("nan")}):
+    for bad in ({"drop": 1.5}, {"add": 1.5}, {"jitter_s": -0.01}, {"stretch": 1.0}, {"offset_s": float("nan")}):
         with pytest.raises(ValueError, match="score perturbation"):
             ScorePerturbation(**bad)
 

@@ -77,3 +77,10 @@ def test_the_solo_term_trains_and_refuses_training_batches_without_solo_passages
         SoloLoss()(inputs)
     inputs.training = False
     assert torch.equal(SoloLoss()(inputs), torch.zeros(len(separated)))
+
+
+def test_solo_passages_are_refused_with_full_mixtures(minislakh_solo, tmp_path):
+    """A full mixture also holds the parts the score does not list: its solo passages are not one instrument."""
+    with pytest.raises(ValueError, match="solo_passages needs mixture: instruments"):
+        SlakhDataModule(root=str(minislakh_solo), cache_dir=str(tmp_path / "cache"), mixture="full",
+                        solo_passages=True)

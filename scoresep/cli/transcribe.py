@@ -49,6 +49,9 @@ def command_transcribe(args: argparse.Namespace) -> None:
     if args.from_separated:
         separator = Separator.from_checkpoint(args.separator_ckpt or args.ckpt, chunk_seconds=args.chunk_seconds,
                                               device=device)
+        if separator.network.reads_score:
+            raise SettingsError(f"{args.separator_ckpt or args.ckpt}: its separator reads the score, and transcribe "
+                                "has none to give it; --from-separated needs an audio-only separator")
     def transcribe_one(pair: tuple[Path, Path]) -> str:
         path, target = pair
         source = FileSource(path, transcriber.sample_rate)

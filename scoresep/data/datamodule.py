@@ -48,8 +48,10 @@ class SlakhDataModule(FeaturesArgument, pl.LightningDataModule):
         train_crops_per_track: random crops per training track and epoch.
         eval_crops_per_track: fixed crops per validation/test track (evenly spaced).
         solo_passages: add to every training item one artificial mixture of the score's solo passages, with its
-            known parts (``solo_passages.py``: where the score has one instrument alone the mixture is its part; no
-            stem is read). For ``losses.terms.SoloLoss``; beyond the paper.
+            known parts (``solo_passages.py``: where the score has one instrument alone the training mixture is its
+            part, so the parts are cut from that mixture and no stem is told apart). For
+            ``losses.terms.SoloLoss``; beyond the paper. Needs ``mixture: instruments``: a full mixture also holds
+            the parts the score does not list (drums, vocals), so its "solo" passages are not one instrument.
         seed: crop randomness; training crops depend only on (seed, epoch, item).
         strict: stop at the first bad file instead of skipping its track with a warning.
     """
@@ -80,6 +82,10 @@ class SlakhDataModule(FeaturesArgument, pl.LightningDataModule):
             raise SettingsError(f"SlakhDataModule: segment_seconds must be a finite number > 0, got {segment_seconds}")
         if not 0 <= remix_probability <= 1:
             raise SettingsError(f"SlakhDataModule: remix_probability must be between 0 and 1, got {remix_probability}")
+        if solo_passages and mixture != "instruments":
+            raise SettingsError("SlakhDataModule: solo_passages needs mixture: instruments; with mixture: full a "
+                                "passage where the score has one instrument alone still holds every part the score "
+                                "does not list (drums, vocals, ...), so it is not that instrument's part")
         self.segment_frames = int(segment_seconds * features.sample_rate) // features.hop_length
         if self.segment_frames < 1 or self.segment_frames * features.hop_length <= features.n_fft // 2:
             raise SettingsError(f"segment_seconds={segment_seconds} is shorter than one STFT window "

@@ -1,7 +1,8 @@
 """The score's solo passages, and artificial mixtures of them: targets for separation that need no stem.
 
 A solo passage is a stretch of frames where the score has exactly one of our instruments sounding and no other
-had a note in the ``margin_s`` before (release tails). There the training mixture *is* that instrument's part
+had a note in the ``margin_s`` before (release tails). There the training mixture of ``mixture: instruments``
+(the data module refuses ``full``, which also holds parts the score does not list) *is* that instrument's part
 (measured on mini-Slakh: 36-58 dB SNR against the true stem), so the score alone finds clean audio of each
 instrument. An artificial mixture takes, for each instrument with probability ``keep``, one random piece
 (0.5 s up to the crop) of a random solo passage, placed at a random offset in the crop, with its roll. The

@@ -194,7 +194,12 @@ class RemixLoss(SeparatorLoss):
 
     The settings perturb the score the separator reads (``score.ScorePerturbation``: each remix's own draw), while
     the parts stay those of the true score: a score-informed separator learns to cope with a score that is off by
-    tens of milliseconds or misses a few notes. All 0 (the default): the score as it is.
+    tens of milliseconds or misses a few notes. All 0 (the default): the score as it is. ``stretch`` scales each
+    crop's time axis from the crop's start (a few frames at the crop's end), not a whole recording's.
+
+    Training steps draw the remixes from torch's generator (``seed_everything`` makes them repeatable); validation
+    draws them from a generator of its own with a fixed seed, so ``val/loss`` is the same number for the same
+    weights and validation leaves the training draws alone.
     """
 
     offset_s: float = 0.0
@@ -214,23 +219,25 @@ class RemixLoss(SeparatorLoss):
         with torch.no_grad():
             shares = shared_masks(inputs.harmonic_masks(), dim=1)
             parts = spectrogram.istft(shares * batch["mixture_stft"][:, None], batch["mixture"].shape[-1])
-            picks = remix_picks(parts.shape[0], parts.shape[1])
+            generator = None if inputs.training else torch.Generator().manual_seed(0)
+            picks = remix_picks(parts.shape[0], parts.shape[1], generator)
             parts, rolls = remix(parts, batch["rolls"], picks)
             mixture_magnitude = spectrogram.stft(parts.sum(1)).abs()
             parts_magnitude = spectrogram.stft(parts).abs()
-            rolls = self.perturbed(rolls, spectrogram.sample_rate / spectrogram.hop_length)
+            rolls = self.perturbed(rolls, spectrogram.sample_rate / spectrogram.hop_length, generator)
         return remix_loss(inputs.separate(mixture_magnitude, rolls), parts_magnitude)
 
     def __post_init__(self) -> None:
         ScorePerturbation(self.offset_s, self.jitter_s, self.drop, self.add, self.stretch)  # refuses bad settings
 
-    def perturbed(self, rolls: torch.Tensor, frame_rate: float) -> torch.Tensor:
+    def perturbed(self, rolls: torch.Tensor, frame_rate: float,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
         """The rolls ``(batch, instrument, pitch, frame)`` with this term's perturbation, a draw per item (seeded
-        from torch's generator, so ``seed_everything`` makes it repeatable)."""
+        from ``generator``, else torch's, so ``seed_everything`` makes it repeatable)."""
         perturbation = ScorePerturbation(self.offset_s, self.jitter_s, self.drop, self.add, self.stretch)
         if perturbation.is_identity:
             return rolls
-        rng = np.random.default_rng(int(torch.randint(2**62, (1,))))
+        rng = np.random.default_rng(int(torch.randint(2**62, (1,), generator=generator)))
         perturbed = [perturb_rolls(item, perturbation, frame_rate, rng) for item in rolls.cpu().numpy()]
         return torch.from_numpy(np.stack(perturbed)).to(rolls)
 

@@ -24,8 +24,8 @@ class ScorePerturbation:
         offset_s: the whole score shifted by this much (later when positive), as a misaligned score is.
         jitter_s: each note shifted by its own uniform draw in ``[-jitter_s, jitter_s]``.
         drop: share of notes removed.
-        add: extra notes, as a share of the notes: copies of random notes of the same instrument moved to another
-            pitch (within an octave) and time.
+        add: extra notes, as a share of the notes (at most 1): copies of random notes of the same instrument
+            moved to another pitch (within an octave) and time.
         stretch: the score's time axis scaled by a uniform draw in ``[1 - stretch, 1 + stretch]`` (tempo off).
     """
 
@@ -38,8 +38,8 @@ class ScorePerturbation:
     def __post_init__(self) -> None:
         if not all(np.isfinite([self.offset_s, self.jitter_s, self.drop, self.add, self.stretch])):
             raise SettingsError(f"score perturbation: every value must be finite, got {self}")
-        if self.jitter_s < 0 or not 0 <= self.drop <= 1 or self.add < 0 or not 0 <= self.stretch < 1:
-            raise SettingsError("score perturbation: need jitter_s >= 0, 0 <= drop <= 1, add >= 0 and "
+        if self.jitter_s < 0 or not 0 <= self.drop <= 1 or not 0 <= self.add <= 1 or not 0 <= self.stretch < 1:
+            raise SettingsError("score perturbation: need jitter_s >= 0, 0 <= drop <= 1, 0 <= add <= 1 and "
                                 f"0 <= stretch < 1, got {self}")
 
     @property
@@ -70,7 +70,7 @@ def perturb_rolls(rolls: np.ndarray, perturbation: ScorePerturbation, frame_rate
     for instrument, roll in enumerate(rolls):
         notes = notes_of(roll)
         kept = [note for note in notes if rng.random() >= perturbation.drop]
-        extra = int(rng.binomial(len(notes), min(perturbation.add, 1.0))) if notes and perturbation.add else 0
+        extra = int(rng.binomial(len(notes), perturbation.add)) if notes and perturbation.add else 0
         for _ in range(extra):
             pitch, start, end = notes[rng.integers(len(notes))]
             pitch = int(np.clip(pitch + rng.integers(-12, 13), 0, n_pitches - 1))
