@@ -183,6 +183,20 @@ class StageCheckpoint:
                      if name in self.hyper_parameters}
         return model, {**info, "features": features, "stage": self.stage, "harmonics": harmonics}
 
+    def check_score_masks(self, network: SeparatorNetwork, n_harmonics: int, tolerance: float) -> None:
+        """A separator that reads the score reads the harmonic masks its stage built; continuing it with other
+        ``n_harmonics`` / ``tolerance`` would feed it masks it never saw, so CheckpointError names both. Networks
+        that hear only the audio may change them (they are ``L_h-mix``'s)."""
+        if not network.reads_score:
+            return
+        names = {"n_harmonics": "n_harmonics", "tolerance": "harmonic_tolerance"}
+        saved = {key: self.hyper_parameters[name] for key, name in names.items() if name in self.hyper_parameters}
+        wanted = {"n_harmonics": n_harmonics, "tolerance": tolerance}
+        if any(saved.get(key, value) != value for key, value in wanted.items()):
+            raise CheckpointError(f"{self.path}: its separator reads the score through harmonic masks of {saved}; "
+                                  f"this run builds {wanted}. Give the checkpoint's n_harmonics and "
+                                  "harmonic_tolerance")
+
     def warm_start_weights(self, network: SeparatorNetwork,
                            expected: FeatureSettings | None = None) -> dict[str, torch.Tensor]:
         """Its separator weights for starting ``network`` from them (a warm start). The checkpoint's network

@@ -137,3 +137,25 @@ def test_evaluate_and_separate_read_the_score_for_it_and_say_so(minislakh, tmp_p
                               capsys)
     assert code == 1 and "its separator reads the score, and transcribe has none to give it" in stderr
     assert not (tmp_path / "t.mid").exists()
+
+
+def test_a_warm_start_must_keep_the_harmonic_masks_the_separator_reads(minislakh, tmp_path):
+    """Stage 3 and a warm-started stage 2 refuse other harmonic settings for a separator that reads the score (it
+    would read masks it never saw); with the checkpoint's own they start."""
+    from scoresep.checkpoints import CheckpointError
+
+    train_tiny_stages(minislakh, tmp_path, steps=1)
+    stage2 = SeparatorStage(model=SCORE_INFORMED, log_media=False,
+                            transcriptor_checkpoint=str(tmp_path / "stage1.ckpt"))
+    trainer = quiet_trainer(tmp_path, max_steps=1, limit_val_batches=0)
+    trainer.fit(stage2, tiny_datamodule(minislakh, tmp_path))
+    trainer.save_checkpoint(tmp_path / "informed.ckpt")
+    informed = str(tmp_path / "informed.ckpt")
+    with pytest.raises(CheckpointError, match="reads the score through harmonic masks"):
+        AdversarialStage(separator_checkpoint=informed, transcriptor_checkpoint=str(tmp_path / "stage1.ckpt"),
+                         n_harmonics=6, log_media=False)
+    with pytest.raises(CheckpointError, match="reads the score through harmonic masks"):
+        SeparatorStage(model=SCORE_INFORMED, critic="none", separator_checkpoint=informed, harmonic_tolerance=0.25,
+                       loss_weights={"remix": 1.0}, log_media=False)
+    SeparatorStage(model=SCORE_INFORMED, critic="none", separator_checkpoint=informed, loss_weights={"remix": 1.0},
+                   log_media=False)

@@ -168,6 +168,7 @@ class AdversarialStage(SeparatingStage):
         transcriptor_source = (separator_source if transcriptor_checkpoint in (None, separator_checkpoint)
                                else StageCheckpoint.read(transcriptor_checkpoint))
         self.separator, _ = separator_source.separator(expected=self.features)
+        separator_source.check_score_masks(self.separator, n_harmonics, harmonic_tolerance)
         self.transcriptor, transcriptor_info = transcriptor_source.transcriptor(expected=self.features, label="notes")
         # The critic as it starts, frozen: the yardstick of the validation loss (in the checkpoint's state_dict,
         # so a resumed run keeps the same one).

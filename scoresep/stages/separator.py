@@ -131,8 +131,9 @@ class SeparatorStage(SeparatingStage):
                                 "loss weight, or supervised: true)")
         self.separator = build_separator(spec, self.features.n_bins, len(self.features.instruments))
         if separator_checkpoint is not None:
-            self.separator.load_state_dict(StageCheckpoint.read(separator_checkpoint).warm_start_weights(
-                self.separator, self.features))
+            source = StageCheckpoint.read(separator_checkpoint)
+            self.separator.load_state_dict(source.warm_start_weights(self.separator, self.features))
+            source.check_score_masks(self.separator, n_harmonics, harmonic_tolerance)
         self.critic: Transcriptor | None = None
         self.critic_thresholds: list[float] | None = None
         if self.use_critic:
