@@ -37,6 +37,17 @@ def _song(minislakh) -> tuple[np.ndarray, np.ndarray]:
     return waveform, rolls
 
 
+def _train_informed(minislakh, tmp_path) -> None:
+    """Tiny stage 1 and stage 2 (``stage1.ckpt``, ``stage2.ckpt``) and one step of a score-informed stage 2 through
+    that stage 1, saved as ``tmp_path / "informed.ckpt"``."""
+    train_tiny_stages(minislakh, tmp_path, steps=1)
+    stage2 = SeparatorStage(model=SCORE_INFORMED, log_media=False,
+                            transcriptor_checkpoint=str(tmp_path / "stage1.ckpt"))
+    trainer = quiet_trainer(tmp_path, max_steps=1, limit_val_batches=0)
+    trainer.fit(stage2, tiny_datamodule(minislakh, tmp_path))
+    trainer.save_checkpoint(tmp_path / "informed.ckpt")
+
+
 def test_untrained_it_is_the_formula_and_its_masks_never_sum_past_one():
     torch.manual_seed(0)
     network = ScoreInformedSeparator(513, 3, ScoreInformedConfig(hidden=16, blocks=2)).eval().requires_grad_(False)
@@ -105,12 +116,7 @@ def test_it_trains_in_stage_2_and_stage_3_without_stems_and_separates_with_the_s
 
 
 def test_evaluate_and_separate_read_the_score_for_it_and_say_so(minislakh, tmp_path, capsys):
-    train_tiny_stages(minislakh, tmp_path, steps=1)
-    stage2 = SeparatorStage(model=SCORE_INFORMED, log_media=False,
-                            transcriptor_checkpoint=str(tmp_path / "stage1.ckpt"))
-    trainer = quiet_trainer(tmp_path, max_steps=1, limit_val_batches=0)
-    trainer.fit(stage2, tiny_datamodule(minislakh, tmp_path))
-    trainer.save_checkpoint(tmp_path / "informed.ckpt")
+    _train_informed(minislakh, tmp_path)
     for checkpoint, flags, reads in [("informed.ckpt", [], True), ("stage2.ckpt", [], False),
                                      ("stage2.ckpt", ["--score"], True)]:
         out = tmp_path / f"{checkpoint}{len(flags)}.json"
@@ -144,12 +150,7 @@ def test_a_warm_start_must_keep_the_harmonic_masks_the_separator_reads(minislakh
     would read masks it never saw); with the checkpoint's own they start."""
     from scoresep.checkpoints import CheckpointError
 
-    train_tiny_stages(minislakh, tmp_path, steps=1)
-    stage2 = SeparatorStage(model=SCORE_INFORMED, log_media=False,
-                            transcriptor_checkpoint=str(tmp_path / "stage1.ckpt"))
-    trainer = quiet_trainer(tmp_path, max_steps=1, limit_val_batches=0)
-    trainer.fit(stage2, tiny_datamodule(minislakh, tmp_path))
-    trainer.save_checkpoint(tmp_path / "informed.ckpt")
+    _train_informed(minislakh, tmp_path)
     informed = str(tmp_path / "informed.ckpt")
     with pytest.raises(CheckpointError, match="reads the score through harmonic masks"):
         AdversarialStage(separator_checkpoint=informed, transcriptor_checkpoint=str(tmp_path / "stage1.ckpt"),

@@ -63,14 +63,16 @@ class SeparatingStage(EvaluatedStage):
         """``(masks, separated spectrograms)`` of the batch's mixtures. A separator that reads the score gets the
         harmonic masks of the batch's rolls, with the stage's harmonic settings (those of ``L_h-mix``, which the
         checkpoint records, so ``separate --score`` builds the same masks)."""
-        harmonic = harmonic_mask(batch["rolls"], self.templates) if self.separator.reads_score else None
-        return separate(self.separator, batch["mixture_mag"], harmonic)
+        return self._separate(batch["mixture_mag"], batch["rolls"])
 
-    def _separate_magnitude(self, magnitude: torch.Tensor, rolls: torch.Tensor) -> torch.Tensor:
-        """Separated spectrograms ``(batch, instrument, freq, frame)`` of a mixture magnitude that is not the
-        batch's, with its rolls (for loss terms that separate inputs of their own)."""
+    def _separate(self, magnitude: torch.Tensor, rolls: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(masks, separated spectrograms)`` of a mixture magnitude ``(batch, freq, frame)`` with its rolls (the
+        batch's, or a loss term's own inputs)."""
         harmonic = harmonic_mask(rolls, self.templates) if self.separator.reads_score else None
-        return separate(self.separator, magnitude, harmonic)[1]
+        return separate(self.separator, magnitude, harmonic)
+
+    def _separated_spectrograms(self, magnitude: torch.Tensor, rolls: torch.Tensor) -> torch.Tensor:
+        return self._separate(magnitude, rolls)[1]
 
     def setup_loss_terms(self, typed: list[SeparatorLoss], loss_weights: dict[str, float] | None,
                          extra_losses: list[dict[str, Any]] | None, has_critic: bool, has_pairs: bool) -> None:
@@ -87,6 +89,6 @@ class SeparatingStage(EvaluatedStage):
                          critic_target: torch.Tensor | None,
                          pairs: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """``self.loss_terms`` with weight > 0, unweighted and batch-averaged."""
-        inputs = LossInputs(batch, separated, self.templates, critic, critic_target, pairs, self._separate_magnitude,
-                            self.spectrogram, self.training)
+        inputs = LossInputs(batch, separated, self.templates, critic, critic_target, pairs,
+                            self._separated_spectrograms, self.spectrogram, self.training)
         return separator_losses(inputs, self.loss_terms)
