@@ -22,6 +22,11 @@ ALIGN_MIN_QUALITY = 0.65
 # Harmonic masks of a score (L_h-mix and score-informed separation): harmonics per note, half-width in semitones.
 N_HARMONICS = 8
 HARMONIC_TOLERANCE = 0.5
+# `separate --score --ckpt <audio-only>`: the weight of the checkpoint's split of the bins that several instruments'
+# notes cover, against an equal split (score.combined_masks). Chosen on the mini-Slakh validation songs as the
+# weight whose worst gain over the score masks, across the preset's audio-only checkpoints, is largest
+# (docs/results.md "Audio-only checkpoints with the score").
+LEARNED_WEIGHT = 0.25
 # Peak amplitude below which a whole input recording counts as silent (nothing to separate or transcribe).
 SILENCE = 1e-5
 

@@ -117,14 +117,16 @@ def test_it_trains_in_stage_2_and_stage_3_without_stems_and_separates_with_the_s
 
 def test_evaluate_and_separate_read_the_score_for_it_and_say_so(minislakh, tmp_path, capsys):
     _train_informed(minislakh, tmp_path)
-    for checkpoint, flags, reads in [("informed.ckpt", [], True), ("stage2.ckpt", [], False),
-                                     ("stage2.ckpt", ["--score"], True)]:
+    for checkpoint, flags, reads, weight in [("informed.ckpt", [], True, None), ("stage2.ckpt", [], False, None),
+                                             ("stage2.ckpt", ["--score"], True, 0.25),
+                                             ("stage2.ckpt", ["--score", "--learned-weight", "0.75"], True, 0.75)]:
         out = tmp_path / f"{checkpoint}{len(flags)}.json"
         code, _, stderr = run_cli(["evaluate", "--ckpt", str(tmp_path / checkpoint), "--data", str(minislakh),
                                    "--cache", str(tmp_path / "cache"), "--split", "test", "--out", str(out),
                                    "--quiet", *flags], capsys)
         assert code == 0, stderr
-        assert json.loads(out.read_text())["reads_score"] is reads
+        result = json.loads(out.read_text())
+        assert result["reads_score"] is reads and result.get("learned_weight") == weight
     entry = scan(minislakh, INSTRUMENTS)[0][0]
     informed = str(tmp_path / "informed.ckpt")
     code, _, stderr = run_cli(["separate", str(entry.mixture), "--ckpt", informed, "--out", str(tmp_path / "a")],
@@ -137,7 +139,16 @@ def test_evaluate_and_separate_read_the_score_for_it_and_say_so(minislakh, tmp_p
     assert len(list((tmp_path / "b").rglob("*.flac"))) + len(list((tmp_path / "b").rglob("*.wav"))) == 4
     code, _, stderr = run_cli(["separate", str(entry.mixture), "--ckpt", str(tmp_path / "stage2.ckpt"), "--score",
                                str(entry.directory / "all_src.mid"), "--out", str(tmp_path / "c"), "--quiet"], capsys)
-    assert code == 0 and "this separator hears only the audio, so --score restricts its masks" in stderr
+    assert code == 0 and "this separator hears only the audio; with --score each bin stays with the" in stderr
+    assert "(weight 0.25 against an equal split, --learned-weight)" in stderr
+    code, _, stderr = run_cli(["separate", str(entry.mixture), "--ckpt", informed, "--score",
+                               str(entry.directory / "all_src.mid"), "--learned-weight", "0.3", "--out",
+                               str(tmp_path / "d")], capsys)
+    assert code == 1 and "--learned-weight weighs an audio-only separator's masks against the score's" in stderr
+    code, _, stderr = run_cli(["separate", str(entry.mixture), "--ckpt", str(tmp_path / "stage2.ckpt"),
+                               "--learned-weight", "0.3", "--out", str(tmp_path / "e")], capsys)
+    assert code == 1 and "it needs --score and a separator that hears only the audio" in stderr
+    assert not (tmp_path / "d").exists() and not (tmp_path / "e").exists()
     code, _, stderr = run_cli(["transcribe", str(entry.mixture), "--ckpt", str(tmp_path / "stage1.ckpt"),
                                "--from-separated", "--separator-ckpt", informed, "--out", str(tmp_path / "t.mid")],
                               capsys)

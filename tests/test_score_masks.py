@@ -17,7 +17,7 @@ from scoresep.features import FeatureSettings
 from scoresep.inference.separation import Separator
 from scoresep.inference.sources import ArraySource
 from scoresep.metrics import si_sdr
-from scoresep.score import bin_frequencies, harmonic_templates, score_masks, score_rolls
+from scoresep.score import bin_frequencies, combined_masks, harmonic_templates, score_masks, score_rolls
 from tests.helpers import last_line, run_cli
 
 INSTRUMENTS = ("bass", "guitar", "piano")
@@ -38,11 +38,38 @@ def test_shared_bins_are_split_equally_and_uncovered_bins_go_to_the_residual():
     assert torch.allclose(masks[1, covered, 0], torch.full_like(masks[1, covered, 0], 0.5))
     assert torch.all(masks[0, covered, 1] == 1) and torch.all(masks[1:, :, 1] == 0)
     assert torch.all(masks[:, ~covered] == 0) and torch.all(masks[2] == 0)
-    learned = torch.full((3, 513, 2), 0.8)
-    restricted = score_masks(rolls, _templates(), learned)
-    assert torch.allclose(restricted[0, covered, 1], torch.tensor(0.8)) and torch.all(restricted[:, ~covered] == 0)
     with pytest.raises(ValueError, match="score_masks rolls"):
         score_masks(rolls[0], _templates())
+
+
+def test_an_audio_only_separator_only_splits_the_bins_the_score_shares():
+    """With learned masks the score still decides which instruments a bin may go to: a bin one instrument covers
+    stays whole, a bin none covers stays empty, and only a shared bin follows the learned masks, by
+    ``learned_weight`` against the equal split."""
+    rolls = torch.zeros(3, 88, 2)
+    rolls[0, 48, :] = 1  # bass and guitar on the same pitch in frame 0, bass alone in frame 1
+    rolls[1, 48, 0] = 1
+    covered = _templates()[48].bool()
+    learned = torch.zeros(3, 513, 2)
+    learned[0], learned[1], learned[2] = 0.6, 0.2, 0.9  # the separator hears bass louder; piano is not in the score
+    split = score_masks(rolls, _templates(), learned, learned_weight=1.0)
+    assert torch.allclose(split[0, covered, 0], torch.tensor(0.75)) and torch.allclose(split[1, covered, 0],
+                                                                                       torch.tensor(0.25))
+    assert torch.all(split[0, covered, 1] == 1) and torch.all(split[1:, :, 1] == 0)  # bass alone keeps its bins
+    assert torch.all(split[:, ~covered] == 0) and torch.all(split[2] == 0)  # no note, no instrument
+    half = score_masks(rolls, _templates(), learned, learned_weight=0.5)
+    assert torch.allclose(half[0, covered, 0], torch.tensor(0.625)) and torch.allclose(half[1, covered, 0],
+                                                                                      torch.tensor(0.375))
+    assert torch.equal(score_masks(rolls, _templates(), learned, learned_weight=0.0), score_masks(rolls, _templates()))
+    silent = score_masks(rolls, _templates(), torch.zeros(3, 513, 2), learned_weight=1.0)
+    assert torch.allclose(silent, score_masks(rolls, _templates()))  # masks all 0 in a shared bin: an equal split
+    for weight in (0.0, 0.3, 1.0):
+        total = score_masks(rolls, _templates(), learned, learned_weight=weight).sum(0)
+        assert torch.allclose(total[covered], torch.tensor(1.0)) and torch.all(total[~covered] == 0)
+    with pytest.raises(ValueError, match=r"learned_weight must be in \[0, 1\], got 1.5"):
+        score_masks(rolls, _templates(), learned, learned_weight=1.5)
+    with pytest.raises(ValueError, match="learned_split: learned"):
+        combined_masks(torch.ones(3, 4, 2), torch.ones(3, 4, 1))
 
 
 def test_a_recording_whose_length_is_a_multiple_of_the_hop_is_separated_whole():

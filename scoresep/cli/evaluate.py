@@ -8,11 +8,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from scoresep.cli.options import add_compute_options, at_least_one, positive
+from scoresep.cli.options import add_compute_options, at_least_one, positive, unit_interval
 from scoresep.constants import (
     DEFAULT_INSTRUMENTS,
     HARMONIC_TOLERANCE,
     HOP_LENGTH,
+    LEARNED_WEIGHT,
     MAX_MIDI,
     MIN_MIDI,
     N_FFT,
@@ -57,6 +58,9 @@ def command_evaluate(args: argparse.Namespace) -> None:
     if args.score and args.score_masks:
         raise SettingsError("--score goes with --ckpt (a checkpoint that separates with the score); --score-masks "
                             "already reads the score")
+    if args.learned_weight is not None and not args.score:
+        raise SettingsError("--learned-weight weighs an audio-only checkpoint's masks against the score's: give "
+                            "--ckpt and --score")
     if (args.ckpt is None) == (not args.score_masks):
         raise SettingsError("give either --ckpt (a stage checkpoint) or --score-masks (the training-free "
                             "score-informed reference), not both")
@@ -78,7 +82,7 @@ def command_evaluate(args: argparse.Namespace) -> None:
             result = evaluate_checkpoint(args.ckpt, args.data, args.split, args.cache, args.mixture,
                                          args.chunk_seconds, args.threshold, device, args.workers,
                                          progress=not args.quiet, score=args.score,
-                                         perturbation=args.perturb_score)
+                                         perturbation=args.perturb_score, learned_weight=args.learned_weight)
         write_json(out, result)
     if result["skipped"]:
         print(f"scoresep evaluate: note: {len(result['skipped'])} '{args.split}' track(s) skipped; each is listed "
@@ -105,6 +109,10 @@ def add_evaluate_command(commands) -> None:
     evaluate.add_argument("--score", action="store_true",
                           help="--ckpt: separate each track together with its score, as `separate --score` does "
                                "(a separator that reads the score always does); the JSON records reads_score")
+    evaluate.add_argument("--learned-weight", type=unit_interval, default=None, metavar="W",
+                          help="--score with an audio-only checkpoint: the weight of its split of the bins several "
+                               f"instruments' harmonics cover, against an equal split (default {LEARNED_WEIGHT:g}, "
+                               "as in `separate`); the JSON records learned_weight")
     evaluate.add_argument("--perturb-score", type=score_perturbation, default=None, metavar="KEY=VALUE,...",
                           help="give the separation a score with a real score's errors: offset_s (whole score "
                                "later by this many seconds), jitter_s (each note by up to this many), drop and add "

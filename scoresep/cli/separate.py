@@ -16,10 +16,17 @@ from pathlib import Path
 import numpy as np
 
 from scoresep.cli.inputs import _progress, audio_inputs, each_input, end_of_batch, out_folder_argument
-from scoresep.cli.options import add_compute_options, add_score_check_options, at_least_one, positive
+from scoresep.cli.options import (
+    add_compute_options,
+    add_score_check_options,
+    at_least_one,
+    positive,
+    unit_interval,
+)
 from scoresep.constants import (
     DEFAULT_INSTRUMENTS,
     HARMONIC_TOLERANCE,
+    LEARNED_WEIGHT,
     N_HARMONICS,
     PACK_LENGTH_TOLERANCE,
     SILENCE,
@@ -29,6 +36,11 @@ from scoresep.data.audio import AudioError
 from scoresep.errors import SettingsError
 from scoresep.fileio import OutputExistsError, output_lock
 from scoresep.inference.writers import AUDIO_FORMATS, StemWriter, output_folder
+
+# What an audio-only checkpoint's masks gave `separate --score` at the default --learned-weight, against --score alone,
+# on the 45 mini-Slakh test songs (average SI-SDRi; docs/results.md "Audio-only checkpoints with the score").
+NOTE_SCORE_SUPERVISED = "+0.04 to +0.11"
+NOTE_SUPERVISED = "+0.67"
 
 
 def score_of(path: Path, score: str | None) -> Path | None:
@@ -134,6 +146,9 @@ def command_separate(args: argparse.Namespace) -> None:
     from scoresep.instruments import check_instruments
     from scoresep.score import HarmonicSettings
 
+    if args.ckpt is None and args.learned_weight is not None:
+        raise SettingsError("--learned-weight weighs a checkpoint's masks against the score's: give --ckpt and "
+                            "--score")
     if args.ckpt is None and args.score is None:
         raise SettingsError("give --ckpt (a trained separator), --score (the recording's MIDI: training-free "
                             "score-informed separation) or both")
@@ -153,21 +168,28 @@ def command_separate(args: argparse.Namespace) -> None:
                                 "instruments")
         given = {key: value for key, value in (("n_harmonics", args.n_harmonics),
                                                ("tolerance", args.harmonic_tolerance)) if value is not None}
-        separator = Separator.from_checkpoint(args.ckpt, chunk_seconds=args.chunk_seconds, device=device)
+        learned_weight = LEARNED_WEIGHT if args.learned_weight is None else args.learned_weight
+        separator = Separator.from_checkpoint(args.ckpt, chunk_seconds=args.chunk_seconds, device=device,
+                                              learned_weight=learned_weight)
         if separator.network.reads_score and args.score is None:
             raise SettingsError(f"{args.ckpt}: its separator ({type(separator.network).__name__}) reads the score as "
                                 "well as the audio; give each recording's score with --score")
+        if args.learned_weight is not None and (args.score is None or separator.network.reads_score):
+            raise SettingsError(f"{args.ckpt}: --learned-weight weighs an audio-only separator's masks against the "
+                                "score's; it needs --score and a separator that hears only the audio")
         if args.score is not None and not separator.network.reads_score:
-            print(f"{args.ckpt}: note: this separator hears only the audio, so --score restricts its masks to the "
-                  "score's harmonics. That can be worse than --score alone: on mini-Slakh -1.1 dB for a "
-                  "score-supervised checkpoint, +1.2 dB for a supervised one. A score-informed checkpoint reads "
-                  "the score itself (docs/usage.md)", file=sys.stderr)
+            print(f"{args.ckpt}: note: this separator hears only the audio; with --score each bin stays with the "
+                  "instruments whose notes cover it, and the separator's masks split the bins several cover "
+                  f"(weight {learned_weight:g} against an equal split, --learned-weight). At the default "
+                  f"{LEARNED_WEIGHT:g}, on the mini-Slakh test songs, that is {NOTE_SCORE_SUPERVISED} dB against "
+                  f"--score alone for the score-supervised checkpoints and {NOTE_SUPERVISED} dB for a supervised "
+                  "one; a score-informed checkpoint reads the score itself (docs/usage.md)", file=sys.stderr)
         if separator.network.reads_score and given:
             raise SettingsError(f"{args.ckpt}: its separator reads the score through the harmonic masks it trained "
                                 "with; --n-harmonics and --harmonic-tolerance cannot change them")
         if given:  # the options override the harmonic masks the checkpoint trained with
             separator = Separator(separator.network, separator.features, args.chunk_seconds, device,
-                                  replace(separator.harmonics, **given))
+                                  replace(separator.harmonics, **given), learned_weight=learned_weight)
     else:
         features = FeatureSettings.defaults(check_instruments(args.instruments or DEFAULT_INSTRUMENTS))
         harmonics = HarmonicSettings(N_HARMONICS if args.n_harmonics is None else args.n_harmonics,
@@ -193,8 +215,15 @@ def add_separate_command(commands) -> None:
     separate.add_argument("--score", default=None,
                           help="the input's MIDI score (one input) or a folder of scores named like the inputs: "
                                "each instrument's mask is restricted to its notes' harmonics; without --ckpt the "
-                               "score's masks alone (no training)")
+                               "score's masks alone (no training), with an audio-only --ckpt its masks split the "
+                               "bins several instruments' notes cover (--learned-weight)")
     add_score_check_options(separate, "align each score to its recording first")
+    separate.add_argument("--learned-weight", type=unit_interval, default=None, metavar="W",
+                          help="--score with an audio-only --ckpt: the weight of the checkpoint's split of the bins "
+                               "that several instruments' harmonics cover, against an equal split (0: the score's "
+                               f"masks alone, 1: the checkpoint's split; default {LEARNED_WEIGHT:g}, chosen on "
+                               "mini-Slakh's validation songs so that no checkpoint there does worse than --score "
+                               "alone; a supervised checkpoint does best at 0.75)")
     separate.add_argument("--instruments", nargs="+", default=None,
                           help="without --ckpt: the instruments to separate (default: bass guitar piano)")
     separate.add_argument("--n-harmonics", type=at_least_one, default=None,

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from scoresep.checkpoints import StageCheckpoint, checkpoint_thresholds
+from scoresep.constants import LEARNED_WEIGHT
 from scoresep.data.cache import load_index, prepare
 from scoresep.data.dataset import CachedTrack
 from scoresep.data.slakh import DatasetError, track_folders
@@ -37,7 +38,13 @@ from scoresep.features import FeatureSettings
 from scoresep.inference.separation import Separator
 from scoresep.inference.sources import ArraySource
 from scoresep.inference.transcription import Transcriber
-from scoresep.score import STAGE2_HARMONICS, HarmonicSettings, ScorePerturbation, activity_target, perturb_rolls
+from scoresep.score import (
+    STAGE2_HARMONICS,
+    HarmonicSettings,
+    ScorePerturbation,
+    activity_target,
+    perturb_rolls,
+)
 
 
 def _number(value: float) -> float | None:
@@ -185,13 +192,16 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, data: str | os.PathLike, 
                         cache_dir: str | os.PathLike = "data/cache", mixture: str = "instruments",
                         chunk_seconds: float = 30.0, threshold: float | None = None, device: str | None = None,
                         workers: int | None = None, progress: bool = True, score: bool = False,
-                        perturbation: ScorePerturbation | None = None) -> dict:
+                        perturbation: ScorePerturbation | None = None,
+                        learned_weight: float | None = None) -> dict:
     """Evaluate one stage checkpoint on the whole tracks of ``split``; returns the JSON-ready result.
 
     ``score``: separate each track with its score (the cached rolls), as ``separate --score`` does. A separator
     that reads the score (``ScoreInformedSeparator``) always does; the result's ``reads_score`` says which.
     ``perturbation``: the errors of a real score, applied to each test score the separator reads (seeded per
     track, so every checkpoint and the score masks read the same perturbed scores); recorded in the result.
+    ``learned_weight``: with ``score`` and a separator that hears only the audio, the weight of its split of the
+    bins several instruments cover (``score.combined_masks``; None: ``LEARNED_WEIGHT``); recorded in the result.
 
     ``threshold`` None reads notes at the checkpoint's calibrated per-instrument thresholds (recorded in the
     result as ``threshold``, one per instrument)."""
@@ -202,7 +212,8 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, data: str | os.PathLike, 
     if source.holds("separator"):
         network, info = source.separator()
         separator = Separator(network, info["features"], chunk_seconds, device,
-                              HarmonicSettings(**info.get("harmonics", {})))
+                              HarmonicSettings(**info.get("harmonics", {})),
+                              learned_weight=LEARNED_WEIGHT if learned_weight is None else learned_weight)
     if source.holds("transcriptor"):  # a trained one (stages 1 and 3), not stage 2's frozen critic
         network, info = source.transcriptor()
         transcriber = Transcriber(network, info["features"], checkpoint_thresholds(info, threshold), chunk_seconds,
@@ -212,6 +223,10 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, data: str | os.PathLike, 
     if score and separator is None:
         raise SettingsError(f"{checkpoint}: --score separates with the score, but this {source.stage} checkpoint "
                             "holds no separator")
+    combines = score and separator is not None and not separator.network.reads_score
+    if learned_weight is not None and not combines:
+        raise SettingsError(f"{checkpoint}: learned_weight weighs an audio-only separator's masks against the "
+                            "score's; it needs --score and a checkpoint whose separator hears only the audio")
     if perturbation is not None and not reads_score:
         raise SettingsError("a score perturbation applies to the score a separation reads: give --score, or a "
                             "checkpoint whose separator reads the score")
@@ -223,6 +238,7 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, data: str | os.PathLike, 
                            "data can be separated with `scoresep separate`, not scored)")
     return {
         "format": FORMAT, "checkpoint": str(checkpoint), "stage": source.stage, "reads_score": reads_score,
+        **({"learned_weight": separator.learned_weight} if combines else {}),
         **_perturbation_entry(perturbation),
         "split": split, "data": str(data),
         "mixture": mixture, "instruments": list(features.instruments), "features": features.to_dict(),

@@ -1,10 +1,11 @@
 """``Separator``: separate a recording of any length with a stage-2 or stage-3 checkpoint, chunk by chunk, or
 with the recording's score alone.
 
-With a score (piano rolls ``(instrument, pitch, frame)`` on the STFT's frames, see ``score_masks.py``) each
+With a score (piano rolls ``(instrument, pitch, frame)`` on the STFT's frames, see ``score/masks.py``) each
 instrument's mask is restricted to the bins near the harmonics of its sounding notes: without a network the
 mask is the score's harmonic mask itself, a bin that several sounding instruments cover split equally between
-them (training-free score-informed separation); with a network, the learned mask times the harmonic mask. A
+them (training-free score-informed separation); with a network that hears only the audio, the learned masks
+split those shared bins, weighted against the equal split by ``learned_weight`` (``score.combined_masks``). A
 network that reads the score itself (``ScoreInformedSeparator``) gets the harmonic masks as its input and its
 masks are used as they are; it needs the score for every recording.
 
@@ -24,7 +25,7 @@ import numpy as np
 import torch
 
 from scoresep.checkpoints import StageCheckpoint
-from scoresep.constants import SILENCE
+from scoresep.constants import LEARNED_WEIGHT, SILENCE
 from scoresep.constants import n_frames as frame_count
 from scoresep.data.audio import AudioError, check_finite
 from scoresep.errors import SettingsError
@@ -122,6 +123,9 @@ class Separator(TrainedOn):
         chunk_seconds: kept audio per chunk; memory grows with it, never with the recording's length.
         device: where to compute (default: CUDA when available).
         harmonics: the harmonic masks of a score (harmonics per note, half-width in semitones).
+        learned_weight: with a score and a network that hears only the audio, the weight of the network's split of
+            the bins several instruments' harmonics cover against the score's equal split (``score.combined_masks``;
+            0: the score's masks alone, 1: the network's split).
 
     ``separator(waveform, sample_rate)`` returns ``{instrument: (time,), ..., "residual": (time,)}`` at the
     model's sample rate (``separator.sample_rate``); ``waveform`` is ``(time,)``, ``(channel, time)`` or
@@ -130,12 +134,15 @@ class Separator(TrainedOn):
 
     def __init__(self, network: SeparatorNetwork, features: FeatureSettings, chunk_seconds: float = 30.0,
                  device: str | torch.device | None = None, harmonics: HarmonicSettings = STAGE2_HARMONICS, *,
-                 score_only: bool = False):
+                 score_only: bool = False, learned_weight: float = LEARNED_WEIGHT):
         if network is None and not score_only:
             raise SettingsError("Separator needs a network; a separator of the score's masks alone is "
                                 "Separator.from_score(features, ...)")
         if chunk_seconds <= 0:
             raise SettingsError(f"chunk_seconds must be > 0, got {chunk_seconds}")
+        if not 0.0 <= learned_weight <= 1.0:
+            raise SettingsError(f"learned_weight must be in [0, 1], got {learned_weight}")
+        self.learned_weight = learned_weight
         self.device = pick_device(device)
         self.network = network.to(self.device).eval() if network is not None else None
         self.features, self.chunk_seconds, self.harmonics = features, chunk_seconds, harmonics
@@ -160,14 +167,15 @@ class Separator(TrainedOn):
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, chunk_seconds: float = 30.0,
                         device: str | torch.device | None = None,
-                        harmonics: HarmonicSettings | None = None) -> Separator:
+                        harmonics: HarmonicSettings | None = None,
+                        learned_weight: float = LEARNED_WEIGHT) -> Separator:
         """Load the separator of a stage-2 or stage-3 checkpoint (CheckpointError naming the file otherwise).
         ``harmonics`` None: the harmonic masks the checkpoint's stage trained with (stage 2's defaults when it
         records none), for separating with a score."""
         network, info = StageCheckpoint.read(path).separator()
         if harmonics is None:
             harmonics = HarmonicSettings(**info.get("harmonics", {}))
-        return cls(network, info["features"], chunk_seconds, device, harmonics)
+        return cls(network, info["features"], chunk_seconds, device, harmonics, learned_weight=learned_weight)
 
     def chunks(self, n_samples: int) -> list[Chunk]:
         """The frame chunks of a recording of ``n_samples`` samples."""
@@ -190,7 +198,7 @@ class Separator(TrainedOn):
             if learned is None:
                 raise SettingsError("a Separator without a network separates with a score only (score=...)")
             return learned, spectrum[0]
-        return score_masks(rolls, self.templates, learned), spectrum[0]
+        return score_masks(rolls, self.templates, learned, self.learned_weight), spectrum[0]
 
     def check_length(self, source: Source) -> None:
         """AudioError naming the source when it is too short for one STFT window."""

@@ -14,14 +14,21 @@ from scoresep.score.harmonics import (
     harmonic_mask,
     harmonic_templates,
 )
-from scoresep.score.masks import score_masks, score_separation, shared_masks
+from scoresep.score.masks import (
+    combined_masks,
+    learned_split,
+    score_masks,
+    score_separation,
+    shared_masks,
+)
 from scoresep.score.perturb import ScorePerturbation, perturb_rolls
 from scoresep.score.rolls import score_rolls
 from scoresep.score.shapes import check_same_shape, check_shape
 from scoresep.score.targets import activity_target, isolated_targets
 
 __all__ = [
-    "STAGE2_HARMONICS", "HarmonicSettings", "ScorePerturbation", "activity_target", "bin_frequencies",
-    "check_same_shape", "check_shape", "harmonic_mask", "harmonic_templates", "isolated_targets", "perturb_rolls",
+    "STAGE2_HARMONICS", "HarmonicSettings", "ScorePerturbation", "activity_target",
+    "bin_frequencies", "check_same_shape", "check_shape", "combined_masks", "harmonic_mask", "harmonic_templates",
+    "isolated_targets", "learned_split", "perturb_rolls",
     "score_masks", "score_rolls", "score_separation", "shared_masks",
 ]
