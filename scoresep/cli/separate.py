@@ -223,7 +223,7 @@ def add_separate_command(commands) -> None:
                                "that several instruments' harmonics cover, against an equal split (0: the score's "
                                f"masks alone, 1: the checkpoint's split; default {LEARNED_WEIGHT:g}, chosen on "
                                "mini-Slakh's validation songs so that no checkpoint there does worse than --score "
-                               "alone; a supervised checkpoint does best at 0.75)")
+                               "alone; a supervised checkpoint gained more at 0.75)")
     separate.add_argument("--instruments", nargs="+", default=None,
                           help="without --ckpt: the instruments to separate (default: bass guitar piano)")
     separate.add_argument("--n-harmonics", type=at_least_one, default=None,
