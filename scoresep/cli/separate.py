@@ -38,9 +38,10 @@ from scoresep.fileio import OutputExistsError, output_lock
 from scoresep.inference.writers import AUDIO_FORMATS, StemWriter, output_folder
 
 # What an audio-only checkpoint's masks gave `separate --score` at the default --learned-weight, against --score alone,
-# on the 45 mini-Slakh test songs (average SI-SDRi; docs/results.md "Audio-only checkpoints with the score").
-NOTE_SCORE_SUPERVISED = "+0.04 to +0.11"
-NOTE_SUPERVISED = "+0.67"
+# on the 45 mini-Slakh test songs, both training seeds (average SI-SDRi; docs/results.md "Audio-only checkpoints with
+# the score").
+NOTE_SCORE_SUPERVISED = "+0.03 to +0.15"
+NOTE_SUPERVISED = "+0.66 to +0.67"
 
 
 def score_of(path: Path, score: str | None) -> Path | None:
