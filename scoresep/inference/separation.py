@@ -38,6 +38,7 @@ from scoresep.score import (
     STAGE2_HARMONICS,
     HarmonicSettings,
     bin_frequencies,
+    check_learned_weight,
     harmonic_mask,
     harmonic_templates,
     score_masks,
@@ -140,8 +141,7 @@ class Separator(TrainedOn):
                                 "Separator.from_score(features, ...)")
         if chunk_seconds <= 0:
             raise SettingsError(f"chunk_seconds must be > 0, got {chunk_seconds}")
-        if not 0.0 <= learned_weight <= 1.0:
-            raise SettingsError(f"learned_weight must be in [0, 1], got {learned_weight}")
+        check_learned_weight(learned_weight)  # before any work, not at the first chunk
         self.learned_weight = learned_weight
         self.device = pick_device(device)
         self.network = network.to(self.device).eval() if network is not None else None

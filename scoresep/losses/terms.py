@@ -187,6 +187,23 @@ class ScoreTargetLoss(SeparatorLoss):
         return score_target_loss(inputs.separated, inputs.batch["mixture_mag"], inputs.harmonic_masks())
 
 
+def check_separates(inputs: LossInputs, term: str) -> None:
+    """SettingsError unless the stage gave ``term`` what it needs to separate mixtures of its own."""
+    if inputs.separate is None or inputs.spectrogram is None:
+        raise SettingsError(f"the {term} term separates mixtures of its own: its stage must give it the separator "
+                            "and the spectrogram (LossInputs.separate, LossInputs.spectrogram)")
+
+
+def known_parts_loss(inputs: LossInputs, parts: torch.Tensor, rolls: torch.Tensor) -> torch.Tensor:
+    """The separator on the sum of ``parts`` ``(batch, instrument, time)`` (with their ``rolls``), against the
+    parts' magnitudes (``remix_loss``): what ``L_remix`` and ``L_solo`` share. ``(batch,)``."""
+    spectrogram = inputs.spectrogram
+    with torch.no_grad():
+        mixture_magnitude = spectrogram.stft(parts.sum(1)).abs()
+        parts_magnitude = spectrogram.stft(parts).abs()
+    return remix_loss(inputs.separate(mixture_magnitude, rolls), parts_magnitude)
+
+
 @dataclass
 class RemixLoss(SeparatorLoss):
     """``L_remix`` (not in the paper, ``losses/remix.py``): the separator separates remixes of the score's
@@ -212,9 +229,7 @@ class RemixLoss(SeparatorLoss):
                               "crops (each instrument from another crop) back into those parts")
 
     def __call__(self, inputs: LossInputs) -> torch.Tensor:
-        if inputs.separate is None or inputs.spectrogram is None:
-            raise SettingsError("the remix term separates remixes of its own: its stage must give it the separator "
-                                "and the spectrogram (LossInputs.separate, LossInputs.spectrogram)")
+        check_separates(inputs, "remix")
         batch, spectrogram = inputs.batch, inputs.spectrogram
         with torch.no_grad():
             shares = shared_masks(inputs.harmonic_masks(), dim=1)
@@ -222,10 +237,8 @@ class RemixLoss(SeparatorLoss):
             generator = None if inputs.training else torch.Generator().manual_seed(0)
             picks = remix_picks(parts.shape[0], parts.shape[1], generator)
             parts, rolls = remix(parts, batch["rolls"], picks)
-            mixture_magnitude = spectrogram.stft(parts.sum(1)).abs()
-            parts_magnitude = spectrogram.stft(parts).abs()
             rolls = self.perturbed(rolls, spectrogram.sample_rate / spectrogram.hop_length, generator)
-        return remix_loss(inputs.separate(mixture_magnitude, rolls), parts_magnitude)
+        return known_parts_loss(inputs, parts, rolls)
 
     def __post_init__(self) -> None:
         ScorePerturbation(self.offset_s, self.jitter_s, self.drop, self.add, self.stretch)  # refuses bad settings
@@ -253,20 +266,14 @@ class SoloLoss(SeparatorLoss):
                               "passages into their known parts (needs data.solo_passages: true)")
 
     def __call__(self, inputs: LossInputs) -> torch.Tensor:
-        batch, spectrogram = inputs.batch, inputs.spectrogram
+        batch = inputs.batch
         if "solo_parts" not in batch:
             if not inputs.training:
                 return inputs.separated.new_zeros(inputs.separated.shape[0])
             raise SettingsError("the solo loss term separates mixtures of the score's solo passages, and this "
                                 "training batch has none: set data.solo_passages: true (--data.solo_passages true)")
-        if inputs.separate is None or spectrogram is None:
-            raise SettingsError("the solo term separates mixtures of its own: its stage must give it the separator "
-                                "and the spectrogram (LossInputs.separate, LossInputs.spectrogram)")
-        with torch.no_grad():
-            parts = batch["solo_parts"].float()
-            mixture_magnitude = spectrogram.stft(parts.sum(1)).abs()
-            parts_magnitude = spectrogram.stft(parts).abs()
-        return remix_loss(inputs.separate(mixture_magnitude, batch["solo_rolls"]), parts_magnitude)
+        check_separates(inputs, "solo")
+        return known_parts_loss(inputs, batch["solo_parts"].float(), batch["solo_rolls"])
 
 
 @dataclass

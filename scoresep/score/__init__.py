@@ -15,6 +15,7 @@ from scoresep.score.harmonics import (
     harmonic_templates,
 )
 from scoresep.score.masks import (
+    check_learned_weight,
     combined_masks,
     learned_split,
     score_masks,
@@ -27,8 +28,8 @@ from scoresep.score.shapes import check_same_shape, check_shape
 from scoresep.score.targets import activity_target, isolated_targets
 
 __all__ = [
-    "STAGE2_HARMONICS", "HarmonicSettings", "ScorePerturbation", "activity_target",
-    "bin_frequencies", "check_same_shape", "check_shape", "combined_masks", "harmonic_mask", "harmonic_templates",
-    "isolated_targets", "learned_split", "perturb_rolls",
-    "score_masks", "score_rolls", "score_separation", "shared_masks",
+    "STAGE2_HARMONICS", "HarmonicSettings", "ScorePerturbation", "activity_target", "bin_frequencies",
+    "check_learned_weight", "check_same_shape", "check_shape", "combined_masks", "harmonic_mask", "harmonic_templates",
+    "isolated_targets", "learned_split", "perturb_rolls", "score_masks", "score_rolls", "score_separation",
+    "shared_masks",
 ]

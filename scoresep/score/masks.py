@@ -43,6 +43,12 @@ def learned_split(harmonic: torch.Tensor, learned: torch.Tensor, dim: int) -> to
     return weights / weights.sum(dim=dim, keepdim=True).clamp_min(1e-12) * covered
 
 
+def check_learned_weight(learned_weight: float) -> None:
+    """SettingsError unless ``learned_weight`` is in [0, 1]."""
+    if not 0.0 <= learned_weight <= 1.0:
+        raise SettingsError(f"learned_weight must be in [0, 1], got {learned_weight}")
+
+
 def combined_masks(harmonic: torch.Tensor, learned: torch.Tensor, learned_weight: float = LEARNED_WEIGHT,
                    dim: int = 0) -> torch.Tensor:
     """An audio-only separator's masks combined with a score: ``(1 - w) shared_masks + w learned_split``.
@@ -52,8 +58,7 @@ def combined_masks(harmonic: torch.Tensor, learned: torch.Tensor, learned_weight
 
     Shape: ``harmonic`` and ``learned`` alike, the instruments along ``dim``; returns the same.
     """
-    if not 0.0 <= learned_weight <= 1.0:
-        raise SettingsError(f"learned_weight must be in [0, 1], got {learned_weight}")
+    check_learned_weight(learned_weight)
     equal = shared_masks(harmonic, dim)
     if learned_weight == 0.0:
         return equal
