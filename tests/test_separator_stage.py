@@ -4,7 +4,7 @@ import torch
 
 from scoresep.checkpoints import CheckpointError, StageCheckpoint
 from scoresep.features import FeatureSettings
-from scoresep.models.transcriptor import TranscriptorConfig
+from scoresep.models.transcriptor import Transcriptor, TranscriptorConfig, folded_for_inference
 from scoresep.models.unet import UNetConfig, UNetSeparator
 from scoresep.stages.separator import SeparatorStage
 from scoresep.stages.transcriptor import TranscriptorStage
@@ -40,6 +40,36 @@ def test_critic_weights_stay_bit_identical_through_training(minislakh, tmp_path,
     for name, tensor in stage.critic.state_dict().items():  # parameters and BatchNorm statistics
         assert torch.equal(tensor, critic_before[name]), name
     assert any(not torch.equal(t, separator_before[k]) for k, t in stage.separator.state_dict().items())
+    # the loss terms ran a folded copy of the critic: not a submodule, so neither in checkpoints nor in the optimiser
+    folded = stage.loss_critic()
+    assert folded is not stage.critic and all(m is not folded for m in stage.modules())
+    assert set(stage.state_dict()) == {f"critic.{k}" for k in critic_before} | {
+        f"separator.{k}" for k in separator_before}
+    stage.load_state_dict(stage.state_dict())  # new weights may come in: the copy is folded again
+    assert stage.loss_critic() is not folded
+
+
+def test_folded_critic_gives_the_critics_logits_and_gradients_and_leaves_it_as_trained():
+    torch.manual_seed(0)
+    critic = Transcriptor(513, 3, 88, TranscriptorConfig(**{**TINY_T, "conv_blocks": 2}))
+    for module in critic.modules():  # BatchNorm statistics and affine terms far from the identity
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-1, 1), module.running_var.uniform_(0.2, 3)
+            module.weight.data.uniform_(0.5, 2), module.bias.data.uniform_(-1, 1)
+    critic.eval().requires_grad_(False)
+    before = {k: v.clone() for k, v in critic.state_dict().items()}
+    folded = folded_for_inference(critic)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.frontend)
+    assert not folded.training and not any(p.requires_grad for p in folded.parameters())
+    magnitude = (torch.rand(2, 513, 40) * 30).requires_grad_(True)
+    expected = critic(magnitude)
+    (expected_grad,) = torch.autograd.grad(expected.square().sum(), magnitude)
+    got = folded(magnitude)
+    (got_grad,) = torch.autograd.grad(got.square().sum(), magnitude)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(got_grad, expected_grad, rtol=1e-3, atol=1e-4)
+    assert critic.state_dict().keys() == before.keys()
+    assert all(torch.equal(t, before[k]) for k, t in critic.state_dict().items())
 
 
 @pytest.mark.parametrize("variant", [
