@@ -48,7 +48,7 @@ demo:  ## synthesise a mini-Slakh and build its cache under data/
 	$(BIN)/scoresep prepare --root $(DATA) --cache $(CACHE)
 
 # SEED=N trains every row with another seed on the same data; seeds other than 0 go to results/seed<N>.
-reproduce:  ## every row of the paper's tables on mini-Slakh (about 47 min on 2 cores with bf16) -> results/report.md
+reproduce:  ## every row of the paper's tables on mini-Slakh (about 43 min on 2 cores with bf16) -> results/report.md
 	$(BIN)/scoresep reproduce --preset mini --seed $(SEED) --out $(if $(filter 0,$(SEED)),results,results/seed$(SEED))
 
 report:  ## re-render results/report.md, the CSVs and the chart from results/

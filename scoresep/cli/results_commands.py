@@ -32,7 +32,7 @@ def add_results_commands(commands) -> None:
     """Register reproduce and report on the CLI's sub-parsers."""
     reproduce = commands.add_parser("reproduce", help="train and evaluate every row of the paper's tables")
     reproduce.add_argument("--preset", default="mini",
-                           help="mini (CPU, mini-Slakh, about 47 min on 2 cores), paper (GPU, Slakh2100) or a YAML")
+                           help="mini (CPU, mini-Slakh, about 43 min on 2 cores), paper (GPU, Slakh2100) or a YAML")
     reproduce.add_argument("--data", default=None, help="dataset folder (default: the preset's data.root)")
     reproduce.add_argument("--out", default="results", help="results folder (default results/)")
     reproduce.add_argument("--rows", nargs="+", default=None, help="only these rows (and the rows they need)")
