@@ -170,10 +170,10 @@ def folded_for_inference(transcriptor: Transcriptor) -> Transcriptor:
     before them (``torch.nn.utils.fusion.fuse_conv_bn_eval``), for a frozen critic.
 
     Gradients still flow through it to its input; its own parameters are frozen. In eval mode a BatchNorm is an
-    affine map per channel, so the folded network computes the same logits to float rounding (~1e-6 on a trained
-    stage-1 critic), but its forward and backward skip one pass over every front-end activation: on 24 crops of
-    4 s, one CPU thread, 362 -> 265 ms (``benchmarks/critic_pass.py``). The original is left untouched, so the
-    checkpoint keeps the critic as stage 1 trained it.
+    affine map per channel, so the folded network computes the same logits to float rounding, but its forward and
+    backward skip one pass over every front-end activation: a stage-2 step of the mini preset took 959 -> 856 ms
+    and 971 -> 912 ms in two runs on one CPU thread (``benchmarks/folded_critic.py``). The original is left
+    untouched, so the checkpoint keeps the critic as stage 1 trained it.
     """
     folded = copy.deepcopy(transcriptor).eval()
     layers = list(folded.frontend)
